@@ -1,0 +1,77 @@
+package alert
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Event is one alert: one reason on one flow. Field names follow Suricata's EVE schema.
+type Event struct {
+	Timestamp   time.Time
+	FlowID      uint64
+	Src, Dest   netip.AddrPort // Src opened the connection or sent the query
+	Proto       uint8
+	AppProto    string
+	CommunityID string
+
+	Action      string // "allowed" (flagged) or "blocked" (dropped)
+	SignatureID int
+	Signature   string
+	Category    string
+	Severity    int
+
+	DNS     *DNS
+	TLS     *TLS
+	Stratum *Stratum
+	MG      Minerguard
+}
+
+// DNS describes the lookup an alert is about.
+type DNS struct {
+	Query string `json:"query"`
+	Type  string `json:"type,omitempty"`
+}
+
+// TLS describes the ClientHello of the flow.
+type TLS struct {
+	SNI  string   `json:"sni,omitempty"`
+	JA4  string   `json:"ja4,omitempty"`
+	ALPN []string `json:"alpn,omitempty"`
+}
+
+// Stratum describes the mining message that was recognised.
+type Stratum struct {
+	Method string `json:"method"`
+	Agent  string `json:"agent,omitempty"`
+	Login  string `json:"login,omitempty"`
+	Side   string `json:"side"` // which side sent it: "client" or "pool"
+}
+
+// Minerguard holds what EVE has no field for.
+type Minerguard struct {
+	Detector   string   `json:"detector"`
+	Variant    string   `json:"variant,omitempty"`
+	Pool       string   `json:"pool,omitempty"`        // the pool name or address that matched
+	PoolSource string   `json:"pool_source,omitempty"` // the intel list it came from
+	Tunnel     string   `json:"tunnel,omitempty"`      // socks5, http-connect, websocket
+	Target     string   `json:"tunnel_target,omitempty"`
+	Evasion    string   `json:"evasion,omitempty"`
+	Workload   string   `json:"workload,omitempty"`
+	Capture    string   `json:"capture,omitempty"` // replay: file the flow came from
+	Reasons    []string `json:"-"`
+}
+
+// ProtoName is the EVE spelling of an IP protocol number.
+func ProtoName(p uint8) string {
+	switch p {
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 1:
+		return "ICMP"
+	case 58:
+		return "IPv6-ICMP"
+	}
+	return "IP"
+}
