@@ -283,11 +283,11 @@ func unquote(dst []byte, raw []byte) (int, bool) {
 				return n, false
 			}
 			i += 4
-			if r >= 0xD800 && r < 0xDC00 {
+			if hi := r; hi >= 0xD800 && hi < 0xDC00 {
 				r = utf8.RuneError
 				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
 					if lo, ok := hex4(raw, i+2); ok && lo >= 0xDC00 && lo < 0xE000 {
-						r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+						r = 0x10000 + (hi-0xD800)<<10 + (lo - 0xDC00)
 						i += 6
 					}
 				}

@@ -158,12 +158,9 @@ func (s *Scanner) Scan(data []byte, midstream bool) (Result, Status) {
 				return Result{}, NeedMore
 			}
 		case modeSkipLine:
-			j := bytes.IndexByte(data[s.pos:], '\n')
-			if j < 0 {
-				s.pos = len(data)
+			if !s.skipLine(data) {
 				return Result{}, NeedMore
 			}
-			s.pos += j + 1
 			s.mode = modeLines
 		case modeLines:
 			s.lines(data)
@@ -250,12 +247,20 @@ func (s *Scanner) lines(data []byte) {
 			}
 			s.pos += j + 1
 			s.inFrame = false
+			if s.pos-s.frameBeg > MaxLine+1 {
+				s.Overflows++
+			}
 			if s.judge(data, vNotRPC, true) {
 				return
 			}
 			continue
 		}
-		end, complete := s.frame(data)
+		// Never look further than MaxLine into one frame.
+		lim := data
+		if max := s.frameBeg + MaxLine + 1; len(lim) > max {
+			lim = lim[:max]
+		}
+		end, complete := s.frame(lim)
 		if !complete {
 			s.checkOverflow(data)
 			return
@@ -326,6 +331,17 @@ func (s *Scanner) checkOverflow(data []byte) {
 	s.inFrame = false
 	s.mode = modeSkipLine
 	s.judge(data, vInvalid, false)
+}
+
+// skipLine consumes up to and including the next '\n'; false if none yet.
+func (s *Scanner) skipLine(data []byte) bool {
+	j := bytes.IndexByte(data[s.pos:], '\n')
+	if j < 0 {
+		s.pos = len(data)
+		return false
+	}
+	s.pos += j + 1
+	return true
 }
 
 // judge records a non-mining message (text is a non-JSON line) and reports
