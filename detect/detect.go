@@ -1,0 +1,227 @@
+// Package detect owns the verdict: it joins what the protocol detectors saw on a flow with the
+// pool intel into an action (allow, flag, drop) and the reasons for it. It is pure: no I/O, no
+// clock of its own, so replay and live reach the same verdicts for the same packets.
+package detect
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/minerguard/minerguard/intel"
+)
+
+// Reason is why a flow was flagged. Each reason is its own alert signature.
+type Reason uint8
+
+const (
+	ReasonStratum   Reason = iota + 1 // a mining protocol message, any dialect, any port
+	ReasonPoolDNS                     // a DNS query for a listed pool domain
+	ReasonPoolSNI                     // a TLS ClientHello naming a listed pool
+	ReasonPoolIP                      // a flow to a listed pool address, or to an address a DNS answer tied to a pool name
+	ReasonDoH                         // DNS over HTTPS/TLS to a public resolver: lookups the sensor cannot see
+	ReasonSV2Handshake                // the Stratum V2 Noise first flight (64 bytes out, 170 back)
+	numReasons
+)
+
+var reasonInfo = [numReasons]struct {
+	name, signature string
+	severity        int
+}{
+	ReasonStratum:      {"stratum", "MINERGUARD Mining protocol (Stratum family) session", 1},
+	ReasonPoolDNS:      {"pool-dns", "MINERGUARD DNS lookup of a mining pool domain", 2},
+	ReasonPoolSNI:      {"pool-sni", "MINERGUARD TLS session to a mining pool (SNI)", 1},
+	ReasonPoolIP:       {"pool-ip", "MINERGUARD Connection to a mining pool address", 2},
+	ReasonDoH:          {"doh", "MINERGUARD Encrypted DNS (DoH/DoT) to a public resolver", 3},
+	ReasonSV2Handshake: {"stratum-v2", "MINERGUARD Stratum V2 encrypted handshake length signature", 2},
+}
+
+// SignatureBase is the first signature_id of minerguard's alerts: clear of ET's 2000000–2999999
+// and Suricata's local range 1000000–1999999.
+const SignatureBase = 9400000
+
+// Category is the EVE category of every minerguard alert (Suricata's coin-mining classtype).
+const Category = "Crypto Currency Mining Activity Detected"
+
+func (r Reason) String() string {
+	if r == 0 || r >= numReasons {
+		return "unknown"
+	}
+	return reasonInfo[r].name
+}
+
+// SignatureID is the stable EVE signature_id of the reason.
+func (r Reason) SignatureID() int { return SignatureBase + int(r) }
+
+// Signature is the EVE signature text.
+func (r Reason) Signature() string {
+	if r == 0 || r >= numReasons {
+		return "MINERGUARD unknown"
+	}
+	return reasonInfo[r].signature
+}
+
+// Severity follows EVE: 1 is the most severe.
+func (r Reason) Severity() int {
+	if r == 0 || r >= numReasons {
+		return 3
+	}
+	return reasonInfo[r].severity
+}
+
+// Reasons is a set of reasons.
+type Reasons uint32
+
+// Has reports whether r is in the set.
+func (s Reasons) Has(r Reason) bool { return s&(1<<r) != 0 }
+
+// With returns the set plus r.
+func (s Reasons) With(r Reason) Reasons { return s | 1<<r }
+
+// Action is what the sensor does with a flow.
+type Action uint8
+
+const (
+	Allow Action = iota
+	Flag
+	Drop
+)
+
+func (a Action) String() string {
+	switch a {
+	case Flag:
+		return "flag"
+	case Drop:
+		return "drop"
+	}
+	return "allow"
+}
+
+// Facts are what the detectors learned about one flow so far.
+type Facts struct {
+	Proto    uint8
+	Dst      netip.Addr
+	DstPort  uint16
+	DstName  string // name a DNS answer in the same namespace gave for Dst, if any
+	DNSQuery string // DNS flows: the queried name (lower case, no trailing dot)
+	SNI      string // TLS flows: the ClientHello server name
+	Mining   bool   // a mining protocol message was recognised
+	SV2      bool   // the Stratum V2 first-flight length signature was seen
+}
+
+// Finding is one reason with the indicator that triggered it.
+type Finding struct {
+	Reason    Reason
+	Indicator string // the pool name or address that matched ("" for protocol findings)
+	Source    string // intel list of the indicator
+}
+
+// MaxFindings bounds the findings of one verdict (one per reason at most).
+const MaxFindings = int(numReasons)
+
+// Verdict is the outcome for a flow.
+type Verdict struct {
+	Action   Action
+	Findings [MaxFindings]Finding
+	N        int
+}
+
+// Has reports whether the verdict carries reason r.
+func (v *Verdict) Has(r Reason) bool {
+	for i := 0; i < v.N; i++ {
+		if v.Findings[i].Reason == r {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *Verdict) add(r Reason, ind, src string) {
+	if v.N < MaxFindings && !v.Has(r) {
+		v.Findings[v.N] = Finding{r, ind, src}
+		v.N++
+	}
+}
+
+// Mode is how the sensor acts on a flagged flow.
+type Mode uint8
+
+const (
+	ModeMonitor Mode = iota // flag only
+	ModeEnforce             // drop where the data path can
+)
+
+// Detector evaluates facts against the current intel. Safe for concurrent use; the intel set
+// is swapped atomically on reload.
+type Detector struct {
+	intel atomic.Pointer[intel.Set]
+	mode  Mode
+}
+
+// New returns a detector using set.
+func New(set *intel.Set, mode Mode) *Detector {
+	d := &Detector{mode: mode}
+	d.intel.Store(set)
+	return d
+}
+
+// SetIntel swaps in a new intel set.
+func (d *Detector) SetIntel(s *intel.Set) { d.intel.Store(s) }
+
+// Intel returns the current intel set.
+func (d *Detector) Intel() *intel.Set { return d.intel.Load() }
+
+// dotPort is DNS over TLS.
+const dotPort = 853
+
+// Evaluate returns the verdict for f. It does not allocate.
+func (d *Detector) Evaluate(f *Facts) Verdict {
+	var v Verdict
+	set := d.intel.Load()
+	if f.Mining {
+		v.add(ReasonStratum, "", "")
+	}
+	if f.SV2 {
+		v.add(ReasonSV2Handshake, "", "")
+	}
+	if f.DNSQuery != "" {
+		if e, ok := set.Domain(f.DNSQuery); ok {
+			v.add(reasonFor(e.Kind, ReasonPoolDNS), e.Value, e.Source)
+		}
+	}
+	if f.SNI != "" {
+		if e, ok := set.Domain(f.SNI); ok {
+			v.add(reasonFor(e.Kind, ReasonPoolSNI), e.Value, e.Source)
+		}
+	}
+	if f.Dst.IsValid() {
+		if e, ok := set.Addr(f.Dst, f.DstPort); ok {
+			// A resolver address is DoH only on the HTTPS/DoT ports; plain DNS to 8.8.8.8 is
+			// visible to the sensor and fine.
+			if e.Kind == intel.KindPool || f.DstPort == 443 || f.DstPort == dotPort {
+				v.add(reasonFor(e.Kind, ReasonPoolIP), e.Value, e.Source)
+			}
+		}
+		if f.DstName != "" {
+			if e, ok := set.Domain(f.DstName); ok && e.Kind == intel.KindPool {
+				v.add(ReasonPoolIP, f.DstName, e.Source)
+			}
+		}
+		if f.Proto == 6 && f.DstPort == dotPort {
+			v.add(ReasonDoH, "", "")
+		}
+	}
+	if v.N > 0 {
+		v.Action = Flag
+		if d.mode == ModeEnforce {
+			v.Action = Drop
+		}
+	}
+	return v
+}
+
+func reasonFor(k intel.Kind, pool Reason) Reason {
+	if k == intel.KindDoH {
+		return ReasonDoH
+	}
+	return pool
+}

@@ -1,0 +1,69 @@
+package detect
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/minerguard/minerguard/intel"
+)
+
+func TestEvaluate(t *testing.T) {
+	d := New(intel.Builtin(), ModeMonitor)
+	pool := netip.MustParseAddr("10.77.0.2")
+	for _, tc := range []struct {
+		name  string
+		facts Facts
+		want  []Reason
+	}{
+		{"benign", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 443, SNI: "api.example.com"}, nil},
+		{"stratum", Facts{Proto: 6, Dst: pool, DstPort: 443, Mining: true}, []Reason{ReasonStratum}},
+		{"pool dns", Facts{Proto: 17, Dst: pool, DstPort: 53, DNSQuery: "pool.supportxmr.com"}, []Reason{ReasonPoolDNS}},
+		{"answered pool ip", Facts{Proto: 6, Dst: pool, DstPort: 3333, DstName: "xmr.2miners.com", Mining: true}, []Reason{ReasonStratum, ReasonPoolIP}},
+		{"pool sni", Facts{Proto: 6, Dst: pool, DstPort: 443, SNI: "gulf.moneroocean.stream"}, []Reason{ReasonPoolSNI}},
+		{"doh by ip", Facts{Proto: 6, Dst: netip.MustParseAddr("1.1.1.1"), DstPort: 443}, []Reason{ReasonDoH}},
+		{"plain dns to resolver", Facts{Proto: 17, Dst: netip.MustParseAddr("8.8.8.8"), DstPort: 53, DNSQuery: "example.com"}, nil},
+		{"doh by sni", Facts{Proto: 6, Dst: pool, DstPort: 443, SNI: "cloudflare-dns.com"}, []Reason{ReasonDoH}},
+		{"dot", Facts{Proto: 6, Dst: pool, DstPort: 853}, []Reason{ReasonDoH}},
+		{"sv2", Facts{Proto: 6, Dst: pool, DstPort: 34254, SV2: true}, []Reason{ReasonSV2Handshake}},
+	} {
+		v := d.Evaluate(&tc.facts)
+		if v.N != len(tc.want) {
+			t.Errorf("%s: %d findings %+v, want %v", tc.name, v.N, v.Findings[:v.N], tc.want)
+			continue
+		}
+		for _, r := range tc.want {
+			if !v.Has(r) {
+				t.Errorf("%s: missing %v in %+v", tc.name, r, v.Findings[:v.N])
+			}
+		}
+		if (v.N > 0) != (v.Action == Flag) {
+			t.Errorf("%s: action %v", tc.name, v.Action)
+		}
+	}
+	if v := New(intel.Builtin(), ModeEnforce).Evaluate(&Facts{Mining: true}); v.Action != Drop {
+		t.Errorf("enforce: %v", v.Action)
+	}
+}
+
+func TestReasonsStable(t *testing.T) {
+	// Signature IDs are a contract with SIEM rules: they never move.
+	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006}
+	for r, sid := range want {
+		if r.SignatureID() != sid || r.String() == "unknown" {
+			t.Errorf("%v: sid %d", r, r.SignatureID())
+		}
+	}
+	var s Reasons
+	s = s.With(ReasonDoH)
+	if !s.Has(ReasonDoH) || s.Has(ReasonStratum) {
+		t.Error("Reasons set broken")
+	}
+}
+
+func TestEvaluateNoAlloc(t *testing.T) {
+	d := New(intel.Builtin(), ModeMonitor)
+	f := Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 3333, DstName: "a.b.example", SNI: "x.example"}
+	if n := testing.AllocsPerRun(100, func() { d.Evaluate(&f) }); n != 0 {
+		t.Fatalf("allocs %v", n)
+	}
+}
