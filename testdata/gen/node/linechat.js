@@ -2,6 +2,7 @@
 // for a dialect is published in the reachable registries).
 //   node linechat.js server HOST PORT DIALOG.json
 //   node linechat.js client HOST PORT DIALOG.json [--bytewise] [--hold MS]
+//   node linechat.js lines - - DIALOG.json   (client lines, paced, to stdout: for ncat/openssl)
 // DIALOG: {"client": [[delayMs, "line"], ...],
 //          "server": [["substring seen in a client line", ["reply", ...]], ...],
 //          "push":   [[delayMsAfterFirstReply, "line"], ...]}
@@ -34,6 +35,14 @@ if (mode === 'server') {
     });
     s.on('error', () => {});
   }).listen(+port, host, () => console.log('linechat server on', host, port));
+} else if (mode === 'lines') {
+  (async () => {
+    for (const [t, l] of d.client) {
+      await new Promise((r) => setTimeout(r, t));
+      process.stdout.write(l + '\n');
+    }
+    await new Promise((r) => setTimeout(r, hold));
+  })();
 } else {
   const bytewise = process.argv.includes('--bytewise');
   const s = net.connect(+port, host, async () => {
