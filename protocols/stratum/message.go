@@ -421,7 +421,52 @@ func (m *msg) resultShape() (match, bool) {
 			return pool(v)
 		}
 	case '{':
-		if job, ok := field(b, r, "job"); ok && kind(b, job) == '{' {
+		// One pass over the result object's members.
+		var job, status, jobID, blob, data, target, prev, txs, cbValue, cbTxn, tmplBlob span
+		it := objIter{b: b[:r.e], i: r.s}
+		it.open()
+		var buf nameBuf
+		for {
+			k, esc, v, more := it.next()
+			if !more {
+				break
+			}
+			name, ok := decodeName(&buf, k, esc)
+			if !ok {
+				continue
+			}
+			var dst *span
+			switch string(name) {
+			case "job":
+				dst = &job
+			case "status":
+				dst = &status
+			case "job_id":
+				dst = &jobID
+			case "blob":
+				dst = &blob
+			case "data":
+				dst = &data
+			case "target":
+				dst = &target
+			case "previousblockhash":
+				dst = &prev
+			case "transactions":
+				dst = &txs
+			case "coinbasevalue":
+				dst = &cbValue
+			case "coinbasetxn":
+				dst = &cbTxn
+			case "blocktemplate_blob":
+				dst = &tmplBlob
+			default:
+				continue
+			}
+			if !dst.ok() {
+				*dst = v
+			}
+		}
+		if kind(b, job) == '{' {
 			_, okJ := field(b, job, "job_id")
 			_, okB := field(b, job, "blob")
 			_, okT := field(b, job, "target")
@@ -429,27 +474,12 @@ func (m *msg) resultShape() (match, bool) {
 				return pool(VariantCryptoNote)
 			}
 		}
-		if st, ok := field(b, r, "status"); ok && strEq(b, st, "KEEPALIVED") {
+		switch {
+		case strEq(b, status, "KEEPALIVED"), jobID.ok() && blob.ok():
 			return pool(VariantCryptoNote)
-		}
-		_, okJ := field(b, r, "job_id")
-		_, okB := field(b, r, "blob")
-		if okJ && okB {
-			return pool(VariantCryptoNote)
-		}
-		d, okD := field(b, r, "data")
-		t, okT := field(b, r, "target")
-		if okD && okT && hexString(b, d, 64) && hexString(b, t, 8) {
+		case hexString(b, data, 64) && hexString(b, target, 8):
 			return pool(VariantGetwork)
-		}
-		_, okP := field(b, r, "previousblockhash")
-		_, okTx := field(b, r, "transactions")
-		_, okV := field(b, r, "coinbasevalue")
-		_, okC := field(b, r, "coinbasetxn")
-		if okP && (okC || (okTx && okV)) {
-			return pool(VariantGBT)
-		}
-		if _, ok := field(b, r, "blocktemplate_blob"); ok {
+		case prev.ok() && (cbTxn.ok() || (txs.ok() && cbValue.ok())), tmplBlob.ok():
 			return pool(VariantGBT)
 		}
 	}
