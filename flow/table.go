@@ -1,0 +1,586 @@
+package flow
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"time"
+)
+
+// Dir is the direction of a packet within its flow.
+type Dir uint8
+
+// Directions.
+const (
+	DirOrig  Dir = 0 // from the initiator (Flow.Orig)
+	DirReply Dir = 1 // from the responder (Flow.Resp)
+)
+
+// TCPState is a coarse TCP connection state, enough to pick a timeout.
+type TCPState uint8
+
+// TCP states. UDP and other flows stay New, then Established once both
+// sides have sent.
+const (
+	StateNew         TCPState = iota // handshake seen or in progress
+	StateEstablished                 // both sides sent, or picked up mid-stream
+	StateClosing                     // FIN from one side
+	StateClosed                      // RST, or FIN from both sides
+)
+
+func (s TCPState) String() string {
+	switch s {
+	case StateNew:
+		return "new"
+	case StateEstablished:
+		return "established"
+	case StateClosing:
+		return "closing"
+	case StateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// EvictReason says why a flow left the table.
+type EvictReason uint8
+
+// Eviction reasons.
+const (
+	EvictTimeout EvictReason = iota // idle past its state's timeout (packet time)
+	EvictCap                        // table full: least recently seen flow evicted for a new one
+	EvictFlush                      // Flush (end of replay, shutdown)
+	EvictReuse                      // a new SYN reused the 5-tuple of a closed connection
+)
+
+func (r EvictReason) String() string {
+	switch r {
+	case EvictTimeout:
+		return "timeout"
+	case EvictCap:
+		return "cap"
+	case EvictFlush:
+		return "flush"
+	case EvictReuse:
+		return "reuse"
+	}
+	return "unknown"
+}
+
+// Flow is one bidirectional conversation. The table owns it: a *Flow is
+// valid until the next call to Packet, Expire or Flush that evicts it
+// (onEvict sees it last). Callers may set Flagged, Bypass and App.
+type Flow[T any] struct {
+	ID         uint64 // unique within the table, nonzero (EVE flow_id)
+	Scope      uint64
+	Orig, Resp netip.AddrPort // initiator and responder
+	First      time.Time
+	Last       time.Time
+	Packets    [2]uint64 // by Dir
+	Bytes      [2]uint64 // wire bytes by Dir
+	Stream     [2]Stream // TCP reassembly by Dir
+	Proto      uint8
+	State      TCPState
+	Midstream  bool // TCP picked up without its handshake: Orig is a guess
+	Flagged    bool // set by the caller: evicted last when the table is full
+	Bypass     bool // set by the caller: count only, no more reassembly
+	App        T    // the caller's detector state
+
+	origIsLo   bool // Orig is the Key's low endpoint
+	fin        [2]bool
+	class      uint8
+	prev, next uint32 // LRU links within the class list (slot numbers, 0 = none)
+	slot       uint32
+}
+
+// Config bounds a Table. Zero fields take the defaults shown.
+type Config struct {
+	MaxFlows           int   // 262144
+	StreamDepth        int   // 65536 bytes reassembled per direction
+	MaxOOOPerDir       int   // 1 MiB queued out of order per direction
+	MaxReassemblyTotal int64 // 256 MiB of stream buffers in all
+
+	TCPNewTimeout         time.Duration // 30s
+	TCPEstablishedTimeout time.Duration // 600s
+	TCPClosingTimeout     time.Duration // 60s
+	TCPClosedTimeout      time.Duration // 10s
+	UDPTimeout            time.Duration // 60s
+	OtherTimeout          time.Duration // 30s
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.MaxFlows <= 0 {
+		c.MaxFlows = 262144
+	}
+	if c.StreamDepth <= 0 {
+		c.StreamDepth = 64 << 10
+	}
+	if c.MaxOOOPerDir <= 0 {
+		c.MaxOOOPerDir = 1 << 20
+	}
+	if c.MaxReassemblyTotal <= 0 {
+		c.MaxReassemblyTotal = 256 << 20
+	}
+	def(&c.TCPNewTimeout, 30*time.Second)
+	def(&c.TCPEstablishedTimeout, 600*time.Second)
+	def(&c.TCPClosingTimeout, 60*time.Second)
+	def(&c.TCPClosedTimeout, 10*time.Second)
+	def(&c.UDPTimeout, 60*time.Second)
+	def(&c.OtherTimeout, 30*time.Second)
+	return c
+}
+
+// Timeout classes: each has its own LRU list, so every list is ordered by
+// last-seen time and Expire only touches flows that are due.
+const (
+	classTCPNew = iota
+	classTCPEstablished
+	classTCPClosing
+	classTCPClosed
+	classUDP
+	classOther
+	numClasses
+)
+
+// EvictStats counts evictions by reason.
+type EvictStats struct {
+	Timeout, Cap, Flush, Reuse uint64
+}
+
+// Stats is a snapshot of a Table's counters.
+type Stats struct {
+	Created    uint64
+	Evicted    EvictStats
+	Active     int
+	Reassembly ReassemblyStats
+}
+
+// chunkFlows is how many flows are allocated at a time: the slab grows in
+// chunks up to MaxFlows, so a small table stays small and pointers to
+// flows never move.
+const chunkFlows = 1024
+
+type lruList struct{ head, tail uint32 }
+
+// Table is a bounded flow table. It is not safe for concurrent use: run one
+// per capture worker.
+type Table[T any] struct {
+	cfg      Config
+	timeouts [numClasses]time.Duration
+	onEvict  func(*Flow[T], EvictReason)
+
+	index  []uint64 // open addressing, linear probing: hash32<<32 | slot; 0 = empty
+	mask   uint32
+	seed   maphash.Seed
+	chunks []*[chunkFlows]Flow[T]
+	free   []uint32                // free slot numbers
+	lists  [2 * numClasses]lruList // unflagged classes, then flagged ones
+	n      int
+	nextID uint64
+
+	lastExpire time.Time
+	r          *reassembler
+	stats      Stats
+}
+
+// NewTable returns an empty table. onEvict, if not nil, is called with each
+// flow as it leaves the table (from Packet, Expire or Flush); it must not
+// call back into the table.
+func NewTable[T any](cfg Config, onEvict func(f *Flow[T], reason EvictReason)) *Table[T] {
+	cfg = cfg.withDefaults()
+	t := &Table[T]{
+		cfg:     cfg,
+		onEvict: onEvict,
+		seed:    maphash.MakeSeed(),
+		chunks:  make([]*[chunkFlows]Flow[T], 0, (cfg.MaxFlows+chunkFlows-1)/chunkFlows),
+		free:    make([]uint32, 0, chunkFlows),
+		r:       newReassembler(cfg.StreamDepth, cfg.MaxOOOPerDir, cfg.MaxReassemblyTotal),
+	}
+	// A load factor ≤ 1/2 keeps probe sequences short; 8 bytes per entry
+	// is a fraction of what a Go map of 48-byte keys would take.
+	n := 16
+	for n < 2*cfg.MaxFlows {
+		n *= 2
+	}
+	t.index = make([]uint64, n)
+	t.mask = uint32(n - 1)
+	t.timeouts = [numClasses]time.Duration{
+		classTCPNew:         cfg.TCPNewTimeout,
+		classTCPEstablished: cfg.TCPEstablishedTimeout,
+		classTCPClosing:     cfg.TCPClosingTimeout,
+		classTCPClosed:      cfg.TCPClosedTimeout,
+		classUDP:            cfg.UDPTimeout,
+		classOther:          cfg.OtherTimeout,
+	}
+	return t
+}
+
+// Config returns the table's configuration with defaults filled in.
+func (t *Table[T]) Config() Config { return t.cfg }
+
+// Len returns the number of live flows.
+func (t *Table[T]) Len() int { return t.n }
+
+// Stats returns a snapshot of the counters.
+func (t *Table[T]) Stats() Stats {
+	s := t.stats
+	s.Active = t.n
+	s.Reassembly = t.r.stats
+	return s
+}
+
+func (t *Table[T]) flow(slot uint32) *Flow[T] {
+	return &t.chunks[(slot-1)/chunkFlows][(slot-1)%chunkFlows]
+}
+
+// Packet accounts p (from scope, seen at now) to its flow, creating the
+// flow if needed, and feeds TCP payload to the direction's Stream unless
+// the flow is bypassed. It returns the flow, the packet's direction, and
+// whether a stream of the flow has new contiguous bytes: normally
+// direction dir's, rarely the other one's (when this packet's ACK proves a
+// hole in it lost), so callers compare each direction's len(Data()) with
+// what they have consumed.
+//
+// Later IP fragments (p.Fragment == LaterFragment) have no ports; callers
+// count them instead of passing them here.
+func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], dir Dir, grew bool) {
+	if d := now.Sub(t.lastExpire); d >= time.Second || d < 0 {
+		t.Expire(now)
+	}
+	k, swapped := KeyOf(p, scope)
+	h := t.hash(&k)
+	f = t.lookup(h, p, scope)
+	ok := f != nil
+	if ok {
+		if p.Proto == ProtoTCP && f.State == StateClosed && p.TCPFlags&(TCPSyn|TCPAck) == TCPSyn {
+			// A fresh connection on the 5-tuple of a closed one.
+			t.evict(f, EvictReuse)
+			ok = false
+		}
+	}
+	if !ok {
+		f = t.create(h, swapped, p, scope, now)
+	}
+	dir = DirReply
+	if !swapped == f.origIsLo {
+		dir = DirOrig
+	}
+	f.Packets[dir]++
+	f.Bytes[dir] += uint64(p.WireLen)
+	if now.After(f.Last) {
+		f.Last = now
+	}
+	if p.Proto == ProtoTCP {
+		grew = t.tcp(f, p, dir)
+	} else if f.State == StateNew && f.Packets[0] > 0 && f.Packets[1] > 0 {
+		f.State = StateEstablished
+	}
+	t.touch(f)
+	return f, dir, grew
+}
+
+func (t *Table[T]) tcp(f *Flow[T], p *Packet, dir Dir) (grew bool) {
+	flags := p.TCPFlags
+	switch {
+	case flags&TCPRst != 0:
+		f.State = StateClosed
+	case flags&TCPFin != 0:
+		f.fin[dir] = true
+		if f.fin[0] && f.fin[1] {
+			f.State = StateClosed
+		} else if f.State < StateClosing {
+			f.State = StateClosing
+		}
+	case f.State == StateNew && flags&TCPSyn == 0 && (len(p.Payload) > 0 || f.Packets[0] > 0 && f.Packets[1] > 0):
+		f.State = StateEstablished
+	}
+	if f.Bypass {
+		if f.Stream[0].buf != nil || f.Stream[1].buf != nil || f.Stream[0].ooo != nil || f.Stream[1].ooo != nil {
+			f.Stream[0].release(t.r)
+			f.Stream[1].release(t.r)
+		}
+		return false
+	}
+	s, peer := &f.Stream[dir], &f.Stream[1-dir]
+	seq := p.Seq
+	if flags&TCPSyn != 0 {
+		seq++ // SYN takes one sequence number
+		s.start(seq)
+		if flags&TCPAck != 0 {
+			peer.start(p.Ack) // SYN-ACK: the initiator's first byte
+		}
+	}
+	if flags&TCPRst == 0 && len(p.Payload) > 0 {
+		grew = s.add(t.r, seq, p.Payload)
+	}
+	if flags&TCPAck != 0 && peer.onAck(t.r, p.Ack) {
+		grew = true
+	}
+	return grew
+}
+
+func (t *Table[T]) create(h uint32, swapped bool, p *Packet, scope uint64, now time.Time) *Flow[T] {
+	if t.n >= t.cfg.MaxFlows {
+		t.evictForCap()
+	}
+	var slot uint32
+	if n := len(t.free); n > 0 {
+		slot = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		// All slots handed out: add a chunk and free its slots.
+		base := uint32(len(t.chunks)) * chunkFlows
+		t.chunks = append(t.chunks, new([chunkFlows]Flow[T]))
+		for i := uint32(chunkFlows); i > 1; i-- {
+			t.free = append(t.free, base+i)
+		}
+		slot = base + 1
+	}
+	f := t.flow(slot)
+	t.nextID++
+	*f = Flow[T]{ID: t.nextID, Scope: scope, Proto: p.Proto, First: now, Last: now, slot: slot}
+
+	// Who initiated? SYN sender; SYN-ACK receiver; mid-stream TCP: the
+	// higher port is the client's ephemeral one; otherwise the first sender.
+	origIsSrc := true
+	if p.Proto == ProtoTCP {
+		switch syn, ack := p.TCPFlags&TCPSyn != 0, p.TCPFlags&TCPAck != 0; {
+		case syn && !ack:
+		case syn && ack:
+			origIsSrc = false
+		default:
+			f.Midstream = true
+			f.State = StateEstablished
+			if p.SrcPort != p.DstPort {
+				origIsSrc = p.SrcPort > p.DstPort
+			}
+		}
+	}
+	src, dst := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
+	if origIsSrc {
+		f.Orig, f.Resp = src, dst
+	} else {
+		f.Orig, f.Resp = dst, src
+	}
+	f.origIsLo = origIsSrc != swapped
+	f.class = t.classOf(f)
+	t.pushFront(f)
+	t.insert(h, slot)
+	t.n++
+	t.stats.Created++
+	return f
+}
+
+func (t *Table[T]) classOf(f *Flow[T]) uint8 {
+	c := timeoutClass(f)
+	if f.Flagged {
+		c += numClasses
+	}
+	return c
+}
+
+func timeoutClass[T any](f *Flow[T]) uint8 {
+	switch f.Proto {
+	case ProtoTCP:
+		switch f.State {
+		case StateNew:
+			return classTCPNew
+		case StateEstablished:
+			return classTCPEstablished
+		case StateClosing:
+			return classTCPClosing
+		}
+		return classTCPClosed
+	case ProtoUDP:
+		return classUDP
+	}
+	return classOther
+}
+
+// hash folds the seeded hash of k to 32 bits; its low bits pick the home
+// bucket, all of it is kept as a tag to skip most mismatching flows.
+func (t *Table[T]) hash(k *Key) uint32 {
+	h := maphash.Comparable(t.seed, *k)
+	return uint32(h ^ h>>32)
+}
+
+func (t *Table[T]) lookup(h uint32, p *Packet, scope uint64) *Flow[T] {
+	src, dst := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		e := t.index[i]
+		if e == 0 {
+			return nil
+		}
+		if uint32(e>>32) != h {
+			continue
+		}
+		f := t.flow(uint32(e))
+		if f.Scope == scope && f.Proto == p.Proto &&
+			(f.Orig == src && f.Resp == dst || f.Orig == dst && f.Resp == src) {
+			return f
+		}
+	}
+}
+
+func (t *Table[T]) insert(h, slot uint32) {
+	i := h & t.mask
+	for t.index[i] != 0 {
+		i = (i + 1) & t.mask
+	}
+	t.index[i] = uint64(h)<<32 | uint64(slot)
+}
+
+// remove deletes slot's entry with backward-shift deletion, so the index
+// never accumulates tombstones.
+func (t *Table[T]) remove(h, slot uint32) {
+	i := h & t.mask
+	for uint32(t.index[i]) != slot {
+		i = (i + 1) & t.mask
+	}
+	for {
+		t.index[i] = 0
+		j := i
+		for {
+			j = (j + 1) & t.mask
+			e := t.index[j]
+			if e == 0 {
+				return
+			}
+			home := uint32(e>>32) & t.mask
+			// Move e into the hole unless its home lies cyclically in (i, j].
+			if (i < j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
+				t.index[i] = e
+				i = j
+				break
+			}
+		}
+	}
+}
+
+func (t *Table[T]) key(f *Flow[T]) Key {
+	k, _ := keyOf(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto, f.Scope)
+	return k
+}
+
+// touch moves f to the front of the list for its (possibly new) class.
+func (t *Table[T]) touch(f *Flow[T]) {
+	t.unlink(f)
+	f.class = t.classOf(f)
+	t.pushFront(f)
+}
+
+func (t *Table[T]) pushFront(f *Flow[T]) {
+	l := &t.lists[f.class]
+	f.prev, f.next = 0, l.head
+	if l.head != 0 {
+		t.flow(l.head).prev = f.slot
+	} else {
+		l.tail = f.slot
+	}
+	l.head = f.slot
+}
+
+func (t *Table[T]) unlink(f *Flow[T]) {
+	l := &t.lists[f.class]
+	if f.prev != 0 {
+		t.flow(f.prev).next = f.next
+	} else {
+		l.head = f.next
+	}
+	if f.next != 0 {
+		t.flow(f.next).prev = f.prev
+	} else {
+		l.tail = f.prev
+	}
+	f.prev, f.next = 0, 0
+}
+
+// evictForCap makes room for one flow: it evicts the least recently seen
+// unflagged flow, or the least recently seen flagged one if all are
+// flagged. A flow flagged since its last packet is found here and moved to
+// the flagged lists; each flow moves at most once, so this is O(1)
+// amortised.
+func (t *Table[T]) evictForCap() {
+	for {
+		victim := t.oldestTail(0, numClasses)
+		if victim == nil {
+			victim = t.oldestTail(numClasses, 2*numClasses)
+		}
+		if victim == nil {
+			return
+		}
+		if victim.Flagged && victim.class < numClasses {
+			t.touch(victim)
+			continue
+		}
+		t.evict(victim, EvictCap)
+		return
+	}
+}
+
+func (t *Table[T]) oldestTail(from, to int) *Flow[T] {
+	var victim *Flow[T]
+	for c := from; c < to; c++ {
+		if tail := t.lists[c].tail; tail != 0 {
+			if f := t.flow(tail); victim == nil || f.Last.Before(victim.Last) {
+				victim = f
+			}
+		}
+	}
+	return victim
+}
+
+func (t *Table[T]) evict(f *Flow[T], reason EvictReason) {
+	if t.onEvict != nil {
+		t.onEvict(f, reason)
+	}
+	switch reason {
+	case EvictTimeout:
+		t.stats.Evicted.Timeout++
+	case EvictCap:
+		t.stats.Evicted.Cap++
+	case EvictFlush:
+		t.stats.Evicted.Flush++
+	case EvictReuse:
+		t.stats.Evicted.Reuse++
+	}
+	f.Stream[0].release(t.r)
+	f.Stream[1].release(t.r)
+	k := t.key(f)
+	t.remove(t.hash(&k), f.slot)
+	t.unlink(f)
+	slot := f.slot
+	*f = Flow[T]{}
+	t.free = append(t.free, slot)
+	t.n--
+}
+
+// Expire evicts every flow idle for at least its state's timeout at packet
+// time now, calling onEvict(f, EvictTimeout). Packet also calls it about
+// once per second of packet time.
+func (t *Table[T]) Expire(now time.Time) {
+	t.lastExpire = now
+	for c := range t.lists {
+		to := t.timeouts[c%numClasses]
+		for t.lists[c].tail != 0 {
+			f := t.flow(t.lists[c].tail)
+			if now.Sub(f.Last) < to {
+				break
+			}
+			t.evict(f, EvictTimeout)
+		}
+	}
+}
+
+// Flush evicts every flow with EvictFlush, e.g. at the end of a replay.
+func (t *Table[T]) Flush() {
+	for c := range t.lists {
+		for t.lists[c].tail != 0 {
+			t.evict(t.flow(t.lists[c].tail), EvictFlush)
+		}
+	}
+}
