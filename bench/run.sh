@@ -45,7 +45,7 @@ install_suricata() {
 			$sudo tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
 	fi
 	$sudo apt-get update
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -t bookworm-backports suricata
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports suricata
 }
 if ! command -v suricata >/dev/null; then
 	say "suricata not found: installing from bookworm-backports"
@@ -65,6 +65,11 @@ fi
 
 # --- capture -----------------------------------------------------------------
 SUMMARY=$PCAP.summary
+# A default capture generated with another size is regenerated.
+if [[ -z ${BENCH_PCAP:-} && -s $SUMMARY && -s $PCAP ]] && ! grep -q "[: ]packets=$PACKETS " "$SUMMARY"; then
+	say "$PCAP was generated with another packet count; regenerating"
+	rm -f "$PCAP"
+fi
 if [[ ! -s $PCAP ]]; then
 	say "generating $PCAP ($PACKETS packets, seed $SEED)"
 	go build -o "$OUT/gen" ./bench/gen
@@ -142,6 +147,16 @@ if ((MG_OK)); then
 	ALERTS[${ROWS[-1]}]=$(count_alerts "$OUT/minerguard-n/stdout")
 fi
 
+# Start-up cost, to tell per-packet work from fixed cost: the same commands on
+# a 1,000-packet capture (rule loading dominates Suricata's).
+TINY=$OUT/tiny.pcap
+[[ -s $TINY ]] || { go build -o "$OUT/gen" ./bench/gen && "$OUT/gen" -o "$TINY" -packets 1000 -seed "$SEED" 2>/dev/null; }
+best_of "start-up: suricata+ET" "$OUT/startup-suricata" \
+	suricata -c "$SURI_YAML" -k none --runmode single -r "$TINY" -S "$SURI_RULES" -l "$OUT/startup-suricata"
+if ((MG_OK)); then
+	best_of "start-up: minerguard" "$OUT/startup-minerguard" env GOMAXPROCS=1 bin/minerguard replay -o json "$TINY"
+fi
+
 # --- report ------------------------------------------------------------------
 echo
 echo "Capture: $PCAP — $NPKTS packets, $NBYTES bytes; wall time incl. start-up, best of $RUNS; $(nproc) CPUs"
@@ -153,6 +168,13 @@ for r in "${ROWS[@]}"; do
 	fi
 	awk -v n="$r" -v s="${SECS[$r]}" -v p="$NPKTS" -v b="$NBYTES" -v a="${ALERTS[$r]}" \
 		'BEGIN {printf "%-40s %9.2f %12.0f %9.3f %8s\n", n, s, p / s, b * 8 / s / 1e9, a}'
+done
+for r in "start-up: suricata+ET" "start-up: minerguard"; do
+	if [[ -n ${FAIL[$r]:-} ]]; then
+		printf '%-40s %s\n' "$r" "FAILED (exit ${FAIL[$r]})"
+	elif [[ -n ${SECS[$r]:-} ]]; then
+		printf '%-40s %9.2f   (same command on a 1,000-packet capture)\n' "$r" "${SECS[$r]}"
+	fi
 done
 SET="${ROWS[0]}"
 if ((!MG_OK)); then
