@@ -20,6 +20,7 @@ const (
 	ReasonPoolIP                      // a flow to a listed pool address, or to an address a DNS answer tied to a pool name
 	ReasonDoH                         // DNS over HTTPS/TLS to a public resolver: lookups the sensor cannot see
 	ReasonSV2Handshake                // the Stratum V2 Noise first flight (64 bytes out, 170 back)
+	ReasonTLSBare                     // a ClientHello with neither server name nor ALPN, as XMRig sends by default
 	numReasons
 )
 
@@ -33,6 +34,7 @@ var reasonInfo = [numReasons]struct {
 	ReasonPoolIP:       {"pool-ip", "MINERGUARD Connection to a mining pool address", 2},
 	ReasonDoH:          {"doh", "MINERGUARD Encrypted DNS (DoH/DoT) to a public resolver", 3},
 	ReasonSV2Handshake: {"stratum-v2", "MINERGUARD Stratum V2 encrypted handshake length signature", 2},
+	ReasonTLSBare:      {"tls-no-sni", "MINERGUARD TLS without server name or ALPN (miner-style ClientHello)", 3},
 }
 
 // SignatureBase is the first signature_id of minerguard's alerts: clear of ET's 2000000–2999999
@@ -106,6 +108,10 @@ type Facts struct {
 	SNI      string // TLS flows: the ClientHello server name
 	Mining   bool   // a mining protocol message was recognised
 	SV2      bool   // the Stratum V2 first-flight length signature was seen
+	// TLSBare: the ClientHello named no server and offered no ALPN. Browsers, curl and HTTP
+	// libraries always send one or the other; XMRig (stratum+ssl without "sni": true) sends
+	// neither. Low severity on its own; the learned profile (issue 5) sharpens it.
+	TLSBare bool
 }
 
 // Finding is one reason with the indicator that triggered it.
@@ -187,6 +193,9 @@ func (d *Detector) Evaluate(f *Facts) Verdict {
 		if e, ok := set.Domain(f.DNSQuery); ok {
 			v.add(reasonFor(e.Kind, ReasonPoolDNS), e.Value, e.Source)
 		}
+	}
+	if f.TLSBare {
+		v.add(ReasonTLSBare, "", "")
 	}
 	if f.SNI != "" {
 		if e, ok := set.Domain(f.SNI); ok {

@@ -24,6 +24,7 @@ func TestEvaluate(t *testing.T) {
 		{"plain dns to resolver", Facts{Proto: 17, Dst: netip.MustParseAddr("8.8.8.8"), DstPort: 53, DNSQuery: "example.com"}, nil},
 		{"doh by sni", Facts{Proto: 6, Dst: pool, DstPort: 443, SNI: "cloudflare-dns.com"}, []Reason{ReasonDoH}},
 		{"dot", Facts{Proto: 6, Dst: pool, DstPort: 853}, []Reason{ReasonDoH}},
+		{"bare tls", Facts{Proto: 6, Dst: pool, DstPort: 443, TLSBare: true}, []Reason{ReasonTLSBare}},
 		{"sv2", Facts{Proto: 6, Dst: pool, DstPort: 34254, SV2: true}, []Reason{ReasonSV2Handshake}},
 	} {
 		v := d.Evaluate(&tc.facts)
@@ -47,7 +48,7 @@ func TestEvaluate(t *testing.T) {
 
 func TestReasonsStable(t *testing.T) {
 	// Signature IDs are a contract with SIEM rules: they never move.
-	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006}
+	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006, ReasonTLSBare: 9400007}
 	for r, sid := range want {
 		if r.SignatureID() != sid || r.String() == "unknown" {
 			t.Errorf("%v: sid %d", r, r.SignatureID())

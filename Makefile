@@ -1,0 +1,50 @@
+# minerguard — `make help` lists the targets.
+GO      ?= go
+PKGS    := ./...
+FUZZTIME ?= 4s
+
+.PHONY: help build test test-short fuzz fuzz-ci lint generate intel golden demo
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/minerguard
+	$(GO) build -o bin/minerguard ./cmd/minerguard
+
+demo: ## replay the bundled captures and print the alerts as a table
+	$(GO) run ./cmd/minerguard replay -o text testdata/captures/*.pcap*
+
+test: ## vet, race-enabled unit and golden tests, then every fuzz target briefly
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 $(PKGS)
+	$(MAKE) fuzz-ci
+
+test-short: ## the unit tests without race detector or fuzzing
+	$(GO) test -count=1 $(PKGS)
+
+fuzz-ci: ## run each fuzz target for FUZZTIME (CI: a few seconds each)
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for fz in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); do \
+	    echo "fuzz $$pkg $$fz"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/minerguard-fuzz.log 2>&1 || { cat /tmp/minerguard-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+fuzz: ## fuzz every target for 60s each
+	$(MAKE) fuzz-ci FUZZTIME=60s
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+generate: intel ## regenerate generated files (intel lists; go generate)
+	$(GO) generate $(PKGS)
+
+intel: ## rebuild intel/builtin from ../shared/intel
+	$(GO) run ./intel/curate -in ../shared/intel -out intel/builtin
+
+golden: ## rewrite the golden alert files after an intended change
+	$(GO) test ./cmd/minerguard -run TestGolden -update
+
+include bench/bench.mk

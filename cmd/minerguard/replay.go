@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/minerguard/minerguard/alert"
+	"github.com/minerguard/minerguard/capture"
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/engine"
+	"github.com/minerguard/minerguard/flow"
+	"github.com/minerguard/minerguard/metrics"
+	"github.com/spf13/cobra"
+)
+
+type replayOpts struct {
+	output      string
+	failOn      string
+	intel       []string
+	maxFlows    int
+	depth       int
+	redact      bool
+	metricsFile string
+	quiet       bool
+}
+
+func replayCmd() *cobra.Command {
+	o := replayOpts{}
+	cmd := &cobra.Command{
+		Use:   "replay FILE...",
+		Short: "Run the detection pipeline on capture files",
+		Long: "Reads pcap or pcapng files (gzip-compressed or not; '-' for stdin; globs allowed) and\n" +
+			"reports every mining flow: Stratum in all its dialects on any port, DNS lookups of pools,\n" +
+			"TLS to pools, connections to pool addresses, encrypted DNS. Flows are timed by packet\n" +
+			"time, so the result does not depend on how fast the file is read.\n\n" +
+			"Exit status: 0 ran, 1 something was found and --fail-on alert was given, 2 error\n" +
+			"(a damaged file is reported, and everything before the damage is still analysed).",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runReplay(cmd, args, o) },
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "", "alert format: text or json (default text on a terminal, json otherwise)")
+	f.StringVar(&o.failOn, "fail-on", "", "exit 1 when this happened: alert")
+	f.StringArrayVar(&o.intel, "intel", nil, "extra intel list (text or YAML); repeatable")
+	f.IntVar(&o.maxFlows, "max-flows", 262144, "flow table capacity; the least recently seen flows are evicted past it")
+	f.IntVar(&o.depth, "stream-depth", 64<<10, "bytes inspected at the start of each direction of a TCP flow")
+	f.BoolVar(&o.redact, "redact-login", false, "replace wallet/worker logins in alerts with REDACTED")
+	f.StringVar(&o.metricsFile, "metrics-file", "", "write the Prometheus metrics of the run to this file at the end")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
+	return cmd
+}
+
+// sinkWriter adapts an alert writer to engine.Sink and remembers the first write error.
+type sinkWriter struct {
+	w interface {
+		Write(*alert.Event) error
+		Flush() error
+	}
+	n   int
+	err error
+}
+
+func (s *sinkWriter) Alert(e *alert.Event) {
+	s.n++
+	if err := s.w.Write(e); err != nil && s.err == nil {
+		s.err = err
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if o.output == "" {
+		o.output = "json"
+		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
+			o.output = "text"
+		}
+	}
+	sink := &sinkWriter{}
+	switch o.output {
+	case "json":
+		sink.w = alert.NewJSONWriter(stdout)
+	case "text":
+		sink.w = alert.NewTextWriter(stdout)
+	default:
+		return &exitErr{exitError, fmt.Errorf("-o %q: want text or json", o.output)}
+	}
+	if o.failOn != "" && o.failOn != "alert" {
+		return &exitErr{exitError, fmt.Errorf("--fail-on %q: want alert", o.failOn)}
+	}
+	if o.maxFlows < 1 || o.depth < 1 {
+		return &exitErr{exitError, fmt.Errorf("--max-flows must be at least 1 and --stream-depth at least 1")}
+	}
+	files, err := capture.Expand(args)
+	if err != nil {
+		return &exitErr{exitError, err}
+	}
+	set, err := loadIntel(o.intel)
+	if err != nil {
+		return &exitErr{exitError, err}
+	}
+	cfg := flow.Config{MaxFlows: o.maxFlows, StreamDepth: o.depth}
+	eng := engine.New(engine.Options{
+		Flow:        cfg,
+		Detector:    detect.New(set, detect.ModeMonitor),
+		Sink:        sink,
+		RedactLogin: o.redact,
+	})
+	progress := !o.quiet && isTTY(stderr)
+	var failed []error
+	start := time.Now()
+	for i, name := range files {
+		if err := replayFile(eng, name, uint64(i), progress, stderr); err != nil {
+			failed = append(failed, err)
+			fmt.Fprintln(stderr, "minerguard:", err)
+		}
+	}
+	eng.Flush()
+	if err := sink.w.Flush(); err != nil && sink.err == nil {
+		sink.err = err
+	}
+	st := eng.Stats()
+	if !o.quiet {
+		summary(stderr, st, len(files), time.Since(start))
+	}
+	if o.metricsFile != "" {
+		if err := writeMetrics(o.metricsFile, st); err != nil {
+			failed = append(failed, err)
+			fmt.Fprintln(stderr, "minerguard:", err)
+		}
+	}
+	if sink.err != nil {
+		return &exitErr{exitError, fmt.Errorf("writing alerts: %w", sink.err)}
+	}
+	if len(failed) > 0 {
+		return &exitErr{exitError, nil}
+	}
+	if o.failOn == "alert" && sink.n > 0 {
+		return &exitErr{exitFound, nil}
+	}
+	return nil
+}
+
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
+
+func replayFile(eng *engine.Engine, name string, index uint64, progress bool, stderr io.Writer) error {
+	c, err := capture.Open(name)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	eng.SetLabel(c.Path())
+	var fr capture.Frame
+	last := time.Now()
+	for {
+		err := c.Next(&fr)
+		if err != nil {
+			if progress {
+				fmt.Fprint(stderr, "\r\033[K")
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		// Scope is the capture interface of this file: DNS answers seen there name flows there,
+		// and separate captures never share flows or answers.
+		eng.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, index<<32|uint64(fr.Interface))
+		if progress && c.Packets()&0x3fff == 0 && time.Since(last) > 200*time.Millisecond {
+			last = time.Now()
+			done, size := c.Progress()
+			if size > 0 {
+				fmt.Fprintf(stderr, "\r%s: %3.0f%% (%d MB of %d MB, %d packets)", c.Path(), 100*float64(done)/float64(size), done>>20, size>>20, c.Packets())
+			} else {
+				fmt.Fprintf(stderr, "\r%s: %d MB, %d packets", c.Path(), done>>20, c.Packets())
+			}
+		}
+	}
+}
+
+func summary(w io.Writer, st engine.Stats, files int, took time.Duration) {
+	var by []string
+	for r := detect.ReasonStratum; r.String() != "unknown"; r++ {
+		if n := st.Alerts[r]; n > 0 {
+			by = append(by, fmt.Sprintf("%s %d", r, n))
+		}
+	}
+	detail := ""
+	if len(by) > 0 {
+		detail = " (" + strings.Join(by, ", ") + ")"
+	}
+	secs := took.Seconds()
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	fmt.Fprintf(w, "minerguard: %d file(s), %d packets, %d flows, %d alerts%s, %d decode errors, %.0f packets/s\n",
+		files, st.Packets, st.Flow.Created, st.AlertsTotal(), detail, st.DecodeErrorsTotal(), float64(st.Packets)/secs)
+}
+
+func writeMetrics(path string, st engine.Stats) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing metrics: %w", err)
+	}
+	reg := metrics.NewRegistry(func() (engine.Stats, string) { return st, "replay" })
+	if err := metrics.WriteText(f, reg); err != nil {
+		f.Close()
+		return fmt.Errorf("writing metrics: %w", err)
+	}
+	return f.Close()
+}

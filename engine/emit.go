@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"github.com/minerguard/minerguard/alert"
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/flow"
+	mdns "github.com/miekg/dns"
+)
+
+// emit builds the alert for one finding. Each alert carries its own flow's 5-tuple, oriented
+// so that src is the side that opened the connection or sent the query.
+func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding) {
+	s := &f.App
+	e.stats.Alerts[fd.Reason]++
+	if e.opt.Sink == nil {
+		return
+	}
+	ev := alert.Event{
+		Timestamp:   e.now,
+		FlowID:      f.ID,
+		Src:         f.Orig,
+		Dest:        f.Resp,
+		Proto:       f.Proto,
+		AppProto:    s.appProto,
+		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
+		Action:      "allowed",
+		SignatureID: fd.Reason.SignatureID(),
+		Signature:   fd.Reason.Signature(),
+		Category:    detect.Category,
+		Severity:    fd.Reason.Severity(),
+		MG: alert.Minerguard{
+			Detector:   fd.Reason.String(),
+			Pool:       fd.Indicator,
+			PoolSource: fd.Source,
+			Capture:    e.label,
+		},
+	}
+	if v.Action == detect.Drop {
+		ev.Action = "blocked"
+	}
+	if e.opt.Workload != nil {
+		ev.MG.Workload = e.opt.Workload(f.Scope)
+	}
+	if s.tunnel.Kind != 0 {
+		ev.MG.Tunnel, ev.MG.Target = s.tunnel.Kind.String(), s.tunnel.Target
+	}
+	if s.mining {
+		ev.MG.Variant = s.stratum.Variant.String()
+		ev.MG.Evasion = s.stratum.Evasion
+	}
+	switch fd.Reason {
+	case detect.ReasonStratum:
+		login := s.stratum.Login
+		if e.opt.RedactLogin && login != "" {
+			login = "REDACTED"
+		}
+		ev.Stratum = &alert.Stratum{Method: s.stratum.Method, Agent: s.stratum.Agent, Login: login, Side: s.stratum.Side.String()}
+	case detect.ReasonSV2Handshake:
+		ev.MG.Variant = "stratum-v2"
+	case detect.ReasonPoolIP:
+		if s.facts.DstName != "" && ev.MG.Pool == "" {
+			ev.MG.Pool = s.facts.DstName
+		}
+	}
+	if s.facts.DNSQuery != "" && (fd.Reason == detect.ReasonPoolDNS || s.appProto == "dns") {
+		ev.DNS = &alert.DNS{Query: s.facts.DNSQuery, Type: dnsType(s.dnsType)}
+	}
+	if s.hello != nil {
+		ev.TLS = s.hello
+	}
+	e.opt.Sink.Alert(&ev)
+}
+
+func dnsType(t uint16) string {
+	if s, ok := mdns.TypeToString[t]; ok {
+		return s
+	}
+	return ""
+}

@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/flow"
+	"github.com/minerguard/minerguard/protocols/dns"
+)
+
+// Proto indexes per-protocol decode error counters.
+type Proto uint8
+
+const (
+	ProtoDNS Proto = iota
+	ProtoWebSocket
+	numProtos
+)
+
+func (p Proto) String() string {
+	switch p {
+	case ProtoDNS:
+		return "dns"
+	case ProtoWebSocket:
+		return "websocket"
+	}
+	return "unknown"
+}
+
+// NumProtos is the number of Proto values.
+const NumProtos = int(numProtos)
+
+// Stats are the engine's counters. Plain integers: an engine is single-goroutine and the
+// metrics package reads a copy at scrape time.
+type Stats struct {
+	Packets, Bytes   uint64
+	Decode           [256]uint64 // by flow.Status
+	Fragments        uint64      // later IP fragments (not reassembled)
+	DecodeErrors     [numProtos]uint64
+	DNSMessages      uint64
+	TLSHellos        uint64
+	Tunnels          uint64
+	StratumOverflows uint64 // lines over stratum.MaxLine skipped
+	Bypassed         uint64 // flows whose inspection finished early
+	FlowsEnded       uint64
+	FlaggedFlows     uint64
+	Alerts           [16]uint64 // by detect.Reason
+	Flow             flow.Stats
+	DNSCache         dns.CacheStats
+}
+
+// DecodeErrorsTotal is the number of malformed packets.
+func (s *Stats) DecodeErrorsTotal() uint64 {
+	var n uint64
+	for st, c := range s.Decode {
+		if flow.Status(st).Malformed() {
+			n += c
+		}
+	}
+	return n
+}
+
+// AlertsTotal sums alerts over reasons.
+func (s *Stats) AlertsTotal() uint64 {
+	var n uint64
+	for _, c := range s.Alerts {
+		n += c
+	}
+	return n
+}
+
+// AlertsFor returns the alert count of one reason.
+func (s *Stats) AlertsFor(r detect.Reason) uint64 { return s.Alerts[r] }

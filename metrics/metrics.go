@@ -1,0 +1,118 @@
+// Package metrics owns minerguard's Prometheus exposition. It is the only package that imports
+// client_golang: collectors read a snapshot of the engine's counters at scrape time (like
+// node_exporter's collectors), so the packet path never touches a metric. Labels are bounded:
+// detector, decode status, protocol, reason; never addresses, ports or names.
+package metrics
+
+import (
+	"io"
+
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/engine"
+	"github.com/minerguard/minerguard/flow"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Source gives the counters to expose; source names where they come from ("replay", "netns").
+type Source func() (stats engine.Stats, source string)
+
+type collector struct {
+	src Source
+
+	packets, bytes, decodeErrs, skipped, fragments, protoErrs *prometheus.Desc
+	flowsActive, flowsCreated, evictions, detections          *prometheus.Desc
+	reasmGaps, reasmOverlapMismatch, reasmDepth, reasmBudget  *prometheus.Desc
+	reasmBytes, stratumOverflows, dnsCacheEntries, bypassed   *prometheus.Desc
+}
+
+func newCollector(src Source) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("minerguard_"+name, help, labels, nil)
+	}
+	return &collector{
+		src:                  src,
+		packets:              d("packets_total", "Packets read.", "source"),
+		bytes:                d("bytes_total", "Bytes of packets read.", "source"),
+		decodeErrs:           d("decode_errors_total", "Packets or messages that failed to decode, by reason or protocol.", "source", "protocol", "reason"),
+		skipped:              d("packets_skipped_total", "Valid packets that are not TCP or UDP over IP (ARP, ICMP, ...).", "source"),
+		fragments:            d("ip_fragments_total", "Non-first IP fragments, counted and not reassembled.", "source"),
+		protoErrs:            d("protocol_errors_total", "Application messages that failed to decode.", "source", "protocol"),
+		flowsActive:          d("flows_active", "Flows in the flow table.", "source"),
+		flowsCreated:         d("flows_created_total", "Flows created.", "source"),
+		evictions:            d("flow_evictions_total", "Flows removed from the table, by reason.", "source", "reason"),
+		detections:           d("detections_total", "Alerts raised, by detector and action.", "source", "detector", "action"),
+		reasmGaps:            d("reassembly_gaps_total", "Holes in TCP streams that were skipped.", "source"),
+		reasmOverlapMismatch: d("reassembly_overlap_mismatches_total", "Overlapping TCP segments whose bytes differed.", "source"),
+		reasmDepth:           d("reassembly_depth_reached_total", "Stream directions that reached the inspection depth.", "source"),
+		reasmBudget:          d("reassembly_budget_exhausted_total", "Segments not stored because the global reassembly budget was used up.", "source"),
+		reasmBytes:           d("reassembly_bytes", "Bytes of stream buffers in use.", "source"),
+		stratumOverflows:     d("stratum_line_overflows_total", "Lines longer than the 64 KiB line cap that were skipped.", "source"),
+		dnsCacheEntries:      d("dns_cache_entries", "Answered addresses kept for name attribution.", "source"),
+		bypassed:             d("flows_bypassed_total", "Flows whose inspection finished before their end (classified or decided).", "source"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s, src := c.src()
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{src}, l...)...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{src}, l...)...)
+	}
+	counter(c.packets, s.Packets)
+	counter(c.bytes, s.Bytes)
+	for _, st := range flow.Statuses() {
+		if st.Malformed() {
+			counter(c.decodeErrs, s.Decode[st], "packet", st.String())
+		}
+	}
+	for p := engine.Proto(0); int(p) < engine.NumProtos; p++ {
+		counter(c.protoErrs, s.DecodeErrors[p], p.String())
+	}
+	counter(c.skipped, s.Decode[flow.Unsupported])
+	counter(c.fragments, s.Fragments)
+	gauge(c.flowsActive, float64(s.Flow.Active))
+	counter(c.flowsCreated, s.Flow.Created)
+	counter(c.evictions, s.Flow.Evicted.Timeout, "timeout")
+	counter(c.evictions, s.Flow.Evicted.Cap, "cap")
+	counter(c.evictions, s.Flow.Evicted.Flush, "flush")
+	counter(c.evictions, s.Flow.Evicted.Reuse, "reuse")
+	for r := detect.ReasonStratum; r.String() != "unknown"; r++ {
+		counter(c.detections, s.Alerts[r], r.String(), "flag")
+	}
+	counter(c.reasmGaps, s.Flow.Reassembly.Gaps)
+	counter(c.reasmOverlapMismatch, s.Flow.Reassembly.OverlapMismatch)
+	counter(c.reasmDepth, s.Flow.Reassembly.DepthReached)
+	counter(c.reasmBudget, s.Flow.Reassembly.BudgetExhausted)
+	gauge(c.reasmBytes, float64(s.Flow.Reassembly.BytesInUse))
+	counter(c.stratumOverflows, s.StratumOverflows)
+	gauge(c.dnsCacheEntries, float64(s.DNSCache.Entries))
+	counter(c.bypassed, s.Bypassed)
+}
+
+// NewRegistry returns a registry exposing src plus Go runtime and build metrics.
+func NewRegistry(src Source) *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(newCollector(src))
+	return r
+}
+
+// WriteText writes the registry's exposition in the Prometheus text format (replay's
+// --metrics-file).
+func WriteText(w io.Writer, r prometheus.Gatherer) error {
+	mfs, err := r.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
