@@ -14,13 +14,13 @@ import (
 type Reason uint8
 
 const (
-	ReasonStratum   Reason = iota + 1 // a mining protocol message, any dialect, any port
-	ReasonPoolDNS                     // a DNS query for a listed pool domain
-	ReasonPoolSNI                     // a TLS ClientHello naming a listed pool
-	ReasonPoolIP                      // a flow to a listed pool address, or to an address a DNS answer tied to a pool name
-	ReasonDoH                         // DNS over HTTPS/TLS to a public resolver: lookups the sensor cannot see
-	ReasonSV2Handshake                // the Stratum V2 Noise first flight (64 bytes out, 170 back)
-	ReasonTLSBare                     // a ClientHello with neither server name nor ALPN, as XMRig sends by default
+	ReasonStratum      Reason = iota + 1 // a mining protocol message, any dialect, any port
+	ReasonPoolDNS                        // a DNS query for a listed pool domain
+	ReasonPoolSNI                        // a TLS ClientHello naming a listed pool
+	ReasonPoolIP                         // a flow to a listed pool address, or to an address a DNS answer tied to a pool name
+	ReasonDoH                            // DNS over HTTPS/TLS to a public resolver: lookups the sensor cannot see
+	ReasonSV2Handshake                   // the Stratum V2 Noise first flight (64 bytes out, 170 back)
+	ReasonTLSBare                        // a ClientHello with neither server name nor ALPN, as XMRig sends by default
 	numReasons
 )
 

@@ -1,10 +1,10 @@
 package engine
 
 import (
+	mdns "github.com/miekg/dns"
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/flow"
-	mdns "github.com/miekg/dns"
 )
 
 // emit builds the alert for one finding. Each alert carries its own flow's 5-tuple, oriented
