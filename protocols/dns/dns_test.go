@@ -133,6 +133,22 @@ func TestParseCountLie(t *testing.T) {
 	}
 }
 
+// TestParseNilRdata: an UPDATE-style CNAME with class NONE and no RDATA
+// (gopacket's testPacketDNSNilRdata class) decodes without a target, and so
+// links nothing.
+func TestParseNilRdata(t *testing.T) {
+	b := cat(hdr(7, 0x8400, 1, 1, 0, 0),
+		mustHex("04 706f6f6c 07 6578616d706c65 00 0001 0001"),
+		mustHex("c00c 0005 00fe 00000000 0000"))
+	m, err := Parse(b)
+	if err != nil {
+		t.Skipf("rejected, which is also fine: %v", err)
+	}
+	if len(m.Answers) != 1 || m.Answers[0].Target != "" || m.AddrNames() != nil {
+		t.Errorf("got %+v", m)
+	}
+}
+
 func TestParseEDNSExtendedRcode(t *testing.T) {
 	m := new(mdns.Msg).SetQuestion("pool.example.", mdns.TypeA)
 	m.Response = true
