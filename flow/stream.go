@@ -186,12 +186,20 @@ func (s *Stream) add(r *reassembler, seq uint32, data []byte) bool {
 	// Sequence distance as a signed 32-bit value handles wraparound: the
 	// window we track is far smaller than 2^31.
 	start := l + int(int32(seq-s.next))
-	if start < 0 {
-		if -start >= len(data) {
-			return false // entirely before the first byte we track
+	// Bytes mapping before the first index are before the stream; after a
+	// skipped hole, those before GapOffset are from before the hole's end,
+	// where buffer index and sequence number no longer line up: both are
+	// already accounted for, so they are dropped without comparison.
+	first := 0
+	if s.Gap {
+		first = int(s.GapOffset)
+	}
+	if start < first {
+		if first-start >= len(data) {
+			return false
 		}
-		data = data[-start:]
-		start = 0
+		data = data[first-start:]
+		start = first
 	}
 	if start >= r.depth {
 		r.stats.OOODropped++
