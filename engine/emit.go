@@ -41,10 +41,10 @@ func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding)
 	if e.opt.Workload != nil {
 		ev.MG.Workload = e.opt.Workload(f.Scope)
 	}
-	if s.tunnel.Kind != 0 {
+	if s.tunnel != nil {
 		ev.MG.Tunnel, ev.MG.Target = s.tunnel.Kind.String(), s.tunnel.Target
 	}
-	if s.mining {
+	if s.stratum != nil {
 		ev.MG.Variant = s.stratum.Variant.String()
 		ev.MG.Evasion = s.stratum.Evasion
 	}

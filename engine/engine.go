@@ -21,20 +21,25 @@ type Sink interface {
 
 // Options configure an Engine.
 type Options struct {
-	Flow        flow.Config
-	Detector    *detect.Detector
-	Sink        Sink
-	DNSMaxAddrs int // IP→name cache entries (default 65536)
-	RedactLogin bool
+	Flow     flow.Config
+	Detector *detect.Detector
+	Sink     Sink
+	// DNSMaxAddrs bounds the answer→name cache (default 65,536 addresses).
+	DNSMaxAddrs int
+	// MaxInspecting bounds the flows whose payload is being parsed at once (default 65,536);
+	// flows past it are judged by destination only and counted.
+	MaxInspecting int
+	RedactLogin   bool
 	// Workload names the workload of a scope (netns or capture interface); nil leaves it empty.
 	Workload func(scope uint64) string
 }
 
-// Engine runs the pipeline for one capture source.
+// Engine runs the pipeline for one capture source. It is not safe for concurrent use.
 type Engine struct {
 	opt   Options
 	table *flow.Table[state]
 	names *dns.Cache
+	insp  pool
 	pkt   flow.Packet
 	stats Stats
 	now   time.Time
@@ -51,7 +56,11 @@ func New(o Options) *Engine {
 	if o.DNSMaxAddrs <= 0 {
 		o.DNSMaxAddrs = 65536
 	}
+	if o.MaxInspecting <= 0 {
+		o.MaxInspecting = 65536
+	}
 	e := &Engine{opt: o, names: dns.NewCache(o.DNSMaxAddrs, 1000, 30*time.Second)}
+	e.insp.max = o.MaxInspecting
 	e.table = flow.NewTable[state](o.Flow, e.evicted)
 	return e
 }
@@ -76,6 +85,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		return
 	}
 	if p.Proto != 6 && p.Proto != 17 {
+		e.stats.OtherProto++
 		return
 	}
 	if ts.Sub(e.lastExpire) >= expireEvery || ts.Before(e.lastExpire) {
@@ -94,7 +104,9 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		return
 	}
 	if p.Proto == 17 {
-		e.udp(f, dir, p.Payload)
+		if len(p.Payload) > 0 {
+			e.dnsMessage(f, dir, p.Payload)
+		}
 		return
 	}
 	if len(p.Payload) > 0 && s.firstLen[dir] == 0 {
@@ -121,16 +133,9 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
 		s.done = true
+		f.Bypass = true
 	}
-	e.evaluate(f, noDir)
-}
-
-// udp handles one DNS datagram.
-func (e *Engine) udp(f *flow.Flow[state], dir flow.Dir, payload []byte) {
-	if len(payload) == 0 {
-		return
-	}
-	e.dnsMessage(f, dir, payload)
+	e.evaluate(f)
 }
 
 func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
@@ -144,10 +149,9 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 	s.appProto = "dns"
 	if !m.Response {
 		for _, q := range m.Questions {
-			if s.facts.DNSQuery == "" || !s.alerted.Has(detect.ReasonPoolDNS) {
-				s.facts.DNSQuery = q.Name
-				s.dnsType = q.Type
-				e.evaluate(f, dir)
+			if !s.alerted.Has(detect.ReasonPoolDNS) {
+				s.facts.DNSQuery, s.dnsType = q.Name, q.Type
+				e.evaluate(f)
 			}
 		}
 		return
@@ -157,124 +161,134 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 	}
 	// A response seen without its query (capture started late) still names the lookup.
 	if s.facts.DNSQuery == "" && len(m.Questions) > 0 {
-		s.facts.DNSQuery = m.Questions[0].Name
-		s.dnsType = m.Questions[0].Type
-		e.evaluate(f, dir)
+		s.facts.DNSQuery, s.dnsType = m.Questions[0].Name, m.Questions[0].Type
+		e.evaluate(f)
 	}
 }
 
 // inspect runs the stream detectors on direction dir after its prefix grew.
 func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 	s := &f.App
+	in := s.insp
+	if in == nil {
+		if in = e.insp.get(); in == nil {
+			e.stats.InspectExhausted++
+			e.finish(f)
+			return
+		}
+		s.insp = in
+	}
 	st := &f.Stream[dir]
 	if st.Resync {
 		// A hole was skipped: parsers restart after it, as after a mid-stream pickup.
 		st.Resync = false
-		s.base[dir] = int(st.GapOffset)
-		s.sc[dir].Reset()
-		s.resync[dir] = true
-		s.ws[dir] = wsDir{}
+		in.base[dir] = int(st.GapOffset)
+		in.sc[dir].Reset()
+		in.scanDone[dir] = false
+		in.resync[dir] = true
+		in.ws[dir] = wsDir{}
 	}
 	if f.Resp.Port() == 53 || f.Orig.Port() == 53 {
-		e.tcpDNS(f, dir)
+		in.dnsNext[dir] = dns.SplitTCP(st.Data(), in.dnsNext[dir], func(msg []byte) { e.dnsMessage(f, dir, msg) })
+		if f.Stream[0].Truncated && f.Stream[1].Truncated {
+			e.finish(f)
+		}
 		return
 	}
-	if !s.proxyDone {
-		e.detectProxy(f)
+	if !in.proxyDone {
+		e.detectProxy(f, in)
 	}
-	data := f.Stream[dir].Data()
-	if s.base[dir] > len(data) {
+	data := st.Data()
+	if in.base[dir] > len(data) {
 		return
 	}
-	data = data[s.base[dir]:]
-	if dir == flow.DirOrig && !s.tlsDone {
-		e.detectTLS(f, data)
+	data = data[in.base[dir]:]
+	if dir == flow.DirOrig && !in.tlsDone {
+		e.detectTLS(f, in, data)
 	}
-	if s.tunnel.Kind == proxy.WebSocket && !s.wsFailed {
-		data = e.wsData(f, dir, data)
+	if s.tunnel != nil && s.tunnel.Kind == proxy.WebSocket && !in.wsFailed {
+		data = e.wsData(in, dir, data)
 	}
-	if !s.mining && s.scanDone[dir] == false && !s.isTLS {
-		res, ss := s.sc[dir].Scan(data, f.Midstream || s.resync[dir])
-		e.stats.StratumOverflows += uint64(s.sc[dir].Overflows - s.overflows[dir])
-		s.overflows[dir] = s.sc[dir].Overflows
+	if !s.mining && !in.scanDone[dir] && !in.isTLS {
+		res, ss := in.sc[dir].Scan(data, f.Midstream || in.resync[dir])
+		e.stats.StratumOverflows += uint64(in.sc[dir].Overflows - in.overflows[dir])
+		in.overflows[dir] = in.sc[dir].Overflows
 		switch ss {
 		case stratum.Match:
 			s.mining = true
-			s.stratum = res
+			s.stratum = &res
 			s.facts.Mining = true
 			s.appProto = "stratum"
-			e.evaluate(f, dir)
+			e.evaluate(f)
 		case stratum.NotMining:
-			s.scanDone[dir] = true
+			in.scanDone[dir] = true
 		}
 	}
-	e.maybeDone(f)
-}
-
-// maybeDone stops inspecting a flow once every detector has decided or the depth is reached.
-func (e *Engine) maybeDone(f *flow.Flow[state]) {
-	s := &f.App
-	scanned := s.mining || s.isTLS || (s.scanDone[0] && s.scanDone[1])
-	depth := f.Stream[0].Truncated && f.Stream[1].Truncated
-	if (scanned && s.tlsDone && s.proxyDone) || depth {
-		s.done = true
-		f.Bypass = true
-		e.stats.Bypassed++
+	scanned := s.mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
+	if (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated) {
+		e.finish(f)
 	}
 }
 
-func (e *Engine) tcpDNS(f *flow.Flow[state], dir flow.Dir) {
+// finish stops inspecting f: the rest of it is counted, not parsed.
+func (e *Engine) finish(f *flow.Flow[state]) {
 	s := &f.App
-	data := f.Stream[dir].Data()
-	s.dnsNext[dir] = dns.SplitTCP(data, s.dnsNext[dir], func(msg []byte) { e.dnsMessage(f, dir, msg) })
+	if s.insp != nil {
+		e.insp.put(s.insp)
+		s.insp = nil
+	}
+	s.done = true
+	f.Bypass = true
+	e.stats.Bypassed++
 }
 
-func (e *Engine) detectProxy(f *flow.Flow[state]) {
+func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
 	s := &f.App
 	t, st := proxy.Detect(f.Stream[0].Data(), f.Stream[1].Data())
 	switch st {
 	case proxy.NotProxy:
-		s.proxyDone = true
+		in.proxyDone = true
+	case proxy.NeedMore:
+		if f.Stream[0].Truncated {
+			in.proxyDone = true
+		}
 	case proxy.Done:
-		s.proxyDone = true
-		s.tunnel = t
+		in.proxyDone = true
+		s.tunnel = &t
 		e.stats.Tunnels++
 		// Everything after the preamble is the tunnelled protocol: start the parsers there.
-		s.base = [2]int{t.ClientSkip, t.ServerSkip}
-		s.sc = [2]stratum.Scanner{}
-		s.scanDone = [2]bool{}
-		s.tlsDone, s.isTLS = false, false
-		if t.Target != "" {
-			if host, _, ok := strings.Cut(t.Target, ":"); ok && host != "" {
-				if _, err := netip.ParseAddr(host); err != nil {
-					// The name the client asked the proxy for is the destination's name.
-					s.facts.DstName = strings.ToLower(host)
-				}
+		in.base = [2]int{t.ClientSkip, t.ServerSkip}
+		in.sc = [2]stratum.Scanner{}
+		in.scanDone = [2]bool{}
+		in.tlsDone, in.isTLS = false, false
+		if host, _, ok := strings.Cut(t.Target, ":"); ok && host != "" {
+			if _, err := netip.ParseAddr(host); err != nil {
+				// The name the client asked the proxy for is the destination's name.
+				s.facts.DstName = strings.ToLower(host)
+				e.evaluate(f)
 			}
 		}
 	}
-	if s.proxyDone && s.base[0] == 0 && f.Stream[0].Truncated {
-		s.proxyDone = true
-	}
 }
 
-func (e *Engine) detectTLS(f *flow.Flow[state], data []byte) {
+func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 	s := &f.App
 	h, st := tls.ParseClientHello(data)
 	switch st {
 	case tls.NotTLS:
-		s.tlsDone = true
+		in.tlsDone = true
+	case tls.NeedMore:
+		if f.Stream[0].Truncated {
+			in.tlsDone = true
+		}
 	case tls.OK:
-		s.tlsDone, s.isTLS = true, true
+		in.tlsDone, in.isTLS = true, true
 		s.appProto = "tls"
 		s.hello = &alert.TLS{SNI: h.SNI, JA4: h.JA4, ALPN: h.ALPN}
 		s.facts.SNI = h.SNI
 		s.facts.TLSBare = h.SNI == "" && len(h.ALPN) == 0
 		e.stats.TLSHellos++
-		e.evaluate(f, flow.DirOrig)
-	}
-	if st == tls.NeedMore && f.Stream[0].Truncated {
-		s.tlsDone = true
+		e.evaluate(f)
 	}
 }
 
@@ -282,15 +296,12 @@ func (e *Engine) checkSV2(f *flow.Flow[state]) {
 	s := &f.App
 	if s.firstLen[0] > 0 && s.firstLen[1] > 0 && stratum.IsSV2FirstFlight(int(s.firstLen[0]), int(s.firstLen[1])) {
 		s.facts.SV2 = true
-		e.evaluate(f, flow.DirReply)
+		e.evaluate(f)
 	}
 }
 
-// noDir marks an evaluation not caused by a packet of either direction.
-const noDir flow.Dir = 255
-
 // evaluate asks detect for a verdict and alerts once for each reason not yet alerted on f.
-func (e *Engine) evaluate(f *flow.Flow[state], dir flow.Dir) {
+func (e *Engine) evaluate(f *flow.Flow[state]) {
 	s := &f.App
 	v := e.opt.Detector.Evaluate(&s.facts)
 	for i := 0; i < v.N; i++ {
@@ -309,6 +320,9 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 	if f.App.alerted != 0 {
 		e.stats.FlaggedFlows++
 	}
+	if f.App.insp != nil {
+		e.insp.put(f.App.insp)
+	}
 	f.App = state{}
 }
 
@@ -317,5 +331,6 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.Flow = e.table.Stats()
 	s.DNSCache = e.names.Stats()
+	s.Inspecting = e.insp.inUse
 	return s
 }

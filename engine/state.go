@@ -7,33 +7,42 @@ import (
 	"github.com/minerguard/minerguard/protocols/stratum"
 )
 
-// state is the engine's per-flow detector state, stored inside the flow table's slab.
+// state is the engine's per-flow state, stored inline in the flow table's slab. It is kept
+// small because the table holds up to MaxFlows of them (262,144 by default): the bulky parser
+// state lives in an inspect object that only flows still being inspected hold.
 type state struct {
-	init      bool
-	done      bool // every detector decided: the rest of the flow is counted only
-	facts     detect.Facts
-	alerted   detect.Reasons
-	appProto  string
-	dnsType   uint16
-	dnsNext   [2]int // TCP DNS: offset of the next length prefix per direction
-	firstLen  [2]int32
-	base      [2]int // offset in Stream.Data where parsers start (after a tunnel preamble or a hole)
-	resync    [2]bool
-	sc        [2]stratum.Scanner
-	scanDone  [2]bool
-	overflows [2]int
-	mining    bool
-	stratum   stratum.Result
-	tlsDone   bool
-	isTLS     bool
-	hello     *alert.TLS
-	proxyDone bool
-	tunnel    proxy.Tunnel
-	ws        [2]wsDir
-	wsFailed  bool
+	init     bool
+	done     bool // every detector decided: the rest of the flow is counted only
+	mining   bool
+	dnsType  uint16
+	alerted  detect.Reasons
+	firstLen [2]int32
+	appProto string
+	facts    detect.Facts
+	stratum  *stratum.Result // set when a mining message was recognised
+	hello    *alert.TLS      // set when a ClientHello was parsed
+	tunnel   *proxy.Tunnel   // set when the flow is a proxy tunnel
+	insp     *inspect
 }
 
-// wsDir is the WebSocket unwrapping state of one direction, allocated only for tunnels.
+// inspect is the parser state of a flow under inspection. Objects are recycled through a
+// free list and their number is capped (Options.MaxInspecting), so neither a flood of
+// half-open flows nor steady traffic allocates or grows memory without bound.
+type inspect struct {
+	dnsNext   [2]int // TCP DNS: offset of the next length prefix per direction
+	base      [2]int // offset in Stream.Data where parsers start (after a tunnel preamble or a hole)
+	resync    [2]bool
+	scanDone  [2]bool
+	tlsDone   bool
+	isTLS     bool
+	proxyDone bool
+	wsFailed  bool
+	overflows [2]int
+	sc        [2]stratum.Scanner
+	ws        [2]wsDir
+}
+
+// wsDir is the WebSocket unwrapping state of one direction; out is allocated only for tunnels.
 type wsDir struct {
 	dec      proxy.WSDecoder
 	out      []byte
@@ -42,3 +51,31 @@ type wsDir struct {
 
 // maxWSBuffer bounds the unwrapped WebSocket messages kept per direction.
 const maxWSBuffer = 64 << 10
+
+// pool recycles inspect objects.
+type pool struct {
+	free  []*inspect
+	inUse int
+	max   int
+}
+
+func (p *pool) get() *inspect {
+	if p.inUse >= p.max {
+		return nil
+	}
+	p.inUse++
+	if n := len(p.free); n > 0 {
+		in := p.free[n-1]
+		p.free = p.free[:n-1]
+		return in
+	}
+	return new(inspect)
+}
+
+func (p *pool) put(in *inspect) {
+	p.inUse--
+	// WebSocket buffers are rare and large: they go to the garbage collector rather than
+	// sitting in the free list.
+	*in = inspect{}
+	p.free = append(p.free, in)
+}

@@ -40,6 +40,9 @@ type Stats struct {
 	Tunnels          uint64
 	StratumOverflows uint64 // lines over stratum.MaxLine skipped
 	Bypassed         uint64 // flows whose inspection finished early
+	OtherProto       uint64 // IP packets that are neither TCP nor UDP (ICMP, ...)
+	InspectExhausted uint64 // flows not inspected because MaxInspecting flows already were
+	Inspecting       int    // flows under inspection now
 	FlowsEnded       uint64
 	FlaggedFlows     uint64
 	Alerts           [16]uint64 // by detect.Reason

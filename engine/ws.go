@@ -6,8 +6,8 @@ import (
 
 // wsData returns the unwrapped WebSocket messages of direction dir (each followed by '\n'),
 // decoding whatever arrived since the last call. Memory is bounded by maxWSBuffer.
-func (e *Engine) wsData(f *flow.Flow[state], dir flow.Dir, data []byte) []byte {
-	w := &f.App.ws[dir]
+func (e *Engine) wsData(in *inspect, dir flow.Dir, data []byte) []byte {
+	w := &in.ws[dir]
 	if w.out == nil {
 		w.out = make([]byte, 0, maxWSBuffer)
 	}
@@ -17,7 +17,7 @@ func (e *Engine) wsData(f *flow.Flow[state], dir flow.Dir, data []byte) []byte {
 		w.consumed += n
 		if err != nil {
 			e.stats.DecodeErrors[ProtoWebSocket]++
-			f.App.wsFailed = true
+			in.wsFailed = true
 		}
 	}
 	return w.out
