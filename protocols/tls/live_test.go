@@ -315,7 +315,7 @@ func TestOpenSSLClientHello(t *testing.T) {
 			defer cancel()
 			args := append([]string{"s_client", "-connect", addr, "-quiet"}, tt.args...)
 			cmd := exec.CommandContext(ctx, bin, args...)
-			cmd.Stdin = eofAfter(2 * time.Second)
+			cmd.Stdin = eofAfter(time.Second)
 			out, err := cmd.CombinedOutput()
 			f := waitFacts(t, facts)
 			if err != nil {
