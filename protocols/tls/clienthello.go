@@ -37,6 +37,12 @@ func (s Status) String() string {
 // make the caller hold arbitrary amounts of data.
 const MaxHelloLen = 64 << 10
 
+// MaxPrefixLen bounds how much of a stream a caller has to keep while
+// ParseClientHello says NeedMore: a hello cut into tiny records carries 5
+// bytes of record header per fragment, so a record starting beyond this
+// offset ends the attempt with NotTLS.
+const MaxPrefixLen = 2 * MaxHelloLen
+
 const (
 	recordHeaderLen    = 5
 	handshakeHeaderLen = 4
@@ -130,6 +136,9 @@ func ParseClientHello(stream []byte) (ClientHello, Status) {
 	for need < 0 || got < need {
 		if off >= len(stream) {
 			return ClientHello{}, NeedMore
+		}
+		if off > MaxPrefixLen {
+			return ClientHello{}, NotTLS
 		}
 		rest := stream[off:]
 		if st := checkRecordHeader(rest); st != OK {

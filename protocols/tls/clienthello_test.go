@@ -166,6 +166,9 @@ func TestNotTLS(t *testing.T) {
 		{"over-64k", records(bigHello, 1<<14), NotTLS},
 		{"truncated-body", records(truncatedBody, 1<<14), NotTLS},
 		{"alert-between-fragments", mixed, NotTLS},
+		// A 40 KiB hello in 1-byte records needs 240 KiB of stream.
+		{"tiny-records-over-prefix-bound", records(buildHello(0x0303, make([]uint16, 20000), nil), 1)[:MaxPrefixLen+100], NotTLS},
+		{"tiny-records-within-bound", records(specHello(), 1), OK},
 		{"ok", good, OK},
 	} {
 		if _, st := ParseClientHello(tc.in); st != tc.want {
