@@ -60,7 +60,7 @@ run_bg() {
 cap_start() {
   local out=$1; shift
   rm -f "$out"
-  ip netns exec "$NS_M" timeout 120 tcpdump -i mgt-m0 -s 0 -U -n -w "$out" "$@" 2>/tmp/mgt-tcpdump.err &
+  ip netns exec "$NS_M" timeout 120 tcpdump -i mgt-m0 -s 0 -U --immediate-mode -n -w "$out" "$@" 2>/tmp/mgt-tcpdump.err &
   TCPDUMP_PID=$!
   local i
   for i in $(seq 50); do
@@ -71,7 +71,9 @@ cap_start() {
 }
 
 cap_stop() {
-  sleep 0.5
+  # Let the last FIN/ACKs arrive; --immediate-mode avoids libpcap's ring-block
+  # delay, which otherwise drops the tail of a capture stopped with SIGINT.
+  sleep 1
   kill -INT "$TCPDUMP_PID" 2>/dev/null || true
   wait "$TCPDUMP_PID" 2>/dev/null || true
   TCPDUMP_PID=""

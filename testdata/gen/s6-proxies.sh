@@ -70,7 +70,7 @@ wait_port "$NS_P" "$POOL_IP" 3333
 wait_port "$NS_M" 127.0.0.1 8892
 out="$CAP_DIR/mining-webminer-relay-any-sll2.pcap"
 rm -f "$out"
-ip netns exec "$NS_M" timeout 60 tcpdump -i any -s 0 -U -n -w "$out" 2>/tmp/mgt-tcpdump.err &
+ip netns exec "$NS_M" timeout 60 tcpdump -i any -s 0 -U --immediate-mode -n -w "$out" 2>/tmp/mgt-tcpdump.err &
 TCPDUMP_PID=$!
 sleep 1
 in_miner node webminer-client.js "ws://127.0.0.1:8892/"
