@@ -27,6 +27,10 @@ func TestBuiltin(t *testing.T) {
 		{"example.com", 0, false},
 		{"com", 0, false},
 		{"supportxmr.com.evil.example", 0, false},
+		// Shared platforms are never listed whole (a NoCoin pattern names a path on S3).
+		{"sts.amazonaws.com", 0, false},
+		{"s3.eu-west-1.amazonaws.com", 0, false},
+		{"user.github.io", 0, false},
 	} {
 		e, ok := s.Domain(tc.name)
 		if ok != tc.ok || (ok && e.Kind != tc.kind) {

@@ -17,7 +17,18 @@ import (
 // domainRE accepts host names only; URL patterns and wildcards are dropped.
 var domainRE = regexp.MustCompile(`^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z]{2,63}$`)
 
-type entry struct{ value, source string }
+// sharedPlatforms are parent domains of hosting and cloud platforms. Public lists sometimes
+// name a miner hosted on one (NoCoin's "*://*.amazonaws.com/doubleclick13/*"); reduced to a
+// host, such an entry would flag every customer of the platform, so it is dropped. A specific
+// host under one (d1pool.ddns.net) is kept.
+var sharedPlatforms = map[string]bool{
+	"amazonaws.com": true, "cloudfront.net": true, "github.io": true, "githubusercontent.com": true,
+	"googleapis.com": true, "appspot.com": true, "azurewebsites.net": true, "herokuapp.com": true,
+	"netlify.app": true, "firebaseapp.com": true, "blogspot.com": true, "wordpress.com": true,
+	"duckdns.org": true, "ddns.net": true, "no-ip.org": true, "cloudflare.com": true,
+	"workers.dev": true, "pages.dev": true, "vercel.app": true, "akamaihd.net": true,
+	"google.com": true, "github.com": true, "ngrok.io": true, "000webhostapp.com": true,
+}
 
 func main() {
 	in := flag.String("in", "../shared/intel", "folder with the public lists")
@@ -33,6 +44,9 @@ func run(in, out string) error {
 	domains := map[string]string{}
 	addrs := map[string]string{}
 	add := func(m map[string]string, v, src string) {
+		if sharedPlatforms[v] {
+			return
+		}
 		if _, ok := m[v]; !ok {
 			m[v] = src
 		}
