@@ -11,6 +11,10 @@ import (
 // so that src is the side that opened the connection or sent the query.
 func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding) {
 	s := &f.App
+	d := s.det
+	if d == nil {
+		d = &detail{}
+	}
 	e.stats.Alerts[fd.Reason]++
 	if e.opt.Sink == nil {
 		return
@@ -21,7 +25,7 @@ func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding)
 		Src:         f.Orig,
 		Dest:        f.Resp,
 		Proto:       f.Proto,
-		AppProto:    s.appProto,
+		AppProto:    s.app.String(),
 		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
 		Action:      "allowed",
 		SignatureID: fd.Reason.SignatureID(),
@@ -41,32 +45,32 @@ func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding)
 	if e.opt.Workload != nil {
 		ev.MG.Workload = e.opt.Workload(f.Scope)
 	}
-	if s.tunnel != nil {
-		ev.MG.Tunnel, ev.MG.Target = s.tunnel.Kind.String(), s.tunnel.Target
+	if d.tunnel != nil {
+		ev.MG.Tunnel, ev.MG.Target = d.tunnel.Kind.String(), d.tunnel.Target
 	}
-	if s.stratum != nil {
-		ev.MG.Variant = s.stratum.Variant.String()
-		ev.MG.Evasion = s.stratum.Evasion
+	if d.facts.Mining {
+		ev.MG.Variant = d.stratum.Variant.String()
+		ev.MG.Evasion = d.stratum.Evasion
 	}
 	switch fd.Reason {
 	case detect.ReasonStratum:
-		login := s.stratum.Login
+		login := d.stratum.Login
 		if e.opt.RedactLogin && login != "" {
 			login = "REDACTED"
 		}
-		ev.Stratum = &alert.Stratum{Method: s.stratum.Method, Agent: s.stratum.Agent, Login: login, Side: s.stratum.Side.String()}
+		ev.Stratum = &alert.Stratum{Method: d.stratum.Method, Agent: d.stratum.Agent, Login: login, Side: d.stratum.Side.String()}
 	case detect.ReasonSV2Handshake:
 		ev.MG.Variant = "stratum-v2"
 	case detect.ReasonPoolIP:
-		if s.facts.DstName != "" && ev.MG.Pool == "" {
-			ev.MG.Pool = s.facts.DstName
+		if d.facts.DstName != "" && ev.MG.Pool == "" {
+			ev.MG.Pool = d.facts.DstName
 		}
 	}
-	if s.facts.DNSQuery != "" && (fd.Reason == detect.ReasonPoolDNS || s.appProto == "dns") {
-		ev.DNS = &alert.DNS{Query: s.facts.DNSQuery, Type: dnsType(s.dnsType)}
+	if d.facts.DNSQuery != "" && (fd.Reason == detect.ReasonPoolDNS || s.app == appDNS) {
+		ev.DNS = &alert.DNS{Query: d.facts.DNSQuery, Type: dnsType(s.dnsType)}
 	}
-	if s.hello != nil {
-		ev.TLS = s.hello
+	if d.hello != nil {
+		ev.TLS = d.hello
 	}
 	e.opt.Sink.Alert(&ev)
 }

@@ -97,10 +97,10 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		return
 	}
 	s := &f.App
-	if !s.init {
+	if s.flags&flagInit == 0 {
 		e.newFlow(f)
 	}
-	if s.done {
+	if s.flags&flagDone != 0 {
 		return
 	}
 	if p.Proto == 17 {
@@ -110,7 +110,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		return
 	}
 	if len(p.Payload) > 0 && s.firstLen[dir] == 0 {
-		s.firstLen[dir] = int32(len(p.Payload))
+		s.firstLen[dir] = uint16(min(len(p.Payload), 0xffff))
 		e.checkSV2(f)
 	}
 	if grew {
@@ -123,16 +123,13 @@ func (e *Engine) Flush() { e.table.Flush() }
 
 func (e *Engine) newFlow(f *flow.Flow[state]) {
 	s := &f.App
-	s.init = true
-	s.facts.Proto = f.Proto
-	s.facts.Dst = f.Resp.Addr()
-	s.facts.DstPort = f.Resp.Port()
+	s.flags |= flagInit
 	if name, ok := e.names.Lookup(f.Scope, f.Resp.Addr(), e.now); ok {
-		s.facts.DstName = name
+		e.detail(f).facts.DstName = name
 	}
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
-		s.done = true
+		s.flags |= flagDone
 		f.Bypass = true
 	}
 	e.evaluate(f)
@@ -146,11 +143,11 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 	}
 	e.stats.DNSMessages++
 	s := &f.App
-	s.appProto = "dns"
+	s.app = appDNS
 	if !m.Response {
 		for _, q := range m.Questions {
 			if !s.alerted.Has(detect.ReasonPoolDNS) {
-				s.facts.DNSQuery, s.dnsType = q.Name, q.Type
+				e.detail(f).facts.DNSQuery, s.dnsType = q.Name, q.Type
 				e.evaluate(f)
 			}
 		}
@@ -160,8 +157,8 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 		e.names.Add(f.Scope, an.Addr, an.Name, an.TTL, e.now)
 	}
 	// A response seen without its query (capture started late) still names the lookup.
-	if s.facts.DNSQuery == "" && len(m.Questions) > 0 {
-		s.facts.DNSQuery, s.dnsType = m.Questions[0].Name, m.Questions[0].Type
+	if (s.det == nil || s.det.facts.DNSQuery == "") && len(m.Questions) > 0 {
+		e.detail(f).facts.DNSQuery, s.dnsType = m.Questions[0].Name, m.Questions[0].Type
 		e.evaluate(f)
 	}
 }
@@ -206,25 +203,27 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 	if dir == flow.DirOrig && !in.tlsDone {
 		e.detectTLS(f, in, data)
 	}
-	if s.tunnel != nil && s.tunnel.Kind == proxy.WebSocket && !in.wsFailed {
+	if s.det != nil && s.det.tunnel != nil && s.det.tunnel.Kind == proxy.WebSocket && !in.wsFailed {
 		data = e.wsData(in, dir, data)
 	}
-	if !s.mining && !in.scanDone[dir] && !in.isTLS {
+	mining := s.det != nil && s.det.facts.Mining
+	if !mining && !in.scanDone[dir] && !in.isTLS {
 		res, ss := in.sc[dir].Scan(data, f.Midstream || in.resync[dir])
 		e.stats.StratumOverflows += uint64(in.sc[dir].Overflows - in.overflows[dir])
 		in.overflows[dir] = in.sc[dir].Overflows
 		switch ss {
 		case stratum.Match:
-			s.mining = true
-			s.stratum = &res
-			s.facts.Mining = true
-			s.appProto = "stratum"
+			d := e.detail(f)
+			mining = true
+			d.stratum = res
+			d.facts.Mining = true
+			s.app = appStratum
 			e.evaluate(f)
 		case stratum.NotMining:
 			in.scanDone[dir] = true
 		}
 	}
-	scanned := s.mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
+	scanned := mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
 	if (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated) {
 		e.finish(f)
 	}
@@ -237,13 +236,12 @@ func (e *Engine) finish(f *flow.Flow[state]) {
 		e.insp.put(s.insp)
 		s.insp = nil
 	}
-	s.done = true
+	s.flags |= flagDone
 	f.Bypass = true
 	e.stats.Bypassed++
 }
 
 func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
-	s := &f.App
 	t, st := proxy.Detect(f.Stream[0].Data(), f.Stream[1].Data())
 	switch st {
 	case proxy.NotProxy:
@@ -254,7 +252,7 @@ func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
 		}
 	case proxy.Done:
 		in.proxyDone = true
-		s.tunnel = &t
+		e.detail(f).tunnel = &t
 		e.stats.Tunnels++
 		// Everything after the preamble is the tunnelled protocol: start the parsers there.
 		in.base = [2]int{t.ClientSkip, t.ServerSkip}
@@ -264,7 +262,7 @@ func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
 		if host, _, ok := strings.Cut(t.Target, ":"); ok && host != "" {
 			if _, err := netip.ParseAddr(host); err != nil {
 				// The name the client asked the proxy for is the destination's name.
-				s.facts.DstName = strings.ToLower(host)
+				e.detail(f).facts.DstName = strings.ToLower(host)
 				e.evaluate(f)
 			}
 		}
@@ -283,10 +281,11 @@ func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 		}
 	case tls.OK:
 		in.tlsDone, in.isTLS = true, true
-		s.appProto = "tls"
-		s.hello = &alert.TLS{SNI: h.SNI, JA4: h.JA4, ALPN: h.ALPN}
-		s.facts.SNI = h.SNI
-		s.facts.TLSBare = h.SNI == "" && len(h.ALPN) == 0
+		s.app = appTLS
+		d := e.detail(f)
+		d.hello = &alert.TLS{SNI: h.SNI, JA4: h.JA4, ALPN: h.ALPN}
+		d.facts.SNI = h.SNI
+		d.facts.TLSBare = h.SNI == "" && len(h.ALPN) == 0
 		e.stats.TLSHellos++
 		e.evaluate(f)
 	}
@@ -295,7 +294,7 @@ func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 func (e *Engine) checkSV2(f *flow.Flow[state]) {
 	s := &f.App
 	if s.firstLen[0] > 0 && s.firstLen[1] > 0 && stratum.IsSV2FirstFlight(int(s.firstLen[0]), int(s.firstLen[1])) {
-		s.facts.SV2 = true
+		e.detail(f).facts.SV2 = true
 		e.evaluate(f)
 	}
 }
@@ -303,7 +302,12 @@ func (e *Engine) checkSV2(f *flow.Flow[state]) {
 // evaluate asks detect for a verdict and alerts once for each reason not yet alerted on f.
 func (e *Engine) evaluate(f *flow.Flow[state]) {
 	s := &f.App
-	v := e.opt.Detector.Evaluate(&s.facts)
+	var fa detect.Facts
+	if s.det != nil {
+		fa = s.det.facts
+	}
+	fa.Proto, fa.Dst, fa.DstPort = f.Proto, f.Resp.Addr(), f.Resp.Port()
+	v := e.opt.Detector.Evaluate(&fa)
 	for i := 0; i < v.N; i++ {
 		fd := v.Findings[i]
 		if s.alerted.Has(fd.Reason) {
@@ -324,6 +328,14 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 		e.insp.put(f.App.insp)
 	}
 	f.App = state{}
+}
+
+// detail returns f's detail, allocating it on first use.
+func (e *Engine) detail(f *flow.Flow[state]) *detail {
+	if f.App.det == nil {
+		f.App.det = new(detail)
+	}
+	return f.App.det
 }
 
 // Stats returns the engine's counters together with the flow table's.

@@ -8,21 +8,53 @@ import (
 )
 
 // state is the engine's per-flow state, stored inline in the flow table's slab. It is kept
-// small because the table holds up to MaxFlows of them (262,144 by default): the bulky parser
-// state lives in an inspect object that only flows still being inspected hold.
+// to a few words because the table holds up to MaxFlows of them (262,144 by default): what
+// only some flows need lives behind two pointers, detail (what was learned about the flow,
+// allocated when there is something to say) and inspect (parser state, only while the flow
+// is being inspected, recycled).
 type state struct {
-	init     bool
-	done     bool // every detector decided: the rest of the flow is counted only
-	mining   bool
+	flags    uint8
+	app      appProto
 	dnsType  uint16
 	alerted  detect.Reasons
-	firstLen [2]int32
-	appProto string
-	facts    detect.Facts
-	stratum  *stratum.Result // set when a mining message was recognised
-	hello    *alert.TLS      // set when a ClientHello was parsed
-	tunnel   *proxy.Tunnel   // set when the flow is a proxy tunnel
+	firstLen [2]uint16 // size of the first payload segment per direction (SV2 signature)
 	insp     *inspect
+	det      *detail
+}
+
+const (
+	flagInit uint8 = 1 << iota
+	flagDone       // every detector decided: the rest of the flow is counted only
+)
+
+// appProto is the EVE app_proto of a flow.
+type appProto uint8
+
+const (
+	appNone appProto = iota
+	appDNS
+	appTLS
+	appStratum
+)
+
+func (a appProto) String() string {
+	switch a {
+	case appDNS:
+		return "dns"
+	case appTLS:
+		return "tls"
+	case appStratum:
+		return "stratum"
+	}
+	return ""
+}
+
+// detail is what the detectors learned about a flow.
+type detail struct {
+	facts   detect.Facts // the name-bearing facts; addresses come from the flow
+	stratum stratum.Result
+	hello   *alert.TLS
+	tunnel  *proxy.Tunnel
 }
 
 // inspect is the parser state of a flow under inspection. Objects are recycled through a

@@ -30,7 +30,7 @@ lab_down
 # Electrum-like line JSON on 50001 and a Bitcoin-Core-style JSON-RPC (not mining) on 8332.
 lab_up
 run_bg "$NS_P" node linechat.js server "$POOL_IP" 50001 "$GEN_DIR/dialogs/electrum-like.json"
-run_bg "$NS_P" node getwork-server.js "$POOL_IP" 8332
+run_bg "$NS_P" node getwork-server.js "$POOL_IP" 8332 bitcoind
 wait_port "$NS_P" "$POOL_IP" 50001
 wait_port "$NS_P" "$POOL_IP" 8332
 cap_start "$CAP_DIR/benign-electrum-and-bitcoind-rpc.pcap"

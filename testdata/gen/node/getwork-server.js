@@ -1,10 +1,12 @@
 // Minimal HTTP JSON-RPC endpoint answering getwork / getblocktemplate /
 // submitblock like bitcoind-era pools (HAND-WRITTEN server on node's http
 // module; the client side in the capture is curl).
-// Usage: node getwork-server.js HOST PORT
+// Usage: node getwork-server.js HOST PORT [bitcoind]
+// With "bitcoind" it answers like Bitcoin Core's RPC, which never sends the getwork-era
+// X-Long-Polling header (used for the benign capture).
 'use strict';
 const http = require('http');
-const [host, port] = [process.argv[2], +process.argv[3]];
+const [host, port, flavour] = [process.argv[2], +process.argv[3], process.argv[4]];
 http.createServer((req, res) => {
   let body = '';
   req.on('data', (c) => (body += c));
@@ -25,7 +27,7 @@ http.createServer((req, res) => {
         sizelimit: 4000000, curtime: 1700000600, bits: '17053894', height: 820000 };
     } else if (m.method === 'submitblock') result = null;
     res.setHeader('Content-Type', 'application/json');
-    res.setHeader('X-Long-Polling', '/LP');
+    if (flavour !== 'bitcoind') res.setHeader('X-Long-Polling', '/LP');
     res.end(JSON.stringify({ result, error: null, id: m.id }) + '\n');
   });
 }).listen(port, host, () => console.log('getwork server on', host, port));
