@@ -26,8 +26,10 @@ type Options struct {
 	Sink     Sink
 	// DNSMaxAddrs bounds the answer→name cache (default 65,536 addresses).
 	DNSMaxAddrs int
-	// MaxInspecting bounds the flows whose payload is being parsed at once (default 65,536);
-	// flows past it are judged by destination only and counted.
+	// MaxInspecting bounds the flows whose payload is being parsed at once (default 16,384).
+	// When all are taken, a flow that has been inspected for longer than StealAfter without a
+	// decision gives its slot up (miners speak within milliseconds of connecting); if none
+	// has, the new flow is judged by destination only. Both are counted.
 	MaxInspecting int
 	RedactLogin   bool
 	// Workload names the workload of a scope (netns or capture interface); nil leaves it empty.
@@ -57,7 +59,7 @@ func New(o Options) *Engine {
 		o.DNSMaxAddrs = 65536
 	}
 	if o.MaxInspecting <= 0 {
-		o.MaxInspecting = 65536
+		o.MaxInspecting = 16384
 	}
 	e := &Engine{opt: o, names: dns.NewCache(o.DNSMaxAddrs, 1000, 30*time.Second)}
 	e.insp.max = o.MaxInspecting
@@ -168,11 +170,12 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 	s := &f.App
 	in := s.insp
 	if in == nil {
-		if in = e.insp.get(); in == nil {
+		if in = e.takeInspect(); in == nil {
 			e.stats.InspectExhausted++
 			e.finish(f)
 			return
 		}
+		in.owner, in.since = f, e.now
 		s.insp = in
 	}
 	st := &f.Stream[dir]
@@ -229,6 +232,32 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 	}
 }
 
+// StealAfter is how long a flow may be inspected without a decision before a new flow may
+// take its inspection slot when all are in use.
+const StealAfter = 10 * time.Second
+
+// stealProbes bounds the clock hand's walk per new flow, so a full pool costs O(1) per flow.
+const stealProbes = 64
+
+// takeInspect returns a free inspect object, or takes one back from a flow that has been
+// undecided for longer than StealAfter.
+func (e *Engine) takeInspect() *inspect {
+	if in := e.insp.get(); in != nil {
+		return in
+	}
+	p := &e.insp
+	for i := 0; i < stealProbes && len(p.all) > 0; i++ {
+		in := p.all[p.hand]
+		p.hand = (p.hand + 1) % len(p.all)
+		if in.owner != nil && e.now.Sub(in.since) > StealAfter {
+			e.stats.InspectStolen++
+			e.finish(in.owner)
+			return p.get()
+		}
+	}
+	return nil
+}
+
 // finish stops inspecting f: the rest of it is counted, not parsed.
 func (e *Engine) finish(f *flow.Flow[state]) {
 	s := &f.App
@@ -237,7 +266,7 @@ func (e *Engine) finish(f *flow.Flow[state]) {
 		s.insp = nil
 	}
 	s.flags |= flagDone
-	f.Bypass = true
+	e.table.Release(f)
 	e.stats.Bypassed++
 }
 

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"time"
+
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/protocols/proxy"
 	"github.com/minerguard/minerguard/protocols/stratum"
 )
@@ -61,8 +64,10 @@ type detail struct {
 // free list and their number is capped (Options.MaxInspecting), so neither a flood of
 // half-open flows nor steady traffic allocates or grows memory without bound.
 type inspect struct {
-	dnsNext   [2]int // TCP DNS: offset of the next length prefix per direction
-	base      [2]int // offset in Stream.Data where parsers start (after a tunnel preamble or a hole)
+	owner     *flow.Flow[state] // the flow holding this object; nil when free
+	since     time.Time         // packet time the flow started being inspected
+	dnsNext   [2]int            // TCP DNS: offset of the next length prefix per direction
+	base      [2]int            // offset in Stream.Data where parsers start (after a tunnel preamble or a hole)
 	resync    [2]bool
 	scanDone  [2]bool
 	tlsDone   bool
@@ -84,9 +89,12 @@ type wsDir struct {
 // maxWSBuffer bounds the unwrapped WebSocket messages kept per direction.
 const maxWSBuffer = 64 << 10
 
-// pool recycles inspect objects.
+// pool recycles inspect objects; all holds every object ever made (at most max), for the
+// clock hand that looks for one to take back from a stale flow.
 type pool struct {
 	free  []*inspect
+	all   []*inspect
+	hand  int
 	inUse int
 	max   int
 }
@@ -101,7 +109,9 @@ func (p *pool) get() *inspect {
 		p.free = p.free[:n-1]
 		return in
 	}
-	return new(inspect)
+	in := new(inspect)
+	p.all = append(p.all, in)
+	return in
 }
 
 func (p *pool) put(in *inspect) {

@@ -42,6 +42,7 @@ type Stats struct {
 	Bypassed         uint64 // flows whose inspection finished early
 	OtherProto       uint64 // IP packets that are neither TCP nor UDP (ICMP, ...)
 	InspectExhausted uint64 // flows not inspected because MaxInspecting flows already were
+	InspectStolen    uint64 // undecided flows whose inspection was ended to make room
 	Inspecting       int    // flows under inspection now
 	FlowsEnded       uint64
 	FlaggedFlows     uint64

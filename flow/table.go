@@ -323,6 +323,14 @@ func (t *Table[T]) tcp(f *Flow[T], p *Packet, dir Dir) (grew bool) {
 	return grew
 }
 
+// Release marks f Bypass and frees its stream buffers now rather than at its next packet, so
+// a caller that stops inspecting many flows at once (a flood) gets their memory back at once.
+func (t *Table[T]) Release(f *Flow[T]) {
+	f.Bypass = true
+	f.Stream[0].release(t.r)
+	f.Stream[1].release(t.r)
+}
+
 func (t *Table[T]) create(h uint32, swapped bool, p *Packet, scope uint64, now time.Time) *Flow[T] {
 	if t.n >= t.cfg.MaxFlows {
 		t.evictForCap()

@@ -24,6 +24,7 @@ type collector struct {
 	flowsActive, flowsCreated, evictions, detections          *prometheus.Desc
 	reasmGaps, reasmOverlapMismatch, reasmDepth, reasmBudget  *prometheus.Desc
 	reasmBytes, stratumOverflows, dnsCacheEntries, bypassed   *prometheus.Desc
+	inspectSkipped, inspectStolen, inspecting                 *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -50,6 +51,9 @@ func newCollector(src Source) *collector {
 		stratumOverflows:     d("stratum_line_overflows_total", "Lines longer than the 64 KiB line cap that were skipped.", "source"),
 		dnsCacheEntries:      d("dns_cache_entries", "Answered addresses kept for name attribution.", "source"),
 		bypassed:             d("flows_bypassed_total", "Flows whose inspection finished before their end (classified or decided).", "source"),
+		inspectSkipped:       d("inspect_skipped_total", "Flows judged by destination only because every inspection slot was in use.", "source"),
+		inspectStolen:        d("inspect_stolen_total", "Long-undecided flows whose inspection ended to make room for a new flow.", "source"),
+		inspecting:           d("flows_inspecting", "Flows whose payload is being parsed now.", "source"),
 	}
 }
 
@@ -92,6 +96,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.stratumOverflows, s.StratumOverflows)
 	gauge(c.dnsCacheEntries, float64(s.DNSCache.Entries))
 	counter(c.bypassed, s.Bypassed)
+	counter(c.inspectSkipped, s.InspectExhausted)
+	counter(c.inspectStolen, s.InspectStolen)
+	gauge(c.inspecting, float64(s.Inspecting))
 }
 
 // NewRegistry returns a registry exposing src plus Go runtime and build metrics.
