@@ -35,11 +35,14 @@ func (e *FormatError) Error() string { return e.Path + ": " + e.Reason }
 type TruncatedError struct {
 	Path    string
 	Packets int64 // complete packets read before the damage
-	Offset  int64 // bytes of the (decompressed) file consumed by them
+	Offset  int64 // bytes of the (decompressed) pcap file consumed by them; -1 when unknown (pcapng)
 	Err     error
 }
 
 func (e *TruncatedError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("%s: truncated after %d packets: %v", e.Path, e.Packets, e.Err)
+	}
 	return fmt.Sprintf("%s: truncated after %d packets at byte %d: %v", e.Path, e.Packets, e.Offset, e.Err)
 }
 
@@ -51,12 +54,12 @@ type File struct {
 	f       *os.File
 	size    int64
 	raw     *countingReader // bytes taken from the file, for progress
-	content *countingReader // bytes of capture data, for truncation offsets
+	content *bufio.Reader   // capture data, decompressed; pcapgo reads it directly
 	pcap    *pcapgo.Reader
 	ng      *pcapgo.NgReader
 	link    uint16
 	packets int64
-	good    int64 // content offset after the last complete packet
+	good    int64 // content offset after the last complete packet (pcap: exact; pcapng: start of the record)
 }
 
 // Open opens a capture file; "-" reads standard input. It checks the format up front so a
@@ -101,7 +104,9 @@ func Open(path string) (*File, error) {
 		c.Close()
 		return nil, &FormatError{c.path, fmt.Sprintf("too short for a capture header (%d bytes): %v", len(magic), err)}
 	}
-	c.content = &countingReader{r: br}
+	// pcapgo wraps its input in a bufio.Reader, which returns a *bufio.Reader as it is: so
+	// handing it br avoids a second buffer and a second copy of every byte.
+	c.content = br
 	switch binary.BigEndian.Uint32(magic) {
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
 		pr, err := pcapgo.NewReader(c.content)
@@ -121,7 +126,10 @@ func Open(path string) (*File, error) {
 		c.Close()
 		return nil, &FormatError{c.path, fmt.Sprintf("not a pcap or pcapng file (magic %x)", magic)}
 	}
-	c.good = c.content.n
+	c.good = 24
+	if c.ng != nil {
+		c.good = -1
+	}
 	return c, nil
 }
 
@@ -170,7 +178,7 @@ func (c *File) Next(f *Frame) error {
 		}
 	}
 	if err != nil {
-		if err == io.EOF && c.content.n == c.good {
+		if err == io.EOF {
 			return io.EOF
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -180,7 +188,9 @@ func (c *File) Next(f *Frame) error {
 	}
 	f.Data = data
 	c.packets++
-	c.good = c.content.n
+	if c.pcap != nil {
+		c.good += 16 + int64(len(data))
+	}
 	return nil
 }
 

@@ -173,14 +173,15 @@ type Table[T any] struct {
 	timeouts [numClasses]time.Duration
 	onEvict  func(*Flow[T], EvictReason)
 
-	index  []uint64 // open addressing, linear probing: hash32<<32 | slot; 0 = empty
-	mask   uint32
-	seed   maphash.Seed
-	chunks []*[chunkFlows]Flow[T]
-	free   []uint32                // free slot numbers
-	lists  [2 * numClasses]lruList // unflagged classes, then flagged ones
-	n      int
-	nextID uint64
+	index    []uint64 // open addressing, linear probing: hash32<<32 | slot; 0 = empty
+	mask     uint32
+	maxIndex int
+	seed     maphash.Seed
+	chunks   []*[chunkFlows]Flow[T]
+	free     []uint32                // free slot numbers
+	lists    [2 * numClasses]lruList // unflagged classes, then flagged ones
+	n        int
+	nextID   uint64
 
 	lastExpire time.Time
 	r          *reassembler
@@ -201,11 +202,15 @@ func NewTable[T any](cfg Config, onEvict func(f *Flow[T], reason EvictReason)) *
 		r:       newReassembler(cfg.StreamDepth, cfg.MaxOOOPerDir, cfg.MaxReassemblyTotal),
 	}
 	// A load factor ≤ 1/2 keeps probe sequences short; 8 bytes per entry
-	// is a fraction of what a Go map of 48-byte keys would take.
-	n := 16
-	for n < 2*cfg.MaxFlows {
-		n *= 2
+	// is a fraction of what a Go map of 48-byte keys would take. The index
+	// starts small and doubles with the live flows (up to 2×MaxFlows): a
+	// 4 MiB index sized for the cap made every lookup a cache miss, about a
+	// tenth of replay time, when only a few thousand flows were live.
+	t.maxIndex = 16
+	for t.maxIndex < 2*cfg.MaxFlows {
+		t.maxIndex *= 2
 	}
+	n := min(t.maxIndex, initialIndex)
 	t.index = make([]uint64, n)
 	t.mask = uint32(n - 1)
 	t.timeouts = [numClasses]time.Duration{
@@ -434,12 +439,35 @@ func (t *Table[T]) lookup(h uint32, p *Packet, scope uint64) *Flow[T] {
 	}
 }
 
+// initialIndex is the starting index size (entries).
+const initialIndex = 4096
+
 func (t *Table[T]) insert(h, slot uint32) {
+	if 2*(t.n+1) > len(t.index) && len(t.index) < t.maxIndex {
+		t.grow()
+	}
 	i := h & t.mask
 	for t.index[i] != 0 {
 		i = (i + 1) & t.mask
 	}
 	t.index[i] = uint64(h)<<32 | uint64(slot)
+}
+
+// grow doubles the index; entries keep their hash, so nothing is rehashed.
+func (t *Table[T]) grow() {
+	old := t.index
+	t.index = make([]uint64, 2*len(old))
+	t.mask = uint32(len(t.index) - 1)
+	for _, e := range old {
+		if e == 0 {
+			continue
+		}
+		i := uint32(e>>32) & t.mask
+		for t.index[i] != 0 {
+			i = (i + 1) & t.mask
+		}
+		t.index[i] = e
+	}
 }
 
 // remove deletes slot's entry with backward-shift deletion, so the index

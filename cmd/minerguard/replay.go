@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type replayOpts struct {
 	redact      bool
 	metricsFile string
 	quiet       bool
+	cpuProfile  string
 }
 
 func replayCmd() *cobra.Command {
@@ -51,6 +53,8 @@ func replayCmd() *cobra.Command {
 	f.BoolVar(&o.redact, "redact-login", false, "replace wallet/worker logins in alerts with REDACTED")
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the Prometheus metrics of the run to this file at the end")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for development)")
+	f.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -114,6 +118,17 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		Sink:        sink,
 		RedactLogin: o.redact,
 	})
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return &exitErr{exitError, err}
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return &exitErr{exitError, err}
+		}
+		defer pprof.StopCPUProfile()
+	}
 	progress := !o.quiet && isTTY(stderr)
 	var failed []error
 	start := time.Now()
