@@ -89,6 +89,7 @@ type Flow[T any] struct {
 	fin        [2]bool
 	class      uint8
 	prev, next uint32 // LRU links within the class list (slot numbers, 0 = none)
+	listed     int64  // packet time (UnixNano) f was put at the head of its list
 	slot       uint32
 }
 
@@ -502,14 +503,32 @@ func (t *Table[T]) key(f *Flow[T]) Key {
 	return k
 }
 
-// touch moves f to the front of the list for its (possibly new) class.
+// touch keeps f's list position right after a packet. The lists are lazy LRUs: a packet only
+// moves its flow when the flow changes class; otherwise the flow stays where it is and
+// Expire and evictForCap move a re-seen flow to the front when they meet it at the tail.
+// Moving on every packet wrote into two neighbouring flows per packet, cache misses that
+// cost more than the lookup itself.
 func (t *Table[T]) touch(f *Flow[T]) {
+	if c := t.classOf(f); c != f.class {
+		t.unlink(f)
+		f.class = c
+		t.pushFront(f)
+	}
+}
+
+// refresh moves a flow seen since it was listed to the front of its list. It reports whether
+// it moved the flow.
+func (t *Table[T]) refresh(f *Flow[T]) bool {
+	if f.Last.UnixNano() <= f.listed {
+		return false
+	}
 	t.unlink(f)
-	f.class = t.classOf(f)
 	t.pushFront(f)
+	return true
 }
 
 func (t *Table[T]) pushFront(f *Flow[T]) {
+	f.listed = f.Last.UnixNano()
 	l := &t.lists[f.class]
 	f.prev, f.next = 0, l.head
 	if l.head != 0 {
@@ -561,10 +580,16 @@ func (t *Table[T]) evictForCap() {
 func (t *Table[T]) oldestTail(from, to int) *Flow[T] {
 	var victim *Flow[T]
 	for c := from; c < to; c++ {
-		if tail := t.lists[c].tail; tail != 0 {
-			if f := t.flow(tail); victim == nil || f.Last.Before(victim.Last) {
+		for t.lists[c].tail != 0 {
+			f := t.flow(t.lists[c].tail)
+			// Each flow moves at most once per packet it received, so this is O(1) amortised.
+			if t.refresh(f) {
+				continue
+			}
+			if victim == nil || f.Last.Before(victim.Last) {
 				victim = f
 			}
+			break
 		}
 	}
 	return victim
@@ -605,6 +630,11 @@ func (t *Table[T]) Expire(now time.Time) {
 		for t.lists[c].tail != 0 {
 			f := t.flow(t.lists[c].tail)
 			if now.Sub(f.Last) < to {
+				// Seen recently. If it was also listed recently, so was every flow ahead of
+				// it: stop. Otherwise it was re-seen after listing: move it up and go on.
+				if t.refresh(f) {
+					continue
+				}
 				break
 			}
 			t.evict(f, EvictTimeout)
