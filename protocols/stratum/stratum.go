@@ -95,6 +95,10 @@ const MaxLine = 64 << 10
 // giving up. Pools answer a login within the first one or two messages.
 const maxUndecided = 16
 
+// maxNonMining is how many messages a stream that calls non-mining methods is read before it
+// is judged not mining.
+const maxNonMining = 8
+
 type mode uint8
 
 const (
@@ -356,9 +360,10 @@ func (s *Scanner) judge(data []byte, vd verdict, text bool) bool {
 		if !text || s.Messages >= 4 {
 			s.httpDecide(data)
 		}
-	case vd == vNonMining:
-		// A JSON-RPC peer asking for a non-mining method is some other
-		// JSON-RPC service (Ethereum node, Electrum, bitcoind, ...).
+	case vd == vNonMining && s.Messages >= maxNonMining:
+		// A JSON-RPC peer asking for non-mining methods is some other JSON-RPC service
+		// (Ethereum node, Electrum, bitcoind, ...). Not decided on the first such call: a
+		// miner that opens with one harmless call must not slip through.
 		s.finish(NotMining, Result{})
 	case first && vd == vNotRPC:
 		// A stream whose first message is not JSON-RPC at all.
