@@ -189,11 +189,8 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 		in.ws[dir] = wsDir{}
 	}
 	if f.Resp.Port() == 53 || f.Orig.Port() == 53 {
+		// DNS over TCP. The other detectors still run: port 53 is a classic hiding place.
 		in.dnsNext[dir] = dns.SplitTCP(st.Data(), in.dnsNext[dir], func(msg []byte) { e.dnsMessage(f, dir, msg) })
-		if f.Stream[0].Truncated && f.Stream[1].Truncated {
-			e.finish(f)
-		}
-		return
 	}
 	if !in.proxyDone {
 		e.detectProxy(f, in)

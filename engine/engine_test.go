@@ -170,3 +170,29 @@ func firstBuiltinAddr(t *testing.T) netip.AddrPort {
 	// 107.191.47.239:3333 is listed by maltrail (see intel/builtin/addrs.txt).
 	return netip.MustParseAddrPort("107.191.47.239:3333")
 }
+
+// Stratum on TCP port 53 is still Stratum: the DNS parser does not shadow the others.
+func TestStratumOnPort53(t *testing.T) {
+	c := &collect{}
+	e := newEngine(c)
+	x := newSession(t, client, endpoint{"10.9.9.9", 53})
+	x.client(xmrigLogin, 1500)
+	feed(e, x.frames)
+	if len(c.events) != 1 || c.events[0].MG.Detector != "stratum" {
+		t.Fatalf("alerts: %+v", c.events)
+	}
+}
+
+// DNS over TCP (length-prefixed, two messages in one stream) is parsed like UDP.
+func TestDNSOverTCP(t *testing.T) {
+	c := &collect{}
+	e := newEngine(c)
+	q1, q2 := dnsQuery(t, "example.org", 1), dnsQuery(t, "xmr.2miners.com", 2)
+	frame := func(b []byte) string { return string([]byte{byte(len(b) >> 8), byte(len(b))}) + string(b) }
+	x := newSession(t, client, endpoint{"10.0.0.53", 53})
+	x.client(frame(q1)+frame(q2), 7)
+	feed(e, x.frames)
+	if len(c.events) != 1 || c.events[0].MG.Detector != "pool-dns" || c.events[0].DNS.Query != "xmr.2miners.com" {
+		t.Fatalf("alerts: %+v", c.events)
+	}
+}
