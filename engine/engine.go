@@ -138,7 +138,7 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 }
 
 func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
-	m, err := dns.Parse(b)
+	m, err := dns.ParseFast(b)
 	if err != nil {
 		e.stats.DecodeErrors[ProtoDNS]++
 		return
