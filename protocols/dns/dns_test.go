@@ -277,7 +277,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, q := range m.Questions {
-			if strings.HasSuffix(q.Name, ".") || strings.ToLower(q.Name) != q.Name {
+			// miekg escapes a dot inside a label as `\.`; only the root dot is trimmed.
+			if strings.HasSuffix(q.Name, ".") && !strings.HasSuffix(q.Name, `\.`) || strings.ToLower(q.Name) != q.Name {
 				t.Fatalf("question name not normalised: %q", q.Name)
 			}
 		}
