@@ -1,6 +1,6 @@
 // Package flow owns the packet hot path between capture and the protocol
 // detectors: allocation-free L2–L4 decoding (Decode), a packed
-// direction-independent 5-tuple key scoped by network namespace (Key), a
+// direction-independent 5-tuple hash scoped by network namespace (flowHash), a
 // bounded flow table that expires and evicts by packet time (Table), and
 // per-direction in-order reassembly of the first StreamDepth bytes of each
 // TCP direction (Stream).
@@ -28,7 +28,7 @@
 //
 // # Flows and streams
 //
-// A Table maps a Key to a Flow[T], where T is the caller's per-flow detector
+// A Table maps a 5-tuple and scope to a Flow[T], where T is the caller's per-flow detector
 // state. The table never holds more than Config.MaxFlows flows: at the cap
 // it evicts the least recently seen flow, passing over flows the caller has
 // Flagged. Flows expire by packet time (the time passed to Packet and

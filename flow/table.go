@@ -1,7 +1,7 @@
 package flow
 
 import (
-	"hash/maphash"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 )
@@ -85,7 +85,6 @@ type Flow[T any] struct {
 	Bypass     bool // set by the caller: count only, no more reassembly
 	App        T    // the caller's detector state
 
-	origIsLo   bool // Orig is the Key's low endpoint
 	fin        [2]bool
 	class      uint8
 	prev, next uint32 // LRU links within the class list (slot numbers, 0 = none)
@@ -177,7 +176,7 @@ type Table[T any] struct {
 	index    []uint64 // open addressing, linear probing: hash32<<32 | slot; 0 = empty
 	mask     uint32
 	maxIndex int
-	seed     maphash.Seed
+	hseed    uint64 // random per table: see flowHash
 	chunks   []*[chunkFlows]Flow[T]
 	free     []uint32                // free slot numbers
 	lists    [2 * numClasses]lruList // unflagged classes, then flagged ones
@@ -197,7 +196,7 @@ func NewTable[T any](cfg Config, onEvict func(f *Flow[T], reason EvictReason)) *
 	t := &Table[T]{
 		cfg:     cfg,
 		onEvict: onEvict,
-		seed:    maphash.MakeSeed(),
+		hseed:   rand.Uint64(),
 		chunks:  make([]*[chunkFlows]Flow[T], 0, (cfg.MaxFlows+chunkFlows-1)/chunkFlows),
 		free:    make([]uint32, 0, chunkFlows),
 		r:       newReassembler(cfg.StreamDepth, cfg.MaxOOOPerDir, cfg.MaxReassemblyTotal),
@@ -257,8 +256,7 @@ func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], d
 	if d := now.Sub(t.lastExpire); d >= time.Second || d < 0 {
 		t.Expire(now)
 	}
-	k, swapped := KeyOf(p, scope)
-	h := t.hash(&k)
+	h := flowHash(t.hseed, p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto, scope)
 	f = t.lookup(h, p, scope)
 	ok := f != nil
 	if ok {
@@ -269,10 +267,10 @@ func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], d
 		}
 	}
 	if !ok {
-		f = t.create(h, swapped, p, scope, now)
+		f = t.create(h, p, scope, now)
 	}
 	dir = DirReply
-	if !swapped == f.origIsLo {
+	if p.SrcPort == f.Orig.Port() && p.Src == f.Orig.Addr() {
 		dir = DirOrig
 	}
 	f.Packets[dir]++
@@ -337,7 +335,7 @@ func (t *Table[T]) Release(f *Flow[T]) {
 	f.Stream[1].release(t.r)
 }
 
-func (t *Table[T]) create(h uint32, swapped bool, p *Packet, scope uint64, now time.Time) *Flow[T] {
+func (t *Table[T]) create(h uint32, p *Packet, scope uint64, now time.Time) *Flow[T] {
 	if t.n >= t.cfg.MaxFlows {
 		t.evictForCap()
 	}
@@ -380,7 +378,6 @@ func (t *Table[T]) create(h uint32, swapped bool, p *Packet, scope uint64, now t
 	} else {
 		f.Orig, f.Resp = dst, src
 	}
-	f.origIsLo = origIsSrc != swapped
 	f.class = t.classOf(f)
 	t.pushFront(f)
 	t.insert(h, slot)
@@ -413,13 +410,6 @@ func timeoutClass[T any](f *Flow[T]) uint8 {
 		return classUDP
 	}
 	return classOther
-}
-
-// hash folds the seeded hash of k to 32 bits; its low bits pick the home
-// bucket, all of it is kept as a tag to skip most mismatching flows.
-func (t *Table[T]) hash(k *Key) uint32 {
-	h := maphash.Comparable(t.seed, *k)
-	return uint32(h ^ h>>32)
 }
 
 func (t *Table[T]) lookup(h uint32, p *Packet, scope uint64) *Flow[T] {
@@ -496,11 +486,6 @@ func (t *Table[T]) remove(h, slot uint32) {
 			}
 		}
 	}
-}
-
-func (t *Table[T]) key(f *Flow[T]) Key {
-	k, _ := keyOf(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto, f.Scope)
-	return k
 }
 
 // touch keeps f's list position right after a packet. The lists are lazy LRUs: a packet only
@@ -611,8 +596,7 @@ func (t *Table[T]) evict(f *Flow[T], reason EvictReason) {
 	}
 	f.Stream[0].release(t.r)
 	f.Stream[1].release(t.r)
-	k := t.key(f)
-	t.remove(t.hash(&k), f.slot)
+	t.remove(flowHash(t.hseed, f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto, f.Scope), f.slot)
 	t.unlink(f)
 	slot := f.slot
 	*f = Flow[T]{}
