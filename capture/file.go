@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
@@ -58,7 +59,7 @@ type File struct {
 	pcap    *pcapgo.Reader
 	ng      *pcapgo.NgReader
 	link    uint16
-	packets int64
+	packets atomic.Int64
 	good    int64 // content offset after the last complete packet (pcap: exact; pcapng: start of the record)
 }
 
@@ -151,10 +152,10 @@ func reason(err error) string {
 func (c *File) Path() string { return c.path }
 
 // Progress returns the bytes consumed from the file and its size (0 when unknown, e.g. stdin).
-func (c *File) Progress() (done, size int64) { return c.raw.n, c.size }
+func (c *File) Progress() (done, size int64) { return c.raw.n.Load(), c.size }
 
 // Packets returns how many complete packets were read.
-func (c *File) Packets() int64 { return c.packets }
+func (c *File) Packets() int64 { return c.packets.Load() }
 
 // Next reads the next frame into f. It returns io.EOF at a clean end and a *TruncatedError or
 // *FormatError when the rest of the file cannot be read.
@@ -182,12 +183,12 @@ func (c *File) Next(f *Frame) error {
 			return io.EOF
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return &TruncatedError{Path: c.path, Packets: c.packets, Offset: c.good, Err: io.ErrUnexpectedEOF}
+			return &TruncatedError{Path: c.path, Packets: c.packets.Load(), Offset: c.good, Err: io.ErrUnexpectedEOF}
 		}
-		return &TruncatedError{Path: c.path, Packets: c.packets, Offset: c.good, Err: err}
+		return &TruncatedError{Path: c.path, Packets: c.packets.Load(), Offset: c.good, Err: err}
 	}
 	f.Data = data
-	c.packets++
+	c.packets.Add(1)
 	if c.pcap != nil {
 		c.good += 16 + int64(len(data))
 	}
@@ -210,14 +211,16 @@ func (c *File) Close() error {
 	return nil
 }
 
+// countingReader counts bytes read; atomically, because Progress may be called from another
+// goroutine than the one reading (Prefetcher).
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 

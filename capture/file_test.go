@@ -198,3 +198,42 @@ func FuzzFile(f *testing.F) {
 		}
 	})
 }
+
+// The prefetcher yields exactly the frames Next does, in order, and then the same error.
+func TestPrefetchSameFrames(t *testing.T) {
+	dir := t.TempDir()
+	good := writePcap(t, 3000)
+	cut := filepath.Join(dir, "cut.pcap")
+	os.WriteFile(cut, good[:len(good)-9], 0o644)
+	want, wantErr := readAll(t, cut)
+	c, err := Open(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := Prefetch(c)
+	defer p.Close()
+	var got []Frame
+	for {
+		b, err := p.Next()
+		if b == nil {
+			if err == nil || err.Error() != wantErr.Error() {
+				t.Fatalf("end error %v, want %v", err, wantErr)
+			}
+			break
+		}
+		for _, f := range b.Frames {
+			f.Data = append([]byte(nil), f.Data...)
+			got = append(got, f)
+		}
+		p.Release(b)
+	}
+	if len(got) != len(want) || len(got) != 2999 {
+		t.Fatalf("%d frames, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].Data, want[i].Data) || !got[i].Timestamp.Equal(want[i].Timestamp) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+}

@@ -70,26 +70,28 @@ func (r EvictReason) String() string {
 // valid until the next call to Packet, Expire or Flush that evicts it
 // (onEvict sees it last). Callers may set Flagged, Bypass and App.
 type Flow[T any] struct {
-	ID         uint64 // unique within the table, nonzero (EVE flow_id)
+	// The fields a lookup and a packet touch come first, so that most packets touch the
+	// first cache line of their flow (plus App) and not the streams.
 	Scope      uint64
 	Orig, Resp netip.AddrPort // initiator and responder
-	First      time.Time
-	Last       time.Time
-	Packets    [2]uint64 // by Dir
-	Bytes      [2]uint64 // wire bytes by Dir
-	Stream     [2]Stream // TCP reassembly by Dir
 	Proto      uint8
 	State      TCPState
 	Midstream  bool // TCP picked up without its handshake: Orig is a guess
 	Flagged    bool // set by the caller: evicted last when the table is full
 	Bypass     bool // set by the caller: count only, no more reassembly
-	App        T    // the caller's detector state
-
 	fin        [2]bool
 	class      uint8
+	Last       time.Time
+	Packets    [2]uint64 // by Dir
+	Bytes      [2]uint64 // wire bytes by Dir
+	App        T         // the caller's detector state
+
+	ID         uint64 // unique within the table, nonzero (EVE flow_id)
+	First      time.Time
 	prev, next uint32 // LRU links within the class list (slot numbers, 0 = none)
 	listed     int64  // packet time (UnixNano) f was put at the head of its list
 	slot       uint32
+	Stream     [2]Stream // TCP reassembly by Dir
 }
 
 // Config bounds a Table. Zero fields take the defaults shown.

@@ -133,3 +133,13 @@ func FuzzUserList(f *testing.F) {
 		s.Addr(netip.MustParseAddr("10.1.1.1"), 3333)
 	})
 }
+
+func BenchmarkLookupMiss(b *testing.B) {
+	s := Builtin()
+	a := netip.MustParseAddr("10.20.30.40")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.Domain("www.some-service.example.com")
+		s.Addr(a, 443)
+	}
+}
