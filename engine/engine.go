@@ -158,6 +158,10 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 	for _, an := range m.AddrNames() {
 		e.names.Add(f.Scope, an.Addr, an.Name, an.TTL, e.now)
 	}
+	if f.Proto == 17 && f.Packets[flow.DirOrig] > 0 {
+		// The lookup was answered: nothing more will come that matters.
+		e.table.Close(f)
+	}
 	// A response seen without its query (capture started late) still names the lookup.
 	if (s.det == nil || s.det.facts.DNSQuery == "") && len(m.Questions) > 0 {
 		e.detail(f).facts.DNSQuery, s.dnsType = m.Questions[0].Name, m.Questions[0].Type
