@@ -57,6 +57,10 @@ type File struct {
 	raw     *countingReader // bytes taken from the file, for progress
 	content *bufio.Reader   // capture data, decompressed; pcapgo reads it directly
 	pcap    *pcapgo.Reader
+	order   binary.ByteOrder // pcap only: record header byte order
+	nanos   int64
+	maxCap  int
+	pending int // bytes of the last record still to be discarded from content
 	ng      *pcapgo.NgReader
 	link    uint16
 	packets atomic.Int64
@@ -116,6 +120,20 @@ func Open(path string) (*File, error) {
 			return nil, &FormatError{c.path, "pcap header: " + err.Error()}
 		}
 		c.pcap, c.link = pr, uint16(pr.LinkType())
+		// Record headers in the file's byte order; the sub-second field is µs or ns.
+		switch binary.BigEndian.Uint32(magic) {
+		case 0xa1b2c3d4:
+			c.order, c.nanos = binary.BigEndian, 1000
+		case 0xd4c3b2a1:
+			c.order, c.nanos = binary.LittleEndian, 1000
+		case 0xa1b23c4d:
+			c.order, c.nanos = binary.BigEndian, 1
+		default:
+			c.order, c.nanos = binary.LittleEndian, 1
+		}
+		// Like tcpdump and pcapgo, read records longer than a small declared snaplen up to
+		// libpcap's maximum; a record must fit in the read buffer to be peeked.
+		c.maxCap = min(max(int(pr.Snaplen()), pcapMaxFrame), c.content.Size()-16)
 	case 0x0a0d0d0a:
 		nr, err := pcapgo.NewNgReader(c.content, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
@@ -165,11 +183,7 @@ func (c *File) Next(f *Frame) error {
 		err  error
 	)
 	if c.pcap != nil {
-		var ci gopacketCI
-		data, ci, err = c.pcap.ZeroCopyReadPacketData()
-		if err == nil {
-			f.Timestamp, f.WireLen, f.Interface, f.LinkType = ci.Timestamp, ci.Length, 0, c.link
-		}
+		data, err = c.nextPcap(f)
 	} else {
 		var ci gopacketCI
 		data, ci, err = c.ng.ZeroCopyReadPacketData()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -205,26 +204,6 @@ func replayFile(eng *engine.Engine, name string, index uint64, progress bool, st
 			fmt.Fprint(stderr, "\r\033[K")
 		}
 	}()
-	if runtime.GOMAXPROCS(0) > 1 {
-		// Read on another core while this one runs the pipeline.
-		p := capture.Prefetch(c)
-		defer p.Close()
-		for {
-			b, err := p.Next()
-			if b == nil {
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-			for i := range b.Frames {
-				fr := &b.Frames[i]
-				eng.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, scope|uint64(fr.Interface))
-			}
-			p.Release(b)
-			show()
-		}
-	}
 	var fr capture.Frame
 	for n := 0; ; n++ {
 		if err := c.Next(&fr); err != nil {

@@ -1,0 +1,49 @@
+package capture
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// pcapMaxFrame is libpcap's largest snaplen: records up to it are read whatever snaplen a
+// file declares, like tcpdump and pcapgo do.
+const pcapMaxFrame = 262144
+
+// nextPcap reads one classic pcap record for Next, straight out of the read buffer. It is
+// used instead of pcapgo's record reader, which reports a file that ends right after a record
+// header as a clean end (io.ReadFull's io.EOF for zero bytes read), silently dropping the
+// damage.
+func (c *File) nextPcap(f *Frame) ([]byte, error) {
+	if c.pending > 0 {
+		if _, err := c.content.Discard(c.pending); err != nil {
+			return nil, err
+		}
+		c.pending = 0
+	}
+	h, err := c.content.Peek(16)
+	if len(h) == 0 && err == io.EOF {
+		return nil, io.EOF
+	}
+	if len(h) < 16 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	incl, orig := int(c.order.Uint32(h[8:12])), int(c.order.Uint32(h[12:16]))
+	if incl > c.maxCap || incl < 0 {
+		return nil, fmt.Errorf("capture length exceeds snap length: %d > %d", incl, c.maxCap)
+	}
+	if incl > orig {
+		return nil, fmt.Errorf("capture length exceeds original packet length: %d > %d", incl, orig)
+	}
+	ts := time.Unix(int64(c.order.Uint32(h[0:4])), int64(c.order.Uint32(h[4:8]))*c.nanos).UTC()
+	rec, err := c.content.Peek(16 + incl)
+	if len(rec) < 16+incl {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	c.pending = 16 + incl
+	f.Timestamp, f.WireLen, f.Interface, f.LinkType = ts, orig, 0, c.link
+	return rec[16 : 16+incl : 16+incl], nil
+}
