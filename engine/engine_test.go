@@ -196,3 +196,52 @@ func TestDNSOverTCP(t *testing.T) {
 		t.Fatalf("alerts: %+v", c.events)
 	}
 }
+
+// Stratum V2 over Noise: 64 bytes from the client, 170 back, and nothing readable.
+func TestSV2FirstFlight(t *testing.T) {
+	c := &collect{}
+	e := newEngine(c)
+	x := newSession(t, client, endpoint{"10.9.9.9", 34254})
+	x.client(strings.Repeat("\x8a", 64), 1500)
+	x.server(strings.Repeat("\x5c", 170))
+	x.client(strings.Repeat("\x11", 300), 1500)
+	feed(e, x.frames)
+	if len(c.events) != 1 || c.events[0].MG.Detector != "stratum-v2" || c.events[0].MG.Variant != "stratum-v2" {
+		t.Fatalf("alerts: %+v", c.events)
+	}
+	// Any other first flight is not SV2.
+	c2 := &collect{}
+	e2 := newEngine(c2)
+	y := newSession(t, client, endpoint{"10.9.9.9", 34254})
+	y.client(strings.Repeat("\x8a", 65), 1500)
+	y.server(strings.Repeat("\x5c", 170))
+	feed(e2, y.frames)
+	if len(c2.events) != 0 {
+		t.Fatalf("65/170 flagged: %+v", c2.events)
+	}
+}
+
+// A SOCKS5 tunnel to a pool name carries the name: the flow is flagged pool-ip by name and
+// the Stratum inside is found, with the tunnel in the alert.
+func TestSOCKS5ToPoolName(t *testing.T) {
+	c := &collect{}
+	e := newEngine(c)
+	x := newSession(t, client, endpoint{"10.0.0.8", 1080})
+	x.client("\x05\x01\x00", 1500)
+	x.server("\x05\x00")
+	host := "pool.supportxmr.com"
+	x.client("\x05\x01\x00\x03"+string([]byte{byte(len(host))})+host+"\x0d\x05", 1500)
+	x.server("\x05\x00\x00\x01\x0a\x00\x00\x08\x04\x38")
+	x.client(xmrigLogin, 1500)
+	feed(e, x.frames)
+	got := map[string]bool{}
+	for _, ev := range c.events {
+		got[ev.MG.Detector] = true
+		if ev.MG.Tunnel != "socks5" || ev.MG.Target != "pool.supportxmr.com:3333" {
+			t.Errorf("tunnel not in alert: %+v", ev.MG)
+		}
+	}
+	if !got["stratum"] || !got["pool-ip"] || len(c.events) != 2 {
+		t.Fatalf("alerts: %+v", c.events)
+	}
+}
