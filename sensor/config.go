@@ -1,0 +1,199 @@
+package sensor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the sensor's configuration: one YAML file, every key also a flag (cmd/minerguard
+// maps --web.listen-address to web.listen_address and so on).
+type Config struct {
+	Netns     []string `yaml:"netns"`      // names under /var/run/netns, or "all" (every netns but the host's)
+	HostNetns bool     `yaml:"host_netns"` // also capture the host's own netns
+	ProcRoot  string   `yaml:"proc_root"`  // /proc, or the host's /proc mounted into the sensor's container
+	Mode      string   `yaml:"mode"`       // monitor | enforce
+
+	Web struct {
+		ListenAddress string `yaml:"listen_address"`
+	} `yaml:"web"`
+
+	Alerts struct {
+		Output string  `yaml:"output"` // "-" for stdout, or a file (reopened on SIGHUP)
+		Format string  `yaml:"format"` // json | text
+		Rate   float64 `yaml:"rate"`   // alerts per second per workload, after Burst
+		Burst  int     `yaml:"burst"`
+		Queue  int     `yaml:"queue"` // alerts waiting for the writer; more are dropped and counted
+	} `yaml:"alerts"`
+
+	Capture struct {
+		Snaplen   int `yaml:"snaplen"`
+		BlockSize int `yaml:"block_size"` // bytes per ring block
+		Blocks    int `yaml:"blocks"`     // ring blocks per netns
+		Queue     int `yaml:"queue"`      // frames waiting for the pipeline; more are dropped and counted
+	} `yaml:"capture"`
+
+	Flow struct {
+		MaxFlows    int `yaml:"max_flows"`
+		StreamDepth int `yaml:"stream_depth"`
+	} `yaml:"flow"`
+
+	Intel struct {
+		Files []string `yaml:"files"`
+	} `yaml:"intel"`
+
+	Workloads struct {
+		Static string `yaml:"static"` // YAML map of netns/container to workload names
+	} `yaml:"workloads"`
+}
+
+// Default returns the configuration used when a key is not set.
+func Default() Config {
+	var c Config
+	c.Netns = []string{"all"}
+	c.ProcRoot = "/proc"
+	c.Mode = "monitor"
+	c.Web.ListenAddress = ":9417"
+	c.Alerts.Output = "-"
+	c.Alerts.Format = "json"
+	c.Alerts.Rate = 10
+	c.Alerts.Burst = 100
+	c.Alerts.Queue = 10000
+	c.Capture.Snaplen = 65535
+	c.Capture.BlockSize = 1 << 20
+	c.Capture.Blocks = 4
+	c.Capture.Queue = 65536
+	c.Flow.MaxFlows = 262144
+	c.Flow.StreamDepth = 64 << 10
+	return c
+}
+
+// MaxConfigSize bounds the config file: it is read whole.
+const MaxConfigSize = 1 << 20
+
+// Load reads a config file over the defaults. Unknown keys, wrong types and invalid values
+// are errors naming the key and its line; nothing is half-applied.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	if len(b) > MaxConfigSize {
+		return Config{}, fmt.Errorf("%s: larger than %d bytes", path, MaxConfigSize)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML over the defaults and validates the result.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return Config{}, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		var ve *ValueError
+		if errors.As(err, &ve) {
+			if line := lineOf(&root, strings.Split(ve.Key, ".")); line > 0 {
+				return Config{}, fmt.Errorf("line %d: %w", line, err)
+			}
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// ValueError is a key with a value out of range.
+type ValueError struct {
+	Key, Msg string
+}
+
+func (e *ValueError) Error() string { return e.Key + ": " + e.Msg }
+
+// Validate checks every value; the error names the key.
+func (c *Config) Validate() error {
+	bad := func(key, msg string) error { return &ValueError{key, msg} }
+	switch c.Mode {
+	case "monitor", "enforce":
+	default:
+		return bad("mode", fmt.Sprintf("%q: want monitor or enforce", c.Mode))
+	}
+	switch c.Alerts.Format {
+	case "json", "text":
+	default:
+		return bad("alerts.format", fmt.Sprintf("%q: want json or text", c.Alerts.Format))
+	}
+	if len(c.Netns) == 0 {
+		return bad("netns", "empty: give names or all")
+	}
+	for _, n := range c.Netns {
+		if n == "" || strings.ContainsAny(n, "/\x00") || n == "." || n == ".." {
+			return bad("netns", fmt.Sprintf("%q is not a netns name", n))
+		}
+	}
+	for key, v := range map[string]int{
+		"alerts.burst": c.Alerts.Burst, "alerts.queue": c.Alerts.Queue, "capture.snaplen": c.Capture.Snaplen,
+		"capture.block_size": c.Capture.BlockSize, "capture.blocks": c.Capture.Blocks, "capture.queue": c.Capture.Queue,
+		"flow.max_flows": c.Flow.MaxFlows, "flow.stream_depth": c.Flow.StreamDepth,
+	} {
+		if v < 1 {
+			return bad(key, fmt.Sprintf("%d: must be at least 1", v))
+		}
+	}
+	if c.Alerts.Rate <= 0 {
+		return bad("alerts.rate", fmt.Sprintf("%v: must be positive", c.Alerts.Rate))
+	}
+	if c.Capture.BlockSize%4096 != 0 {
+		return bad("capture.block_size", fmt.Sprintf("%d: must be a multiple of the page size (4096)", c.Capture.BlockSize))
+	}
+	if c.Web.ListenAddress == "" {
+		return bad("web.listen_address", "empty")
+	}
+	return nil
+}
+
+// lineOf finds the line of a key path in a YAML document.
+func lineOf(n *yaml.Node, path []string) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for i, k := range path {
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		found := false
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == k {
+				if i == len(path)-1 {
+					return n.Content[j].Line
+				}
+				n = n.Content[j+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0
+		}
+	}
+	return 0
+}

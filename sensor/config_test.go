@@ -1,0 +1,70 @@
+package sensor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse([]byte("netns: [web, db]\nmode: enforce\nweb:\n  listen_address: 127.0.0.1:9000\nflow:\n  max_flows: 1000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != "enforce" || c.Flow.MaxFlows != 1000 || c.Flow.StreamDepth != 64<<10 || len(c.Netns) != 2 || c.Web.ListenAddress != "127.0.0.1:9000" {
+		t.Fatalf("%+v", c)
+	}
+	if c, err := Parse(nil); err != nil || c.Mode != "monitor" {
+		t.Fatalf("empty config: %+v %v", c, err)
+	}
+}
+
+// docs/testing.md C1: refused with the key and the line, never a partial start.
+func TestParseBad(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"netns: [web]\nflow:\n  max_flow: 10\n", "line 3: field max_flow not found"},
+		{"flow:\n  max_flows: lots\n", "line 2"},
+		{"mode: monitor\nflow:\n  max_flows: -5\n", "line 3: flow.max_flows: -5: must be at least 1"},
+		{"mode: block\n", "line 1: mode: \"block\": want monitor or enforce"},
+		{"capture:\n  block_size: 1000\n", "line 2: capture.block_size"},
+		{"netns: ['../etc']\n", "netns"},
+		{"alerts: [1, 2]\n", "line 1"},
+		{"{{{{", "yaml"},
+	} {
+		_, err := Parse([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte("mode: bogus\n"), 0o644)
+	if _, err := Load(p); err == nil || !strings.HasPrefix(err.Error(), p+": line 1: mode") {
+		t.Errorf("err %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "reading config") {
+		t.Errorf("missing: %v", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	os.WriteFile(big, make([]byte, MaxConfigSize+10), 0o644)
+	if _, err := Load(big); err == nil {
+		t.Error("oversized config accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("netns: [all]\nflow: {max_flows: 5}\n"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted an invalid config: %v", verr)
+			}
+		}
+	})
+}
