@@ -2,7 +2,11 @@ package metrics
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/minerguard/minerguard/detect"
@@ -55,5 +59,47 @@ func TestSeriesIndependentOfFlows(t *testing.T) {
 	after, _ := testutil.GatherAndCount(reg)
 	if before != after {
 		t.Fatalf("series %d -> %d", before, after)
+	}
+}
+
+func TestLiveHandler(t *testing.T) {
+	var st engine.Stats
+	live := Live{Namespaces: 2, RingDrops: 7, FlagOnly: true}
+	reg := NewLiveRegistry(func() (engine.Stats, string) { return st, "netns" }, func() Live { return live })
+	var ready atomic.Bool
+	srv := httptest.NewServer(Handler(reg, &ready))
+	defer srv.Close()
+	get := func(path, method string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz", "GET"); code != 503 {
+		t.Errorf("readyz before ready: %d", code)
+	}
+	ready.Store(true)
+	if code, _ := get("/readyz", "GET"); code != 200 {
+		t.Errorf("readyz: %d", code)
+	}
+	code, body := get("/metrics", "GET")
+	for _, want := range []string{"minerguard_namespaces_monitored 2", "minerguard_ring_drops_total 7",
+		`minerguard_enforcement_mode{mode="flag-only"} 1`, "minerguard_build_info{", "go_goroutines"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	before, _ := testutil.GatherAndCount(reg)
+	for _, m := range []string{"POST", "DELETE", "BREW"} {
+		if code, _ := get("/metrics", m); code == 200 {
+			t.Errorf("%s /metrics answered", m)
+		}
+	}
+	if after, _ := testutil.GatherAndCount(reg); after != before {
+		t.Errorf("series %d -> %d after odd methods", before, after)
 	}
 }

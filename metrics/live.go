@@ -1,0 +1,111 @@
+package metrics
+
+import (
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Live are the live sensor's own counters, read at scrape time.
+type Live struct {
+	Namespaces          int    // network namespaces being captured
+	RingPackets         uint64 // packets the kernel rings delivered
+	RingDrops           uint64 // packets the kernel dropped because a ring was full
+	RingFreezes         uint64 // times a ring's queue froze (TPACKET_V3)
+	FramesDropped       uint64 // frames dropped because the pipeline queue was full
+	AttributionFailures uint64 // namespaces whose workload could not be named
+	AlertsDropped       uint64 // alerts dropped because the alert queue was full
+	AlertsRateLimited   uint64 // alerts dropped by the per-workload rate limit
+	ReloadFailures      uint64 // SIGHUP reloads refused (the old config stays)
+	FlagOnly            bool   // drops cannot be enforced (no XDP): the sensor only flags
+}
+
+type liveCollector struct {
+	src                                                         func() Live
+	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
+	attribution, alertsDropped, alertsLimited, reloads, mode     *prometheus.Desc
+}
+
+func newLiveCollector(src func() Live) *liveCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("minerguard_"+name, help, labels, nil)
+	}
+	return &liveCollector{
+		src:           src,
+		namespaces:    d("namespaces_monitored", "Network namespaces being captured."),
+		ringPackets:   d("ring_packets_total", "Packets delivered by the kernel capture rings."),
+		ringDrops:     d("ring_drops_total", "Packets the kernel dropped because a capture ring was full."),
+		ringFreezes:   d("ring_freezes_total", "Times a capture ring's queue froze."),
+		frameDrops:    d("pipeline_frames_dropped_total", "Frames dropped because the pipeline queue was full."),
+		attribution:   d("attribution_failures_total", "Namespaces whose workload could not be named (a fallback name was used)."),
+		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason.", "reason"),
+		alertsLimited: d("alerts_rate_limited_total", "Alerts dropped by the per-workload rate limit."),
+		reloads:       d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
+		mode:          d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
+	}
+}
+
+func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
+	l := c.src()
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	n := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	g(c.namespaces, float64(l.Namespaces))
+	n(c.ringPackets, l.RingPackets)
+	n(c.ringDrops, l.RingDrops)
+	n(c.ringFreezes, l.RingFreezes)
+	n(c.frameDrops, l.FramesDropped)
+	n(c.attribution, l.AttributionFailures)
+	n(c.alertsDropped, l.AlertsDropped, "queue_full")
+	n(c.alertsLimited, l.AlertsRateLimited)
+	n(c.reloads, l.ReloadFailures)
+	flag, enforce := 1.0, 0.0
+	if !l.FlagOnly {
+		flag, enforce = 0, 1
+	}
+	g(c.mode, flag, "flag-only")
+	g(c.mode, enforce, "enforce")
+}
+
+// NewLiveRegistry exposes the engine counters of src, the sensor's own counters, Go runtime
+// and process metrics, and build information.
+func NewLiveRegistry(src Source, live func() Live) *prometheus.Registry {
+	r := NewRegistry(src)
+	r.MustRegister(newLiveCollector(live), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	return r
+}
+
+func buildInfo() prometheus.Collector {
+	version, goVersion := "devel", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, goVersion = bi.Main.Version, bi.GoVersion
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minerguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
+	g.WithLabelValues(version, goVersion).Set(1)
+	return g
+}
+
+// Handler serves /metrics, /healthz (the process is alive) and /readyz (ready reports the
+// sensor capturing). Only GET and HEAD are answered, so scanners cannot create series.
+func Handler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready: no capture running yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
