@@ -27,7 +27,7 @@ type Live struct {
 type liveCollector struct {
 	src                                                         func() Live
 	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
-	attribution, alertsDropped, alertsLimited, reloads, mode     *prometheus.Desc
+	attribution, alertsDropped, alertsLimited, reloads, mode    *prometheus.Desc
 }
 
 func newLiveCollector(src func() Live) *liveCollector {
