@@ -91,8 +91,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		return
 	}
 	if ts.Sub(e.lastExpire) >= expireEvery || ts.Before(e.lastExpire) {
-		e.table.Expire(ts)
-		e.lastExpire = ts
+		e.Tick(ts)
 	}
 	f, dir, grew := e.table.Packet(p, scope, ts)
 	if f == nil {
@@ -118,6 +117,14 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	if grew {
 		e.inspect(f, dir)
 	}
+}
+
+// Tick expires idle flows and DNS answers at now. Packet does this as packets come; a live
+// caller also calls Tick on a timer so quiet periods release memory.
+func (e *Engine) Tick(now time.Time) {
+	e.table.Expire(now)
+	e.names.Expire(now)
+	e.lastExpire = now
 }
 
 // Flush ends the capture: every flow is evicted (end of replay).
