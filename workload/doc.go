@@ -1,0 +1,17 @@
+// Package workload owns the mapping from a network namespace to the workload it belongs to.
+//
+// A workload identity is what a whitelist (profile) and an alert belong to, so it must be the
+// same for every replica and survive restarts: the Kubernetes owner of a pod
+// ("k8s/NAMESPACE/KIND/NAME", ReplicaSet hash stripped), a named netns ("netns/NAME"), an
+// operator's static map, or, when nothing better is known, the container ("container/ID12").
+// Pod, container ID, image and netns inode are attributes of an Identity, never its Name.
+//
+// Resolvers are small and pluggable; a Chain tries them in order and falls back to
+// "netns/ino:INODE" so that a namespace is still captured when attribution fails. The
+// suggested order is most specific first:
+//
+//	workload.NewChain(static, workload.KubeEnv{}, workload.NamedNetns{}, workload.Cgroup{})
+//
+// Everything here reads files only (procfs, the static YAML); talking to the CRI or Docker
+// API is left to later resolvers.
+package workload
