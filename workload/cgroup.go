@@ -105,11 +105,12 @@ func containerComponent(c string) (id, runtime string, ok bool) {
 }
 
 // podComponent recognises "podUID" (cgroupfs driver) and
-// "kubepods[-QOS]-podUID_WITH_UNDERSCORES.slice" (systemd driver).
+// "[PREFIX-]kubepods[-QOS]-podUID_WITH_UNDERSCORES.slice" (systemd driver).
 func podComponent(c string) (string, bool) {
 	if s, ok := strings.CutSuffix(c, ".slice"); ok {
 		k := strings.LastIndex(s, "-pod")
-		if k < 0 || !strings.HasPrefix(s, "kubepods") {
+		// kind and some installs put a prefix before it ("kubelet-kubepods-...").
+		if k < 0 || !strings.Contains(s[:k], "kubepods") {
 			return "", false
 		}
 		uid := strings.ReplaceAll(s[k+len("-pod"):], "_", "-")
