@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/minerguard/minerguard/sensor"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+func sensorCmd() *cobra.Command {
+	var (
+		configFile  string
+		configCheck bool
+	)
+	def := sensor.Default()
+	cmd := &cobra.Command{
+		Use:   "sensor",
+		Short: "Capture the node's network namespaces live and report mining traffic",
+		Long: "Watches every network namespace of the node (or those named with --netns), captures\n" +
+			"each with an AF_PACKET ring opened inside it, names the workload it belongs to, and\n" +
+			"runs the replay pipeline on wall-clock time. Alerts are EVE JSON lines on stdout (or\n" +
+			"--alerts.output); metrics, /healthz and /readyz are served on --web.listen-address.\n" +
+			"SIGHUP reloads the config's intel lists and reopens the alert file; SIGTERM stops.\n" +
+			"Every config key is also a flag; flags win over the file.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := sensor.Default()
+			if configFile != "" {
+				c, err := sensor.Load(configFile)
+				if err != nil {
+					return &exitErr{exitError, err}
+				}
+				cfg = c
+			}
+			if err := applyFlags(cmd.Flags(), &cfg); err != nil {
+				return &exitErr{exitError, err}
+			}
+			if err := cfg.Validate(); err != nil {
+				return &exitErr{exitError, fmt.Errorf("flags: %w", err)}
+			}
+			if configCheck {
+				fmt.Fprintln(cmd.OutOrStdout(), "config ok")
+				return nil
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			s, err := sensor.New(cfg, log, cmd.OutOrStdout())
+			if err != nil {
+				return &exitErr{exitError, err}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if err := s.Reload(configFile); err != nil {
+						log.Warn("reload refused; the running configuration stays", "err", err)
+					} else {
+						log.Info("reloaded")
+					}
+				}
+			}()
+			if err := s.Run(ctx); err != nil {
+				return &exitErr{exitError, err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file")
+	f.BoolVar(&configCheck, "config.check", false, "validate the config and flags, then exit")
+	f.StringArray("netns", def.Netns, "network namespace to capture (a name under /var/run/netns, or all); repeatable")
+	f.Bool("host-netns", def.HostNetns, "also capture the host's own network namespace")
+	f.String("proc-root", def.ProcRoot, "procfs of the host (when the sensor runs in a container)")
+	f.String("mode", def.Mode, "monitor (flag) or enforce (drop where the data path can)")
+	f.String("web.listen-address", def.Web.ListenAddress, "address for /metrics, /healthz and /readyz")
+	f.String("alerts.output", def.Alerts.Output, "alert output: - for stdout, or a file (reopened on SIGHUP)")
+	f.String("alerts.format", def.Alerts.Format, "json or text")
+	f.Float64("alerts.rate", def.Alerts.Rate, "alerts per second per workload after the burst")
+	f.Int("alerts.burst", def.Alerts.Burst, "alerts a workload may raise at once")
+	f.Int("alerts.queue", def.Alerts.Queue, "alerts waiting to be written; more are dropped and counted")
+	f.Int("capture.snaplen", def.Capture.Snaplen, "bytes kept per packet")
+	f.Int("capture.block-size", def.Capture.BlockSize, "bytes per ring block (a multiple of 4096)")
+	f.Int("capture.blocks", def.Capture.Blocks, "ring blocks per namespace")
+	f.Int("capture.queue", def.Capture.Queue, "frames waiting for the pipeline; more are dropped and counted")
+	f.Int("flow.max-flows", def.Flow.MaxFlows, "flow table capacity")
+	f.Int("flow.stream-depth", def.Flow.StreamDepth, "bytes inspected at the start of each direction of a TCP flow")
+	f.StringArray("intel.files", nil, "extra intel list (text or YAML); repeatable")
+	f.String("workloads.static", "", "YAML map of namespaces/containers to workload names")
+	return cmd
+}
+
+// applyFlags copies the flags the user set over cfg (flags win over the file).
+func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
+	var err error
+	set := func(name string, fn func() error) {
+		if err == nil && f.Changed(name) {
+			err = fn()
+		}
+	}
+	set("netns", func() (e error) { cfg.Netns, e = f.GetStringArray("netns"); return })
+	set("host-netns", func() (e error) { cfg.HostNetns, e = f.GetBool("host-netns"); return })
+	set("proc-root", func() (e error) { cfg.ProcRoot, e = f.GetString("proc-root"); return })
+	set("mode", func() (e error) { cfg.Mode, e = f.GetString("mode"); return })
+	set("web.listen-address", func() (e error) { cfg.Web.ListenAddress, e = f.GetString("web.listen-address"); return })
+	set("alerts.output", func() (e error) { cfg.Alerts.Output, e = f.GetString("alerts.output"); return })
+	set("alerts.format", func() (e error) { cfg.Alerts.Format, e = f.GetString("alerts.format"); return })
+	set("alerts.rate", func() (e error) { cfg.Alerts.Rate, e = f.GetFloat64("alerts.rate"); return })
+	set("alerts.burst", func() (e error) { cfg.Alerts.Burst, e = f.GetInt("alerts.burst"); return })
+	set("alerts.queue", func() (e error) { cfg.Alerts.Queue, e = f.GetInt("alerts.queue"); return })
+	set("capture.snaplen", func() (e error) { cfg.Capture.Snaplen, e = f.GetInt("capture.snaplen"); return })
+	set("capture.block-size", func() (e error) { cfg.Capture.BlockSize, e = f.GetInt("capture.block-size"); return })
+	set("capture.blocks", func() (e error) { cfg.Capture.Blocks, e = f.GetInt("capture.blocks"); return })
+	set("capture.queue", func() (e error) { cfg.Capture.Queue, e = f.GetInt("capture.queue"); return })
+	set("flow.max-flows", func() (e error) { cfg.Flow.MaxFlows, e = f.GetInt("flow.max-flows"); return })
+	set("flow.stream-depth", func() (e error) { cfg.Flow.StreamDepth, e = f.GetInt("flow.stream-depth"); return })
+	set("intel.files", func() (e error) { cfg.Intel.Files, e = f.GetStringArray("intel.files"); return })
+	set("workloads.static", func() (e error) { cfg.Workloads.Static, e = f.GetString("workloads.static"); return })
+	return err
+}
