@@ -39,7 +39,7 @@ type Sensor struct {
 
 	mu     sync.RWMutex
 	rings  map[uint64]*watched // by netns inode
-	closed capture.RingStats  // counters of rings already closed
+	closed capture.RingStats   // counters of rings already closed
 	wg     sync.WaitGroup
 }
 
