@@ -60,16 +60,17 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		return nil, err
 	}
 	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}}
-	resolvers := []workload.Resolver{workload.NamedNetns{}}
+	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
+	// the container ID as the last resort before the inode fallback.
+	var static workload.Resolver
 	if cfg.Workloads.Static != "" {
 		st, err := workload.LoadStatic(cfg.Workloads.Static)
 		if err != nil {
 			return nil, err
 		}
-		resolvers = append([]workload.Resolver{st}, resolvers...)
+		static = st
 	}
-	resolvers = append(resolvers, workload.Cgroup{})
-	s.names = workload.NewChain(resolvers...)
+	s.names = workload.NewChain(static, workload.KubeEnv{}, workload.NamedNetns{}, workload.Cgroup{})
 
 	var w io.Writer = stdout
 	if cfg.Alerts.Output != "-" {
