@@ -56,9 +56,22 @@ type Minerguard struct {
 	Tunnel     string   `json:"tunnel,omitempty"`      // socks5, http-connect, websocket
 	Target     string   `json:"tunnel_target,omitempty"`
 	Evasion    string   `json:"evasion,omitempty"`
-	Workload   string   `json:"workload,omitempty"`
+	Workload   *Workload `json:"workload,omitempty"`
 	Capture    string   `json:"capture,omitempty"` // replay: file the flow came from
 	Reasons    []string `json:"-"`
+}
+
+// Workload is who the flow belongs to: the identity a profile and a rate limit attach to,
+// with the attributes of the instance that was seen.
+type Workload struct {
+	Identity  string `json:"identity"`
+	Kind      string `json:"kind,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Container string `json:"container,omitempty"`
+	Image     string `json:"image,omitempty"`
+	Node      string `json:"node,omitempty"`
+	Netns     string `json:"netns,omitempty"`
 }
 
 // ProtoName is the EVE spelling of an IP protocol number.

@@ -50,7 +50,11 @@ func NewQueue(w Writer, size int, limit *RateLimiter) *Queue {
 
 // Alert enqueues a copy of e (it implements engine.Sink).
 func (q *Queue) Alert(e *Event) {
-	if q.limit != nil && !q.limit.Allow(e.MG.Workload, e.Timestamp) {
+	key := ""
+	if e.MG.Workload != nil {
+		key = e.MG.Workload.Identity
+	}
+	if q.limit != nil && !q.limit.Allow(key, e.Timestamp) {
 		q.limited.Add(1)
 		return
 	}

@@ -86,7 +86,7 @@ func TestQueueWritesJSON(t *testing.T) {
 	var b bytes.Buffer
 	q := NewQueue(NewJSONWriter(&b), 100, NewRateLimiter(10, 2))
 	e := sample()
-	e.MG.Workload = "netns/web"
+	e.MG.Workload = &Workload{Identity: "netns/web"}
 	for i := 0; i < 5; i++ {
 		q.Alert(e)
 	}

@@ -32,8 +32,9 @@ type Options struct {
 	// has, the new flow is judged by destination only. Both are counted.
 	MaxInspecting int
 	RedactLogin   bool
-	// Workload names the workload of a scope (netns or capture interface); nil leaves it empty.
-	Workload func(scope uint64) string
+	// Workload names the workload of a scope (netns or capture interface); nil leaves it out
+	// of alerts. It is called only when an alert is raised.
+	Workload func(scope uint64) *alert.Workload
 }
 
 // Engine runs the pipeline for one capture source. It is not safe for concurrent use.

@@ -132,7 +132,7 @@ func TestSensorTwoNamespaces(t *testing.T) {
 	}
 	a := lines[0]
 	mg := a["minerguard"].(map[string]any)
-	if a["dest_ip"] != poolA || a["dest_port"] != 3333.0 || mg["detector"] != "stratum" || mg["workload"] != "netns/"+miner {
+	if a["dest_ip"] != poolA || a["dest_port"] != 3333.0 || mg["detector"] != "stratum" || mg["workload"].(map[string]any)["identity"] != "netns/"+miner {
 		t.Fatalf("alert: %v", a)
 	}
 	// The counter follows within a publish tick.

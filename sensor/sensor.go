@@ -36,6 +36,7 @@ type Sensor struct {
 	names   *workload.Chain
 	ready   atomic.Bool
 	reloads atomic.Uint64
+	node    string // this node's name, for alerts
 
 	mu     sync.RWMutex
 	rings  map[uint64]*watched // by netns inode
@@ -44,9 +45,10 @@ type Sensor struct {
 }
 
 type watched struct {
-	ns   capture.Netns
-	id   workload.Identity
-	ring *capture.Ring
+	ns    capture.Netns
+	id    workload.Identity
+	alert *alert.Workload // id as alerts show it; shared, never modified
+	ring  *capture.Ring
 }
 
 // New builds a sensor from a validated config. Alerts go to stdout unless the config names a
@@ -59,7 +61,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}}
+	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, node: nodeName()}
 	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
 	// the container ID as the last resort before the inode fallback.
 	var static workload.Resolver
@@ -111,13 +113,13 @@ func loadIntel(files []string) (*intel.Set, error) {
 	return set.With(files...)
 }
 
-func (s *Sensor) workloadOf(scope uint64) string {
+func (s *Sensor) workloadOf(scope uint64) *alert.Workload {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if w := s.rings[scope]; w != nil {
-		return w.id.Name
+		return w.alert
 	}
-	return workload.Fallback(scope).Name
+	return &alert.Workload{Identity: workload.Fallback(scope).Name, Kind: workload.KindUnknown, Node: s.node}
 }
 
 // Ready reports whether the sensor has scanned the namespaces and attached to those selected.
@@ -219,8 +221,10 @@ func (s *Sensor) attach(ns capture.Netns) error {
 	if err != nil {
 		return err
 	}
+	aw := &alert.Workload{Identity: id.Name, Kind: id.Kind, Pod: id.Pod, Namespace: id.Namespace,
+		Container: id.Container, Image: id.Image, Node: s.node, Netns: ns.Path}
 	s.mu.Lock()
-	s.rings[ns.Inode] = &watched{ns: ns, id: id, ring: r}
+	s.rings[ns.Inode] = &watched{ns: ns, id: id, alert: aw, ring: r}
 	s.mu.Unlock()
 	s.log.Info("capturing", "netns", ns.Path, "workload", id.Name)
 	s.wg.Add(1)
@@ -300,4 +304,14 @@ func (s *Sensor) Reload(path string) error {
 	}
 	s.det.SetIntel(set)
 	return nil
+}
+
+// nodeName is the node alerts name: NODE_NAME (set from the downward API in the DaemonSet),
+// else the host name.
+func nodeName() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	n, _ := os.Hostname()
+	return n
 }
