@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -152,5 +154,84 @@ func TestSensorTwoNamespaces(t *testing.T) {
 	}
 	if t.Failed() {
 		fmt.Println(scrape)
+	}
+}
+
+// The miner is real software nobody here wrote: npm stratum-client talking to a pool built on
+// npm stratum, in their own namespaces. The sensor names the miner's workload.
+func TestSensorRealStratumClient(t *testing.T) {
+	netnstest.RequireRoot(t)
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("needs node (the miner is npm stratum-client)")
+	}
+	if _, err := os.Stat("testdata/node/node_modules/stratum-client"); err != nil {
+		t.Skip("run: npm ci --prefix sensor/testdata/node (.ci/run does)")
+	}
+	miner, pool := netnstest.New(t, "rig"), netnstest.New(t, "pool")
+	minerIP, poolIP := netnstest.Veth(t, miner, pool, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", pool, "node", "stratum-pool.js", poolIP, "3333")
+	srv.Dir = "testdata/node"
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	// Wait for the pool to listen.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := netnstest.Do(t, miner, func() error {
+			c, err := net.DialTimeout("tcp", poolIP+":3333", time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool not listening: %v", err)
+		}
+	}
+
+	cfg := Default()
+	cfg.Netns = []string{miner}
+	cfg.Web.ListenAddress = "127.0.0.1:0"
+	out := &syncBuf{}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(sctx) }()
+	defer func() { scancel(); <-done }()
+	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sensor not ready")
+		}
+	}
+	cli := exec.CommandContext(ctx, "ip", "netns", "exec", miner, "node", "stratum-client-miner.js", poolIP, "3333")
+	cli.Dir = "testdata/node"
+	if b, err := cli.CombinedOutput(); err != nil {
+		t.Fatalf("miner: %v: %s", err, b)
+	}
+	var a map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if l, _, ok := strings.Cut(out.String(), "\n"); ok {
+			if err := json.Unmarshal([]byte(l), &a); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if a == nil {
+		t.Fatal("no alert")
+	}
+	mg := a["minerguard"].(map[string]any)
+	st := a["stratum"].(map[string]any)
+	if a["src_ip"] != minerIP || a["dest_ip"] != poolIP || mg["variant"] != "stratum-v1" || st["method"] != "mining.subscribe" ||
+		mg["workload"].(map[string]any)["identity"] != "netns/"+miner {
+		t.Fatalf("alert: %v", a)
 	}
 }
