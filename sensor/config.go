@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -36,6 +37,9 @@ type Config struct {
 		BlockSize int `yaml:"block_size"` // bytes per ring block
 		Blocks    int `yaml:"blocks"`     // ring blocks per netns
 		Queue     int `yaml:"queue"`      // frames waiting for the pipeline; more are dropped and counted
+		// BlockTimeout hands a partly filled ring block to the sensor after this long: the
+		// floor of detection latency on quiet links (20 ms gave a 19 ms median).
+		BlockTimeout time.Duration `yaml:"block_timeout"`
 	} `yaml:"capture"`
 
 	Flow struct {
@@ -68,6 +72,7 @@ func Default() Config {
 	c.Capture.BlockSize = 1 << 20
 	c.Capture.Blocks = 4
 	c.Capture.Queue = 65536
+	c.Capture.BlockTimeout = 4 * time.Millisecond
 	c.Flow.MaxFlows = 262144
 	c.Flow.StreamDepth = 64 << 10
 	return c
@@ -161,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Alerts.Rate <= 0 {
 		return bad("alerts.rate", fmt.Sprintf("%v: must be positive", c.Alerts.Rate))
+	}
+	if c.Capture.BlockTimeout < time.Millisecond || c.Capture.BlockTimeout > time.Second {
+		return bad("capture.block_timeout", fmt.Sprintf("%v: want 1ms to 1s", c.Capture.BlockTimeout))
 	}
 	if c.Capture.BlockSize%4096 != 0 {
 		return bad("capture.block_size", fmt.Sprintf("%d: must be a multiple of the page size (4096)", c.Capture.BlockSize))

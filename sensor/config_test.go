@@ -5,12 +5,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseGood(t *testing.T) {
-	c, err := Parse([]byte("netns: [web, db]\nmode: enforce\nweb:\n  listen_address: 127.0.0.1:9000\nflow:\n  max_flows: 1000\n"))
+	c, err := Parse([]byte("netns: [web, db]\nmode: enforce\nweb:\n  listen_address: 127.0.0.1:9000\nflow:\n  max_flows: 1000\ncapture:\n  block_timeout: 10ms\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Capture.BlockTimeout != 10*time.Millisecond {
+		t.Errorf("block_timeout %v", c.Capture.BlockTimeout)
 	}
 	if c.Mode != "enforce" || c.Flow.MaxFlows != 1000 || c.Flow.StreamDepth != 64<<10 || len(c.Netns) != 2 || c.Web.ListenAddress != "127.0.0.1:9000" {
 		t.Fatalf("%+v", c)
@@ -29,6 +33,7 @@ func TestParseBad(t *testing.T) {
 		{"mode: block\n", "line 1: mode: \"block\": want monitor or enforce"},
 		{"capture:\n  block_size: 1000\n", "line 2: capture.block_size"},
 		{"netns: ['../etc']\n", "netns"},
+		{"capture:\n  block_timeout: 5s\n", "line 2: capture.block_timeout"},
 		{"alerts: [1, 2]\n", "line 1"},
 		{"{{{{", "yaml"},
 	} {

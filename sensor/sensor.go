@@ -217,6 +217,7 @@ func (s *Sensor) attach(ns capture.Netns) error {
 	id := s.names.Resolve(info)
 	r, err := capture.OpenRing(ns, capture.RingOptions{
 		Snaplen: s.cfg.Capture.Snaplen, BlockSize: s.cfg.Capture.BlockSize, NumBlocks: s.cfg.Capture.Blocks,
+		BlockTimeout: s.cfg.Capture.BlockTimeout,
 	})
 	if err != nil {
 		return err
