@@ -122,6 +122,13 @@ func (s *Sensor) workloadOf(scope uint64) *alert.Workload {
 	return &alert.Workload{Identity: workload.Fallback(scope).Name, Kind: workload.KindUnknown, Node: s.node}
 }
 
+// watching reports whether the netns with this inode is being captured.
+func (s *Sensor) watching(inode uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rings[inode] != nil
+}
+
 // Ready reports whether the sensor has scanned the namespaces and attached to those selected.
 func (s *Sensor) Ready() bool { return s.ready.Load() }
 
@@ -165,29 +172,45 @@ func (s *Sensor) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	disc := capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns}
+	// Attach to what exists now before reporting ready; the watcher then reports those again
+	// as added, which attach ignores.
+	existing, err := capture.Namespaces(disc)
+	if err != nil {
+		s.shutdown()
+		return fmt.Errorf("listing network namespaces (proc_root %s): %w", s.cfg.ProcRoot, err)
+	}
+	var fatal error
+	added := func(ns capture.Netns) {
+		if !s.selected(ns) || s.watching(ns.Inode) {
+			return
+		}
+		if err := s.attach(ns); err != nil {
+			if errors.Is(err, os.ErrPermission) && fatal == nil {
+				fatal = err
+				cancel()
+				return
+			}
+			s.log.Warn("capturing namespace", "netns", ns.Path, "err", err)
+		}
+	}
+	for _, ns := range existing {
+		added(ns)
+	}
+	if fatal == nil {
+		s.ready.Store(true)
+	}
 	w := capture.NewWatcher(capture.WatchOptions{
-		DiscoverOptions: capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns},
+		DiscoverOptions: disc,
 		OnError:         func(err error) { s.log.Warn("scanning network namespaces", "err", err) },
 	})
-	var fatal error
 	err = w.Run(ctx, func(ev capture.NetnsEvent) {
 		switch ev.Kind {
 		case capture.NetnsAdded:
-			if !s.selected(ev.Netns) {
-				return
-			}
-			if err := s.attach(ev.Netns); err != nil {
-				if errors.Is(err, os.ErrPermission) && fatal == nil {
-					fatal = err
-					cancel()
-					return
-				}
-				s.log.Warn("capturing namespace", "netns", ev.Netns.Path, "err", err)
-			}
+			added(ev.Netns)
 		case capture.NetnsRemoved:
 			s.detach(ev.Netns.Inode)
 		}
-		s.ready.Store(true)
 	})
 	s.ready.Store(false)
 	s.shutdown()
