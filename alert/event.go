@@ -49,16 +49,16 @@ type Stratum struct {
 
 // Minerguard holds what EVE has no field for.
 type Minerguard struct {
-	Detector   string   `json:"detector"`
-	Variant    string   `json:"variant,omitempty"`
-	Pool       string   `json:"pool,omitempty"`        // the pool name or address that matched
-	PoolSource string   `json:"pool_source,omitempty"` // the intel list it came from
-	Tunnel     string   `json:"tunnel,omitempty"`      // socks5, http-connect, websocket
-	Target     string   `json:"tunnel_target,omitempty"`
-	Evasion    string   `json:"evasion,omitempty"`
+	Detector   string    `json:"detector"`
+	Variant    string    `json:"variant,omitempty"`
+	Pool       string    `json:"pool,omitempty"`        // the pool name or address that matched
+	PoolSource string    `json:"pool_source,omitempty"` // the intel list it came from
+	Tunnel     string    `json:"tunnel,omitempty"`      // socks5, http-connect, websocket
+	Target     string    `json:"tunnel_target,omitempty"`
+	Evasion    string    `json:"evasion,omitempty"`
 	Workload   *Workload `json:"workload,omitempty"`
-	Capture    string   `json:"capture,omitempty"` // replay: file the flow came from
-	Reasons    []string `json:"-"`
+	Capture    string    `json:"capture,omitempty"` // replay: file the flow came from
+	Reasons    []string  `json:"-"`
 }
 
 // Workload is who the flow belongs to: the identity a profile and a rate limit attach to,

@@ -1,9 +1,7 @@
 package sensor
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"sort"
 	"testing"
@@ -53,19 +51,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 	cfg.Web.ListenAddress = "127.0.0.1:0"
 	cfg.Alerts.Rate, cfg.Alerts.Burst = 1e6, 1e6
 	nw := &notifyWriter{c: make(chan time.Time, 1)}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("sensor not ready")
-		}
-	}
+	startSensor(b, cfg, nw)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

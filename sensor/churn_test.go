@@ -1,11 +1,8 @@
 package sensor
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,19 +27,7 @@ func TestSensorNamespaceChurn(t *testing.T) {
 	cfg.Netns = names
 	cfg.Web.ListenAddress = "127.0.0.1:0"
 	out := &syncBuf{}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("sensor not ready")
-		}
-	}
+	s := startSensor(t, cfg, out)
 	for i, name := range names {
 		netnstest.Run(t, "ip", "netns", "add", name)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -88,29 +89,7 @@ func TestSensorTwoNamespaces(t *testing.T) {
 	cfg.Netns = []string{miner, benign}
 	cfg.Web.ListenAddress = "127.0.0.1:0"
 	out := &syncBuf{}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not stop")
-		}
-	}()
-	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("sensor not ready after 5 s")
-		}
-	}
+	s := startSensor(t, cfg, out)
 	body := `{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}` + "\n"
 	talk(t, benign, poolB+":8545", body)
 	talk(t, miner, poolA+":3333", login)
@@ -171,8 +150,7 @@ func TestSensorRealStratumClient(t *testing.T) {
 	minerIP, poolIP := netnstest.Veth(t, miner, pool, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", pool, "node", "stratum-pool.js", poolIP, "3333")
-	srv.Dir = "testdata/node"
+	srv := nodeCmd(ctx, pool, "stratum-pool.js", poolIP, "3333")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,21 +176,8 @@ func TestSensorRealStratumClient(t *testing.T) {
 	cfg.Netns = []string{miner}
 	cfg.Web.ListenAddress = "127.0.0.1:0"
 	out := &syncBuf{}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(sctx) }()
-	defer func() { scancel(); <-done }()
-	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("sensor not ready")
-		}
-	}
-	cli := exec.CommandContext(ctx, "ip", "netns", "exec", miner, "node", "stratum-client-miner.js", poolIP, "3333")
-	cli.Dir = "testdata/node"
+	startSensor(t, cfg, out)
+	cli := nodeCmd(ctx, miner, "stratum-client-miner.js", poolIP, "3333")
 	if b, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("miner: %v: %s", err, b)
 	}
@@ -234,4 +199,43 @@ func TestSensorRealStratumClient(t *testing.T) {
 		mg["workload"].(map[string]any)["identity"] != "netns/"+miner {
 		t.Fatalf("alert: %v", a)
 	}
+}
+
+// nodeCmd runs one of the testdata generators' node scripts (../testdata/gen/node) inside a
+// namespace, with the packages this test installs (testdata/node) on NODE_PATH.
+func nodeCmd(ctx context.Context, ns, script string, args ...string) *exec.Cmd {
+	mods, _ := filepath.Abs("testdata/node/node_modules")
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, "node", script}, args...)...)
+	cmd.Dir = "../testdata/gen/node"
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	return cmd
+}
+
+// startSensor runs a sensor with cfg until the test ends and waits until it is ready.
+func startSensor(t testing.TB, cfg Config, out io.Writer) *Sensor {
+	t.Helper()
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not stop")
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sensor not ready after 5 s")
+		}
+	}
+	return s
 }

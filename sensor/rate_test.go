@@ -1,10 +1,8 @@
 package sensor
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -58,19 +56,7 @@ func BenchmarkCaptureRate(b *testing.B) {
 	cfg := Default()
 	cfg.Netns = []string{a}
 	cfg.Web.ListenAddress = "127.0.0.1:0"
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(5 * time.Second); !s.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("sensor not ready")
-		}
-	}
+	s := startSensor(b, cfg, io.Discard)
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
