@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -37,6 +38,9 @@ type Config struct {
 		BlockSize int `yaml:"block_size"` // bytes per ring block
 		Blocks    int `yaml:"blocks"`     // ring blocks per netns
 		Queue     int `yaml:"queue"`      // frames waiting for the pipeline; more are dropped and counted
+		// Interfaces are host interfaces captured in the sensor's own netns besides the
+		// namespaces (a node without per-workload namespaces, or a SPAN port).
+		Interfaces []string `yaml:"interfaces"`
 		// BlockTimeout hands a partly filled ring block to the sensor after this long: the
 		// floor of detection latency on quiet links (20 ms gave a 19 ms median).
 		BlockTimeout time.Duration `yaml:"block_timeout"`
@@ -52,7 +56,8 @@ type Config struct {
 	} `yaml:"intel"`
 
 	Workloads struct {
-		Static string `yaml:"static"` // YAML map of netns/container to workload names
+		Static string   `yaml:"static"` // YAML map of netns/container to workload names
+		Select []string `yaml:"select"` // capture only workloads whose identity matches one of these path.Match patterns
 	} `yaml:"workloads"`
 }
 
@@ -172,6 +177,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Capture.BlockSize%4096 != 0 {
 		return bad("capture.block_size", fmt.Sprintf("%d: must be a multiple of the page size (4096)", c.Capture.BlockSize))
+	}
+	for _, p := range c.Workloads.Select {
+		if _, err := path.Match(p, ""); err != nil {
+			return bad("workloads.select", fmt.Sprintf("%q: %v", p, err))
+		}
+	}
+	for _, i := range c.Capture.Interfaces {
+		if i == "" || len(i) > 15 || strings.ContainsAny(i, "/ \x00") {
+			return bad("capture.interfaces", fmt.Sprintf("%q is not an interface name", i))
+		}
 	}
 	if c.Web.ListenAddress == "" {
 		return bad("web.listen_address", "empty")

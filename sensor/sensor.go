@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,6 +187,9 @@ func (s *Sensor) Run(ctx context.Context) error {
 			return
 		}
 		if err := s.attach(ns); err != nil {
+			if errors.Is(err, errNotSelected) {
+				return
+			}
 			if errors.Is(err, os.ErrPermission) && fatal == nil {
 				fatal = err
 				cancel()
@@ -196,6 +200,12 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	for _, ns := range existing {
 		added(ns)
+	}
+	for _, name := range s.cfg.Capture.Interfaces {
+		if err := s.attachInterface(name); err != nil {
+			s.shutdown()
+			return err
+		}
 	}
 	if fatal == nil {
 		s.ready.Store(true)
@@ -232,15 +242,51 @@ func (s *Sensor) selected(ns capture.Netns) bool {
 	return false
 }
 
+// errNotSelected says a namespace's workload is not among workloads.select.
+var errNotSelected = errors.New("workload not selected")
+
 func (s *Sensor) attach(ns capture.Netns) error {
 	info := workload.NetnsInfo{Inode: ns.Inode, Name: ns.Name, ProcRoot: s.cfg.ProcRoot}
 	if ns.PID > 0 {
 		info.PIDs = []int{ns.PID}
 	}
 	id := s.names.Resolve(info)
+	if !s.workloadSelected(id.Name) {
+		return errNotSelected
+	}
+	return s.open(ns, id, ns.Inode, "")
+}
+
+func (s *Sensor) workloadSelected(name string) bool {
+	if len(s.cfg.Workloads.Select) == 0 {
+		return true
+	}
+	for _, p := range s.cfg.Workloads.Select {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hostScope marks the scope of a host interface (scope = hostScope | ifindex), apart from
+// netns inodes.
+const hostScope = 1 << 63
+
+// attachInterface captures a named interface of the sensor's own network namespace.
+func (s *Sensor) attachInterface(name string) error {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("capture.interfaces: %w", err)
+	}
+	id := workload.Identity{Name: "host/" + name, Kind: workload.KindStatic}
+	return s.open(capture.Netns{}, id, hostScope|uint64(ifc.Index), name)
+}
+
+func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifname string) error {
 	r, err := capture.OpenRing(ns, capture.RingOptions{
-		Snaplen: s.cfg.Capture.Snaplen, BlockSize: s.cfg.Capture.BlockSize, NumBlocks: s.cfg.Capture.Blocks,
-		BlockTimeout: s.cfg.Capture.BlockTimeout,
+		Interface: ifname, Snaplen: s.cfg.Capture.Snaplen, BlockSize: s.cfg.Capture.BlockSize,
+		NumBlocks: s.cfg.Capture.Blocks, BlockTimeout: s.cfg.Capture.BlockTimeout,
 	})
 	if err != nil {
 		return err
@@ -248,7 +294,7 @@ func (s *Sensor) attach(ns capture.Netns) error {
 	aw := &alert.Workload{Identity: id.Name, Kind: id.Kind, Pod: id.Pod, Namespace: id.Namespace,
 		Container: id.Container, Image: id.Image, Node: s.node, Netns: ns.Path}
 	s.mu.Lock()
-	s.rings[ns.Inode] = &watched{ns: ns, id: id, alert: aw, ring: r}
+	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r}
 	s.mu.Unlock()
 	s.log.Info("capturing", "netns", ns.Path, "workload", id.Name)
 	s.wg.Add(1)
@@ -259,7 +305,7 @@ func (s *Sensor) attach(ns capture.Netns) error {
 			if err := r.Next(&f); err != nil {
 				return // closed, or the namespace is gone
 			}
-			s.pipe.Submit(flow.LinkType(f.LinkType), f.Data, f.Timestamp, ns.Inode)
+			s.pipe.Submit(flow.LinkType(f.LinkType), f.Data, f.Timestamp, scope)
 		}
 	}()
 	return nil

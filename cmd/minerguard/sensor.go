@@ -95,6 +95,8 @@ func sensorCmd() *cobra.Command {
 	f.Int("flow.stream-depth", def.Flow.StreamDepth, "bytes inspected at the start of each direction of a TCP flow")
 	f.StringArray("intel.files", nil, "extra intel list (text or YAML); repeatable")
 	f.String("workloads.static", "", "YAML map of namespaces/containers to workload names")
+	f.StringArray("workload", nil, "capture only workloads whose identity matches this pattern (path.Match, e.g. 'k8s/prod/*'); repeatable")
+	f.StringArray("capture.interfaces", nil, "also capture this interface of the host's own network namespace; repeatable")
 	return cmd
 }
 
@@ -125,5 +127,7 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 	set("flow.stream-depth", func() (e error) { cfg.Flow.StreamDepth, e = f.GetInt("flow.stream-depth"); return })
 	set("intel.files", func() (e error) { cfg.Intel.Files, e = f.GetStringArray("intel.files"); return })
 	set("workloads.static", func() (e error) { cfg.Workloads.Static, e = f.GetString("workloads.static"); return })
+	set("workload", func() (e error) { cfg.Workloads.Select, e = f.GetStringArray("workload"); return })
+	set("capture.interfaces", func() (e error) { cfg.Capture.Interfaces, e = f.GetStringArray("capture.interfaces"); return })
 	return err
 }
