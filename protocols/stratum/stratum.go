@@ -167,7 +167,16 @@ func (s *Scanner) Scan(data []byte, midstream bool) (Result, Status) {
 			}
 			s.mode = modeLines
 		case modeLines:
-			s.lines(data)
+			d := data
+			if s.httpBody && s.http.clen > 0 && s.http.hdrEnd+s.http.clen < len(d) {
+				// Judge the body Content-Length gives, not what follows it: otherwise the
+				// verdict would depend on how the bytes were split into segments.
+				d = d[:s.http.hdrEnd+s.http.clen]
+			}
+			s.lines(d)
+			if s.pos > len(d) {
+				s.pos = len(d)
+			}
 			if s.httpBody && s.mode == modeLines && s.http.clen > 0 && len(data)-s.http.hdrEnd >= s.http.clen {
 				// The whole body arrived without a JSON verdict.
 				s.httpDecide(data)
