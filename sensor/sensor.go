@@ -73,7 +73,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		}
 		static = st
 	}
-	s.names = workload.NewChain(static, workload.KubeEnv{}, &workload.Docker{}, workload.NamedNetns{}, workload.Cgroup{})
+	s.names = workload.NewChain(static, &workload.CRI{}, workload.KubeEnv{}, &workload.Docker{}, workload.NamedNetns{}, workload.Cgroup{})
 
 	var w io.Writer = stdout
 	if cfg.Alerts.Output != "-" {
