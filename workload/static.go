@@ -75,6 +75,15 @@ func ParseStatic(r io.Reader, name string) (*Static, error) {
 	if len(data) > maxStaticFile {
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxStaticFile)
 	}
+	// Anchors and aliases are refused before the typed decode: a few hundred bytes of nested
+	// aliases expand to millions of entries (FuzzLoadStatic hung on one), and a workload map
+	// has no use for them.
+	var pre yaml.Node
+	if err := yaml.Unmarshal(data, &pre); err == nil {
+		if line := aliasLine(&pre, 0); line > 0 {
+			return nil, fmt.Errorf("%s line %d: YAML anchors and aliases are not allowed", name, line)
+		}
+	}
 	var file staticFile
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
@@ -278,4 +287,21 @@ func (x staticLineIndex) at(i int, field string, j int) int {
 		return ls[j]
 	}
 	return e.line
+}
+
+// aliasLine returns the line of the first anchor or alias in n, or 0. It does not follow
+// aliases, so its work is bounded by the size of the document.
+func aliasLine(n *yaml.Node, depth int) int {
+	if n == nil || depth > 10000 {
+		return 0
+	}
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return max(n.Line, 1)
+	}
+	for _, c := range n.Content {
+		if l := aliasLine(c, depth+1); l > 0 {
+			return l
+		}
+	}
+	return 0
 }
