@@ -8,10 +8,12 @@
 //
 // Resolvers are small and pluggable; a Chain tries them in order and falls back to
 // "netns/ino:INODE" so that a namespace is still captured when attribution fails. The
-// suggested order is most specific first:
+// sensor's order is most specific first:
 //
-//	workload.NewChain(static, workload.KubeEnv{}, workload.NamedNetns{}, workload.Cgroup{})
+//	workload.NewChain(static, &workload.CRI{}, workload.KubeEnv{}, &workload.Docker{},
+//		workload.NamedNetns{}, workload.Cgroup{})
 //
-// Everything here reads files only (procfs, the static YAML); talking to the CRI or Docker
-// API is left to later resolvers.
+// The static map and procfs are read as files; CRI (gRPC over the runtime's unix socket)
+// and the Docker Engine API (HTTP over its socket) are asked with a timeout, cached per
+// container, and backed off when the daemon does not answer.
 package workload
