@@ -58,7 +58,6 @@ type Minerguard struct {
 	Evasion    string    `json:"evasion,omitempty"`
 	Workload   *Workload `json:"workload,omitempty"`
 	Capture    string    `json:"capture,omitempty"` // replay: file the flow came from
-	Reasons    []string  `json:"-"`
 }
 
 // Workload is who the flow belongs to: the identity a profile and a rate limit attach to,

@@ -15,10 +15,9 @@ const MaxTextFlows = 100000
 // TextWriter prints alerts as a table grouped by flow: one row per flow with every reason it
 // raised, written when Flush is called.
 type TextWriter struct {
-	w      io.Writer
-	flows  map[uint64]*textFlow
-	order  []*textFlow
-	direct int
+	w     io.Writer
+	flows map[uint64]*textFlow
+	order []*textFlow
 }
 
 type textFlow struct {
@@ -39,7 +38,6 @@ func (t *TextWriter) Write(e *Event) error {
 	f := t.flows[e.FlowID]
 	if f == nil {
 		if len(t.order) >= MaxTextFlows {
-			t.direct++
 			return t.print([]*textFlow{newTextFlow(e)}, false)
 		}
 		f = newTextFlow(e)

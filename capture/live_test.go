@@ -84,7 +84,7 @@ type seen struct {
 	mu                 sync.Mutex
 	syn, payload, loop bool
 	synIf, frames      int
-	srcOK, linkTypeOK  bool
+	linkTypeOK         bool
 }
 
 // collect reads the ring until it is closed, recording what the test looks for.

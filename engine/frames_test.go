@@ -56,12 +56,11 @@ func udpFrame(t testing.TB, src, dst endpoint, payload []byte) []byte {
 // session is a TCP connection under test: it tracks sequence numbers so tests can send data,
 // reorder it or replay it.
 type session struct {
-	t        testing.TB
-	c, s     endpoint
-	cseq     uint32
-	sseq     uint32
-	frames   [][]byte
-	handshak bool
+	t      testing.TB
+	c, s   endpoint
+	cseq   uint32
+	sseq   uint32
+	frames [][]byte
 }
 
 func newSession(t testing.TB, c, s endpoint) *session {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/protocols/dns"
 )
@@ -70,6 +69,3 @@ func (s *Stats) AlertsTotal() uint64 {
 	}
 	return n
 }
-
-// AlertsFor returns the alert count of one reason.
-func (s *Stats) AlertsFor(r detect.Reason) uint64 { return s.Alerts[r] }

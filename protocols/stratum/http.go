@@ -231,34 +231,6 @@ func atoi(b []byte) int {
 	return n
 }
 
-func hexAtoi(b []byte) int {
-	n, digits := 0, 0
-	for _, c := range b {
-		var d int
-		switch {
-		case c >= '0' && c <= '9':
-			d = int(c - '0')
-		case c >= 'a' && c <= 'f':
-			d = int(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			d = int(c-'A') + 10
-		default:
-			if digits == 0 {
-				return -1
-			}
-			return n // chunk extensions or CR follow
-		}
-		if digits++; digits > 7 {
-			return -1
-		}
-		n = n<<4 | d
-	}
-	if digits == 0 {
-		return -1
-	}
-	return n
-}
-
 func containsFold(b []byte, s string) bool {
 	for i := 0; i+len(s) <= len(b); i++ {
 		if bytes.EqualFold(b[i:i+len(s)], []byte(s)) {

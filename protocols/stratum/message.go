@@ -102,10 +102,9 @@ const maxField = 256
 const maxMethodKeys = 4
 
 type methodKey struct {
-	val      span
-	variant  bool // key differs from "method" only in case
-	escaped  bool // key was spelled with escapes
-	dupIndex int
+	val     span
+	variant bool // key differs from "method" only in case
+	escaped bool // key was spelled with escapes
 }
 
 // msg is the top level of one JSON-RPC-ish object, as spans into b.
