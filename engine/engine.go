@@ -91,8 +91,11 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		e.stats.OtherProto++
 		return
 	}
+	// The flow table expires its own flows as packets come; only the DNS answers are
+	// swept here.
 	if ts.Sub(e.lastExpire) >= expireEvery || ts.Before(e.lastExpire) {
-		e.Tick(ts)
+		e.names.Expire(ts)
+		e.lastExpire = ts
 	}
 	f, dir, grew := e.table.Packet(p, scope, ts)
 	if f == nil {
@@ -121,7 +124,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 }
 
 // Tick expires idle flows and DNS answers at now. Packet does this as packets come; a live
-// caller also calls Tick on a timer so quiet periods release memory.
+// caller also calls Tick on a timer so that quiet periods release memory.
 func (e *Engine) Tick(now time.Time) {
 	e.table.Expire(now)
 	e.names.Expire(now)
