@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
@@ -210,6 +211,13 @@ func (c *File) Next(f *Frame) error {
 }
 
 func (c *File) ngLink(ci gopacketCI) uint16 {
+	// WantMixedLinkType puts the record's link type here: no per-packet copy of the
+	// interface description.
+	if len(ci.AncillaryData) > 0 {
+		if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+			return uint16(lt)
+		}
+	}
 	iface, err := c.ng.Interface(ci.InterfaceIndex)
 	if err != nil {
 		return 0
