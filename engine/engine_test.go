@@ -245,3 +245,19 @@ func TestSOCKS5ToPoolName(t *testing.T) {
 		t.Fatalf("alerts: %+v", c.events)
 	}
 }
+
+// A WebSocket tunnel whose messages exceed the unwrap buffer is counted, not silently cut.
+// (The buffer equals the default stream depth, so only a deeper stream can fill it.)
+func TestWebSocketBufferFullCounted(t *testing.T) {
+	e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: &collect{}, Flow: flow.Config{StreamDepth: 256 << 10}})
+	x := newSession(t, client, endpoint{"10.9.9.9", 8080})
+	x.client("GET / HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 1500)
+	x.server("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	// Unmasked text frames of 60,000 bytes each (16-bit length): two fill the 64 KiB buffer.
+	frame := "\x81\x7e\xea\x60" + strings.Repeat("a", 60000)
+	x.client(frame+frame+frame, 1400)
+	feed(e, x.frames)
+	if got := e.Stats().WSBufferFull; got != 1 {
+		t.Fatalf("WSBufferFull = %d, want 1", got)
+	}
+}

@@ -37,6 +37,7 @@ type Stats struct {
 	DNSMessages      uint64
 	TLSHellos        uint64
 	Tunnels          uint64
+	WSBufferFull     uint64 // WebSocket directions whose unwrapped messages reached maxWSBuffer
 	StratumOverflows uint64 // lines over stratum.MaxLine skipped
 	Bypassed         uint64 // flows whose inspection finished early
 	OtherProto       uint64 // IP packets that are neither TCP nor UDP (ICMP, ...)

@@ -19,6 +19,10 @@ func (e *Engine) wsData(in *inspect, dir flow.Dir, data []byte) []byte {
 			e.stats.DecodeErrors[ProtoWebSocket]++
 			in.wsFailed = true
 		}
+		if len(w.out) == cap(w.out) {
+			// The unwrapped messages filled their buffer: the rest of the tunnel is not read.
+			e.stats.WSBufferFull++
+		}
 	}
 	return w.out
 }

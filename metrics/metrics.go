@@ -24,7 +24,7 @@ type collector struct {
 	flowsActive, flowsCreated, evictions, detections          *prometheus.Desc
 	reasmGaps, reasmOverlapMismatch, reasmDepth, reasmBudget  *prometheus.Desc
 	reasmBytes, stratumOverflows, dnsCacheEntries, bypassed   *prometheus.Desc
-	inspectSkipped, inspectStolen, inspecting                 *prometheus.Desc
+	inspectSkipped, inspectStolen, inspecting, wsFull         *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -54,6 +54,7 @@ func newCollector(src Source) *collector {
 		inspectSkipped:       d("inspect_skipped_total", "Flows judged by destination only because every inspection slot was in use.", "source"),
 		inspectStolen:        d("inspect_stolen_total", "Long-undecided flows whose inspection ended to make room for a new flow.", "source"),
 		inspecting:           d("flows_inspecting", "Flows whose payload is being parsed now.", "source"),
+		wsFull:               d("websocket_buffer_full_total", "WebSocket tunnel directions whose unwrapped messages reached the 64 KiB cap; later messages are not read.", "source"),
 	}
 }
 
@@ -99,6 +100,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.inspectSkipped, s.InspectExhausted)
 	counter(c.inspectStolen, s.InspectStolen)
 	gauge(c.inspecting, float64(s.Inspecting))
+	counter(c.wsFull, s.WSBufferFull)
 }
 
 // NewRegistry returns a registry exposing src plus Go runtime and build metrics.
