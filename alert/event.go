@@ -57,7 +57,15 @@ type Minerguard struct {
 	Target     string    `json:"tunnel_target,omitempty"`
 	Evasion    string    `json:"evasion,omitempty"`
 	Workload   *Workload `json:"workload,omitempty"`
+	Profile    *Profile  `json:"profile,omitempty"` // egress-not-in-profile, unresolved-ip
 	Capture    string    `json:"capture,omitempty"` // replay: file the flow came from
+}
+
+// Profile says how a flow stood against its workload's learned egress profile.
+type Profile struct {
+	State       string `json:"state"`       // monitoring or enforcing
+	Destination string `json:"destination"` // name:port/proto when a name is known, else address:port/proto
+	Resolved    bool   `json:"resolved"`    // a DNS answer or server name named the address
 }
 
 // Workload is who the flow belongs to: the identity a profile and a rate limit attach to,

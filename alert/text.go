@@ -88,6 +88,12 @@ func (f *textFlow) add(e *Event) {
 	if e.MG.Evasion != "" {
 		d = append(d, "evasion="+e.MG.Evasion)
 	}
+	if p := e.MG.Profile; p != nil {
+		d = append(d, "not in "+p.State+" profile: "+p.Destination)
+	}
+	if w := e.MG.Workload; w != nil && w.Identity != "" {
+		d = append(d, "workload="+w.Identity)
+	}
 	for _, s := range d {
 		if !contains(f.details, s) {
 			f.details = append(f.details, s)

@@ -21,6 +21,8 @@ const (
 	ReasonDoH                            // DNS over HTTPS/TLS to a public resolver: lookups the sensor cannot see
 	ReasonSV2Handshake                   // the Stratum V2 Noise first flight (64 bytes out, 170 back)
 	ReasonTLSBare                        // a ClientHello with neither server name nor ALPN, as XMRig sends by default
+	ReasonNotInProfile                   // a destination outside the workload's learned egress profile
+	ReasonUnresolvedIP                   // out of profile, to an address no DNS answer or server name named
 	numReasons
 )
 
@@ -35,6 +37,8 @@ var reasonInfo = [numReasons]struct {
 	ReasonDoH:          {"doh", "MINERGUARD Encrypted DNS (DoH/DoT) to a public resolver", 3},
 	ReasonSV2Handshake: {"stratum-v2", "MINERGUARD Stratum V2 encrypted handshake length signature", 2},
 	ReasonTLSBare:      {"tls-no-sni", "MINERGUARD TLS without server name or ALPN (miner-style ClientHello)", 3},
+	ReasonNotInProfile: {"egress-not-in-profile", "MINERGUARD Egress to a destination outside the workload's learned profile", 2},
+	ReasonUnresolvedIP: {"unresolved-ip", "MINERGUARD Egress to an address no DNS answer in the workload named", 2},
 }
 
 // SignatureBase is the first signature_id of minerguard's alerts: clear of ET's 2000000–2999999
@@ -69,6 +73,11 @@ func (r Reason) Severity() int {
 	}
 	return reasonInfo[r].severity
 }
+
+// Blocking reports whether the reason is strong enough to drop a flow in enforce mode. The
+// low-severity ones (encrypted DNS, a bare ClientHello) have benign users too: they are
+// flagged, never dropped.
+func (r Reason) Blocking() bool { return r.Severity() <= 2 }
 
 // Reasons is a set of reasons.
 type Reasons uint32
@@ -112,7 +121,28 @@ type Facts struct {
 	// libraries always send one or the other; XMRig (stratum+ssl without "sni": true) sends
 	// neither. Low severity on its own; the learned profile (issue 5) sharpens it.
 	TLSBare bool
+
+	// Profile is the state of the workload's learned egress profile when the flow was checked;
+	// ProfileNone while there is none or it is still learning (no verdict from it then).
+	Profile ProfileState
+	// OutOfProfile: the destination (name when known, else address; port; transport) is not
+	// in the profile, or is on its deny list.
+	OutOfProfile bool
+	// Unresolved: no DNS answer in the workload's namespace and no server name named the
+	// destination address.
+	Unresolved bool
+	// ProfileDest is the destination as the profile saw it ("name:port/tcp"), for the alert.
+	ProfileDest string
 }
+
+// ProfileState is the part of a profile's lifecycle that matters to a verdict.
+type ProfileState uint8
+
+const (
+	ProfileNone       ProfileState = iota // no profile, or still learning
+	ProfileMonitoring                     // out-of-profile egress is flagged
+	ProfileEnforcing                      // out-of-profile egress is dropped (in enforce mode)
+)
 
 // Finding is one reason with the indicator that triggered it.
 type Finding struct {
@@ -219,13 +249,38 @@ func (d *Detector) Evaluate(f *Facts) Verdict {
 			v.add(ReasonDoH, "", "")
 		}
 	}
+	if f.Profile != ProfileNone && f.OutOfProfile {
+		v.add(ReasonNotInProfile, f.ProfileDest, "profile")
+		if f.Unresolved {
+			v.add(ReasonUnresolvedIP, f.ProfileDest, "profile")
+		}
+	}
 	if v.N > 0 {
 		v.Action = Flag
-		if d.mode == ModeEnforce {
+		if d.mode == ModeEnforce && d.blocks(f, &v) {
 			v.Action = Drop
 		}
 	}
 	return v
+}
+
+// blocks decides whether a flagged flow is dropped in enforce mode: a strong detector reason
+// always; the profile's reasons only once that workload's profile is enforcing, so a profile
+// that is merely monitored never breaks traffic.
+func (d *Detector) blocks(f *Facts, v *Verdict) bool {
+	for i := 0; i < v.N; i++ {
+		switch r := v.Findings[i].Reason; r {
+		case ReasonNotInProfile, ReasonUnresolvedIP:
+			if f.Profile == ProfileEnforcing {
+				return true
+			}
+		default:
+			if r.Blocking() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func reasonFor(k intel.Kind, pool Reason) Reason {

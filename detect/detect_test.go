@@ -26,6 +26,10 @@ func TestEvaluate(t *testing.T) {
 		{"dot", Facts{Proto: 6, Dst: pool, DstPort: 853}, []Reason{ReasonDoH}},
 		{"bare tls", Facts{Proto: 6, Dst: pool, DstPort: 443, TLSBare: true}, []Reason{ReasonTLSBare}},
 		{"sv2", Facts{Proto: 6, Dst: pool, DstPort: 34254, SV2: true}, []Reason{ReasonSV2Handshake}},
+		{"learning: no profile verdict", Facts{Proto: 6, Dst: pool, DstPort: 8443, OutOfProfile: true, Unresolved: true}, nil},
+		{"in profile", Facts{Proto: 6, Dst: pool, DstPort: 443, Profile: ProfileMonitoring}, nil},
+		{"named out of profile", Facts{Proto: 6, Dst: pool, DstPort: 3443, Profile: ProfileMonitoring, OutOfProfile: true, ProfileDest: "new.example:3443/tcp"}, []Reason{ReasonNotInProfile}},
+		{"unresolved out of profile", Facts{Proto: 6, Dst: pool, DstPort: 8443, Profile: ProfileEnforcing, OutOfProfile: true, Unresolved: true}, []Reason{ReasonNotInProfile, ReasonUnresolvedIP}},
 	} {
 		v := d.Evaluate(&tc.facts)
 		if v.N != len(tc.want) {
@@ -46,9 +50,34 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+func TestEnforceBlocks(t *testing.T) {
+	d := New(intel.Builtin(), ModeEnforce)
+	out := Facts{Proto: 6, Dst: netip.MustParseAddr("10.77.0.2"), DstPort: 8443, OutOfProfile: true}
+	for _, tc := range []struct {
+		name string
+		f    Facts
+		want Action
+	}{
+		{"monitored profile flags", withProfile(out, ProfileMonitoring), Flag},
+		{"enforcing profile drops", withProfile(out, ProfileEnforcing), Drop},
+		{"bare tls is only flagged", Facts{Proto: 6, DstPort: 443, TLSBare: true}, Flag},
+		{"dot is only flagged", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853}, Flag},
+		{"stratum drops", Facts{Mining: true}, Drop},
+	} {
+		if v := d.Evaluate(&tc.f); v.Action != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, v.Action, tc.want)
+		}
+	}
+	if v := New(intel.Builtin(), ModeMonitor).Evaluate(&Facts{Mining: true}); v.Action != Flag {
+		t.Errorf("monitor mode: %v", v.Action)
+	}
+}
+
+func withProfile(f Facts, s ProfileState) Facts { f.Profile = s; return f }
+
 func TestReasonsStable(t *testing.T) {
 	// Signature IDs are a contract with SIEM rules: they never move.
-	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006, ReasonTLSBare: 9400007}
+	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006, ReasonTLSBare: 9400007, ReasonNotInProfile: 9400008, ReasonUnresolvedIP: 9400009}
 	for r, sid := range want {
 		if r.SignatureID() != sid || r.String() == "unknown" {
 			t.Errorf("%v: sid %d", r, r.SignatureID())
