@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -623,4 +625,28 @@ func newNSB(b *testing.B) Netns {
 		b.Fatal(err)
 	}
 	return Netns{Inode: k.ino, Dev: k.dev, Path: p, Name: name}
+}
+
+func TestAddresses(t *testing.T) {
+	netnstest.RequireRoot(t)
+	a := netnstest.New(t, "addr")
+	b := netnstest.New(t, "addr")
+	ipA, _ := netnstest.Veth(t, a, b, 61)
+	got, err := Addresses(Netns{Path: "/var/run/netns/" + a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := netip.MustParseAddr(ipA)
+	found := false
+	for _, g := range got {
+		if g == want {
+			found = true
+		}
+		if g == netip.MustParseAddr("10.199.61.2") {
+			t.Errorf("peer's address listed in %s: %v", a, got)
+		}
+	}
+	if !found {
+		t.Errorf("Addresses(%s) = %v, want %v among them", a, got, want)
+	}
 }
