@@ -1,0 +1,262 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// Block is a flow or destination entry as the data path sees it.
+type Block struct {
+	InstalledNs uint64 // CLOCK_MONOTONIC when the block was installed
+	FirstDropNs uint64 // CLOCK_MONOTONIC of the first drop, 0 if none yet
+	Drops       uint64
+	Reason      uint32
+}
+
+// FirstDropAfter is the time from installing the block to its first drop.
+func (b Block) FirstDropAfter() (time.Duration, bool) {
+	if b.FirstDropNs == 0 || b.FirstDropNs < b.InstalledNs {
+		return 0, false
+	}
+	return time.Duration(b.FirstDropNs - b.InstalledNs), true
+}
+
+// be16 stores port in network order in a native-endian uint16 field.
+func be16(port uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], port)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// addr16 is a as 16 bytes, IPv4 as ::ffff:a.b.c.d like the data path.
+func addr16(a netip.Addr) [16]byte { return a.As16() }
+
+func flowKey(wid uint64, src, dst netip.AddrPort, proto uint8) bpfMgFlowKey {
+	return bpfMgFlowKey{
+		WorkloadId: wid,
+		Src:        addr16(src.Addr()), Dst: addr16(dst.Addr()),
+		Sport: be16(src.Port()), Dport: be16(dst.Port()),
+		Proto: proto,
+	}
+}
+
+// destKey: the LPM prefix covers pad0..port (128 bits) plus the address prefix.
+func destKey(wid uint64, dst netip.Prefix, port uint16, proto uint8) (bpfMgDestKey, error) {
+	if !dst.IsValid() {
+		return bpfMgDestKey{}, fmt.Errorf("invalid prefix %v", dst)
+	}
+	dst = dst.Masked()
+	bits := dst.Bits()
+	if dst.Addr().Is4() {
+		bits += 96
+	}
+	return bpfMgDestKey{
+		Prefixlen:  uint32(128 + bits),
+		WorkloadId: wid,
+		Proto:      proto,
+		Port:       be16(port),
+		Addr:       addr16(dst.Addr()),
+	}, nil
+}
+
+// SetMode sets a workload's mode; failClosed keeps enforcing when the heartbeat expires.
+func (m *Manager) SetMode(workload string, mode Mode, failClosed bool) error {
+	if mode > ModeBypass {
+		return fmt.Errorf("setting mode of %s: unknown mode %d", workload, mode)
+	}
+	v := bpfMgMode{Mode: uint32(mode)}
+	if failClosed {
+		v.FailClosed = 1
+	}
+	if err := m.modes.Update(WorkloadID(workload), &v, ebpf.UpdateAny); err != nil {
+		if isFull(err) {
+			m.mapFull.Add(1)
+			return fmt.Errorf("setting mode of %s: %w: %w", workload, ErrMapFull, err)
+		}
+		return fmt.Errorf("setting mode of %s: %w", workload, err)
+	}
+	return nil
+}
+
+// GetMode reads a workload's mode (flag-only when it has no entry).
+func (m *Manager) GetMode(workload string) (mode Mode, failClosed bool, err error) {
+	var v bpfMgMode
+	if err := m.modes.Lookup(WorkloadID(workload), &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return ModeFlagOnly, false, nil
+		}
+		return 0, false, fmt.Errorf("reading mode of %s: %w", workload, err)
+	}
+	return Mode(v.Mode), v.FailClosed != 0, nil
+}
+
+// FlagOnlyAll switches every workload to flag-only (graceful stop): nothing is dropped
+// after the sensor is gone, whatever the heartbeat or fail-closed say.
+func (m *Manager) FlagOnlyAll() error {
+	var (
+		k    uint64
+		v    bpfMgMode
+		keys []uint64
+	)
+	it := m.modes.Iterate()
+	for it.Next(&k, &v) {
+		if Mode(v.Mode) == ModeEnforce {
+			keys = append(keys, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("listing modes: %w", err)
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := m.modes.Update(k, &bpfMgMode{Mode: uint32(ModeFlagOnly)}, ebpf.UpdateExist); err != nil &&
+			!errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("setting workload %#x flag-only: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isFull(err error) bool {
+	// Hash maps answer E2BIG when full, LPM tries ENOSPC.
+	return errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC)
+}
+
+// insert adds a block; an existing entry keeps its install time and drop statistics.
+// A full map switches the workload to flag-only so that a partial block list never
+// pretends to enforce.
+func (m *Manager) insert(mp *ebpf.Map, workload string, key any, reason uint32, what string) error {
+	v := bpfMgBlock{InstalledNs: monoNow(), Reason: reason}
+	err := mp.Update(key, &v, ebpf.UpdateNoExist)
+	if err == nil || errors.Is(err, ebpf.ErrKeyExist) {
+		return nil
+	}
+	if isFull(err) {
+		m.mapFull.Add(1)
+		_, fc, _ := m.GetMode(workload)
+		if merr := m.SetMode(workload, ModeFlagOnly, fc); merr != nil {
+			return fmt.Errorf("blocking %s for %s: %w (and switching to flag-only: %v)", what, workload, ErrMapFull, merr)
+		}
+		return fmt.Errorf("blocking %s for %s: %w, workload switched to flag-only", what, workload, ErrMapFull)
+	}
+	return fmt.Errorf("blocking %s for %s: %w", what, workload, err)
+}
+
+// BlockFlow blocks one flow, oriented as the workload sees it (src is the workload side).
+func (m *Manager) BlockFlow(workload string, src, dst netip.AddrPort, proto uint8, reason uint32) error {
+	k := flowKey(WorkloadID(workload), src, dst, proto)
+	return m.insert(m.flows, workload, &k, reason, fmt.Sprintf("flow %v->%v/%d", src, dst, proto))
+}
+
+// BlockDest blocks a destination prefix for a workload; port 0 and proto 0 mean any.
+// Non-first IP fragments carry no ports, so only port-0 entries match them.
+func (m *Manager) BlockDest(workload string, dst netip.Prefix, port uint16, proto uint8, reason uint32) error {
+	k, err := destKey(WorkloadID(workload), dst, port, proto)
+	if err != nil {
+		return fmt.Errorf("blocking destination for %s: %w", workload, err)
+	}
+	return m.insert(m.dests, workload, &k, reason, fmt.Sprintf("destination %v port %d/%d", dst, port, proto))
+}
+
+// UnblockFlow removes a flow block; removing one that does not exist is not an error.
+func (m *Manager) UnblockFlow(workload string, src, dst netip.AddrPort, proto uint8) error {
+	k := flowKey(WorkloadID(workload), src, dst, proto)
+	if err := m.flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unblocking flow for %s: %w", workload, err)
+	}
+	return nil
+}
+
+// UnblockDest removes a destination block; removing one that does not exist is not an error.
+func (m *Manager) UnblockDest(workload string, dst netip.Prefix, port uint16, proto uint8) error {
+	k, err := destKey(WorkloadID(workload), dst, port, proto)
+	if err != nil {
+		return fmt.Errorf("unblocking destination for %s: %w", workload, err)
+	}
+	if err := m.dests.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unblocking destination for %s: %w", workload, err)
+	}
+	return nil
+}
+
+// ClearWorkload removes every flow and destination block of a workload (its mode stays).
+func (m *Manager) ClearWorkload(workload string) error {
+	wid := WorkloadID(workload)
+	var (
+		fk    bpfMgFlowKey
+		dk    bpfMgDestKey
+		v     bpfMgBlock
+		fkeys []bpfMgFlowKey
+		dkeys []bpfMgDestKey
+	)
+	// Collect first: deleting while iterating a hash map can restart the walk.
+	it := m.flows.Iterate()
+	for it.Next(&fk, &v) {
+		if fk.WorkloadId == wid {
+			fkeys = append(fkeys, fk)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("listing flows of %s: %w", workload, err)
+	}
+	it = m.dests.Iterate()
+	for it.Next(&dk, &v) {
+		if dk.WorkloadId == wid {
+			dkeys = append(dkeys, dk)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("listing destinations of %s: %w", workload, err)
+	}
+	var errs []error
+	for i := range fkeys {
+		if err := m.flows.Delete(&fkeys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for i := range dkeys {
+		if err := m.dests.Delete(&dkeys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clearing %s: %w", workload, err)
+	}
+	return nil
+}
+
+// FlowBlock reads a flow block back.
+func (m *Manager) FlowBlock(workload string, src, dst netip.AddrPort, proto uint8) (Block, bool) {
+	k := flowKey(WorkloadID(workload), src, dst, proto)
+	var v bpfMgBlock
+	if err := m.flows.Lookup(&k, &v); err != nil {
+		return Block{}, false
+	}
+	return Block{v.InstalledNs, v.FirstDropNs, v.Drops, v.Reason}, true
+}
+
+// DestBlock reads a destination block back (the exact entry, not a longest-prefix match).
+func (m *Manager) DestBlock(workload string, dst netip.Prefix, port uint16, proto uint8) (Block, bool) {
+	k, err := destKey(WorkloadID(workload), dst, port, proto)
+	if err != nil {
+		return Block{}, false
+	}
+	// An LPM lookup returns the longest match; check it is this very entry.
+	var (
+		v   bpfMgBlock
+		got bpfMgDestKey
+	)
+	it := m.dests.Iterate()
+	for it.Next(&got, &v) {
+		if got == k {
+			return Block{v.InstalledNs, v.FirstDropNs, v.Drops, v.Reason}, true
+		}
+	}
+	return Block{}, false
+}
