@@ -9,7 +9,7 @@ import (
 
 // emit builds the alert for one finding. Each alert carries its own flow's 5-tuple, oriented
 // so that src is the side that opened the connection or sent the query.
-func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding) {
+func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding, blocked bool) {
 	s := &f.App
 	d := s.det
 	if d == nil {
@@ -39,11 +39,15 @@ func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding)
 			Capture:    e.label,
 		},
 	}
-	if v.Action == detect.Drop {
+	if blocked {
 		ev.Action = "blocked"
+		e.stats.AlertsBlocked[fd.Reason]++
 	}
 	if e.opt.Workload != nil {
-		ev.MG.Workload = e.opt.Workload(f.Scope)
+		// The workload that opened the flow, else the one it was opened to.
+		if ev.MG.Workload = e.opt.Workload(f.Scope, f.Orig.Addr()); ev.MG.Workload == nil {
+			ev.MG.Workload = e.opt.Workload(f.Scope, f.Resp.Addr())
+		}
 	}
 	if d.tunnel != nil {
 		ev.MG.Tunnel, ev.MG.Target = d.tunnel.Kind.String(), d.tunnel.Target
@@ -61,6 +65,12 @@ func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding)
 		ev.Stratum = &alert.Stratum{Method: d.stratum.Method, Agent: d.stratum.Agent, Login: login, Side: d.stratum.Side.String()}
 	case detect.ReasonSV2Handshake:
 		ev.MG.Variant = "stratum-v2"
+	case detect.ReasonNotInProfile, detect.ReasonUnresolvedIP:
+		st := "monitoring"
+		if d.facts.Profile == detect.ProfileEnforcing {
+			st = "enforcing"
+		}
+		ev.MG.Profile = &alert.Profile{State: st, Destination: d.facts.ProfileDest, Resolved: !d.facts.Unresolved}
 	case detect.ReasonPoolIP:
 		if d.facts.DstName != "" && ev.MG.Pool == "" {
 			ev.MG.Pool = d.facts.DstName

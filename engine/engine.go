@@ -32,9 +32,15 @@ type Options struct {
 	// has, the new flow is judged by destination only. Both are counted.
 	MaxInspecting int
 	RedactLogin   bool
-	// Workload names the workload of a scope (netns or capture interface); nil leaves it out
-	// of alerts. It is called only when an alert is raised.
-	Workload func(scope uint64) *alert.Workload
+	// Workload names the workload that opened a flow, from its scope (netns or capture
+	// interface) and source address; nil (or a nil result) leaves it out of alerts and
+	// profiles. It is called when an alert is raised and when a flow meets a profile.
+	Workload func(scope uint64, src netip.Addr) *alert.Workload
+	// Profiles, when set, checks every flow's destination against its workload's learned
+	// egress profile and teaches the profiles that are learning.
+	Profiles Profiles
+	// Enforcer, when set, is asked to drop the flows whose verdict is Drop.
+	Enforcer Enforcer
 }
 
 // Engine runs the pipeline for one capture source. It is not safe for concurrent use.
@@ -67,6 +73,9 @@ func New(o Options) *Engine {
 	e.table = flow.NewTable[state](o.Flow, e.evicted)
 	return e
 }
+
+// Now is the time of the last packet (packet time in replay).
+func (e *Engine) Now() time.Time { return e.now }
 
 // SetLabel names the capture source for alerts (replay: the file name).
 func (e *Engine) SetLabel(s string) { e.label = s }
@@ -137,8 +146,10 @@ func (e *Engine) Flush() { e.table.Flush() }
 func (e *Engine) newFlow(f *flow.Flow[state]) {
 	s := &f.App
 	s.flags |= flagInit
+	named := false
 	if name, ok := e.names.Lookup(f.Scope, f.Resp.Addr(), e.now); ok {
 		e.detail(f).facts.DstName = name
+		named = true
 	}
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
@@ -146,6 +157,11 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 		f.Bypass = true
 	}
 	e.evaluate(f)
+	if named || f.Proto == 17 {
+		// A TCP flow to an address no answer named waits for its ClientHello: the server
+		// name is a better key than the address.
+		e.checkProfile(f)
+	}
 }
 
 func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
@@ -238,6 +254,9 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 			in.scanDone[dir] = true
 		}
 	}
+	if in.tlsDone && s.prof&profChecked == 0 {
+		e.checkProfile(f)
+	}
 	scanned := mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
 	if (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated) {
 		e.finish(f)
@@ -280,6 +299,10 @@ func (e *Engine) finish(f *flow.Flow[state]) {
 	s.flags |= flagDone
 	e.table.Release(f)
 	e.stats.Bypassed++
+	if e.opt.Profiles != nil {
+		e.checkProfile(f)
+		e.learnProfile(f)
+	}
 }
 
 func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
@@ -349,6 +372,10 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 	}
 	fa.Proto, fa.Dst, fa.DstPort = f.Proto, f.Resp.Addr(), f.Resp.Port()
 	v := e.opt.Detector.Evaluate(&fa)
+	if v.N == 0 {
+		return
+	}
+	blocked := e.block(f, &v)
 	for i := 0; i < v.N; i++ {
 		fd := v.Findings[i]
 		if s.alerted.Has(fd.Reason) {
@@ -356,11 +383,20 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 		}
 		s.alerted = s.alerted.With(fd.Reason)
 		f.Flagged = true
-		e.emit(f, &v, fd)
+		e.emit(f, &v, fd, blocked)
 	}
 }
 
 func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
+	if e.opt.Profiles != nil {
+		// A flow that ended before anything decided it (a refused connect, a lone datagram) is
+		// still checked and learned.
+		e.checkProfile(f)
+		e.learnProfile(f)
+	}
+	if f.App.prof&profBlocked != 0 {
+		e.opt.Enforcer.Unblock(e.blockOf(f))
+	}
 	e.stats.FlowsEnded++
 	if f.App.alerted != 0 {
 		e.stats.FlaggedFlows++

@@ -18,6 +18,7 @@ import (
 type state struct {
 	flags    uint8
 	app      appProto
+	prof     uint8 // profile bits (profChecked, ...)
 	dnsType  uint16
 	alerted  detect.Reasons
 	firstLen [2]uint16 // size of the first payload segment per direction (SV2 signature)

@@ -47,6 +47,15 @@ type Stats struct {
 	FlowsEnded       uint64
 	FlaggedFlows     uint64
 	Alerts           [16]uint64 // by detect.Reason
+	AlertsBlocked    [16]uint64 // of those, on flows the enforcer is dropping
+
+	ProfileChecks     uint64 // flows whose destination was checked against a profile
+	ProfileViolations uint64 // of those, outside a monitored or enforced profile
+	ProfileLearned    uint64 // flows taught to a learning profile
+	ProfilePoisoned   uint64 // flagged flows whose destination was kept out of a learning profile
+	Blocked           uint64 // flows the enforcer is dropping
+	BlockFailed       uint64 // drop verdicts the enforcer could not put in place (flagged only)
+
 	Flow             flow.Stats
 	DNSCache         dns.CacheStats
 }

@@ -21,13 +21,36 @@ type Live struct {
 	AlertsDropped       uint64 // alerts dropped because the alert queue was full
 	AlertsRateLimited   uint64 // alerts dropped by the per-workload rate limit
 	ReloadFailures      uint64 // SIGHUP reloads refused (the old config stays)
-	FlagOnly            bool   // drops cannot be enforced (no XDP): the sensor only flags
+	Mode                string // monitor | enforce | flag-only (enforce asked for, no data path)
+
+	Profiles   map[string]int    // learned profiles by state (learning, monitoring, enforcing)
+	Violations map[string]uint64 // out-of-profile flows by workload identity (bounded by workloads)
+	ProfileCap ProfileCaps
+	XDP        XDP
+}
+
+// ProfileCaps count the profile book's caps being hit and its commits.
+type ProfileCaps struct {
+	EntriesCapped, IPsCapped, Commits, CommitErrors uint64
+}
+
+// XDP are the enforcement data path's counters, summed over CPUs.
+type XDP struct {
+	Attached                 int    // interfaces with the program attached
+	Passed                   uint64 // packets passed
+	DroppedFlow, DroppedDest uint64 // packets dropped by a blocked flow / destination
+	FlaggedFlow, FlaggedDest uint64 // matches in flag-only mode (counted, passed)
+	FailedOpen               uint64 // packets passed because the sensor's heartbeat expired
+	NotParsed                uint64 // frames the program could not parse (passed)
+	MapFull                  uint64 // blocks refused because a map was full (workload set to flag-only)
 }
 
 type liveCollector struct {
 	src                                                         func() Live
 	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
 	attribution, alertsDropped, alertsLimited, reloads, mode    *prometheus.Desc
+	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
+	xdpAttached, xdpPackets, xdpMapFull                         *prometheus.Desc
 }
 
 func newLiveCollector(src func() Live) *liveCollector {
@@ -46,6 +69,14 @@ func newLiveCollector(src func() Live) *liveCollector {
 		alertsLimited: d("alerts_rate_limited_total", "Alerts dropped by the per-workload rate limit."),
 		reloads:       d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
 		mode:          d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
+		profiles:      d("profiles", "Learned egress profiles by state.", "state"),
+		violations:    d("profile_violations_total", "Flows to destinations outside their workload's learned profile, by workload.", "workload"),
+		profCapped:    d("profile_caps_hit_total", "Destinations not learned because a profile cap was reached, by cap.", "cap"),
+		profCommits:   d("profile_commits_total", "Learned batches committed to the profile state."),
+		profErrors:    d("profile_commit_errors_total", "Learned batches that failed to commit (kept in memory and retried)."),
+		xdpAttached:   d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
+		xdpPackets:    d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
+		xdpMapFull:    d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
 	}
 }
 
@@ -68,12 +99,37 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.alertsDropped, l.AlertsDropped, "queue_full")
 	n(c.alertsLimited, l.AlertsRateLimited)
 	n(c.reloads, l.ReloadFailures)
-	flag, enforce := 1.0, 0.0
-	if !l.FlagOnly {
-		flag, enforce = 0, 1
+	mode := l.Mode
+	if mode == "" {
+		mode = "monitor"
 	}
-	g(c.mode, flag, "flag-only")
-	g(c.mode, enforce, "enforce")
+	for _, m := range []string{"monitor", "enforce", "flag-only"} {
+		v := 0.0
+		if m == mode {
+			v = 1
+		}
+		g(c.mode, v, m)
+	}
+	for _, st := range []string{"learning", "monitoring", "enforcing"} {
+		g(c.profiles, float64(l.Profiles[st]), st)
+	}
+	for w, v := range l.Violations {
+		n(c.violations, v, w)
+	}
+	n(c.profCapped, l.ProfileCap.EntriesCapped, "entries")
+	n(c.profCapped, l.ProfileCap.IPsCapped, "ips_per_name")
+	n(c.profCommits, l.ProfileCap.Commits)
+	n(c.profErrors, l.ProfileCap.CommitErrors)
+	x := l.XDP
+	g(c.xdpAttached, float64(x.Attached))
+	n(c.xdpPackets, x.Passed, "pass", "none")
+	n(c.xdpPackets, x.DroppedFlow, "drop", "flow")
+	n(c.xdpPackets, x.DroppedDest, "drop", "destination")
+	n(c.xdpPackets, x.FlaggedFlow, "flag", "flow")
+	n(c.xdpPackets, x.FlaggedDest, "flag", "destination")
+	n(c.xdpPackets, x.FailedOpen, "pass", "heartbeat_expired")
+	n(c.xdpPackets, x.NotParsed, "pass", "not_parsed")
+	n(c.xdpMapFull, x.MapFull)
 }
 
 // NewLiveRegistry exposes the engine counters of src, the sensor's own counters, Go runtime

@@ -25,6 +25,7 @@ type collector struct {
 	reasmGaps, reasmOverlapMismatch, reasmDepth, reasmBudget  *prometheus.Desc
 	reasmBytes, stratumOverflows, dnsCacheEntries, bypassed   *prometheus.Desc
 	inspectSkipped, inspectStolen, inspecting, wsFull         *prometheus.Desc
+	profChecks, profLearned, profPoisoned, blocked, blockFail *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -55,6 +56,11 @@ func newCollector(src Source) *collector {
 		inspectStolen:        d("inspect_stolen_total", "Long-undecided flows whose inspection ended to make room for a new flow.", "source"),
 		inspecting:           d("flows_inspecting", "Flows whose payload is being parsed now.", "source"),
 		wsFull:               d("websocket_buffer_full_total", "WebSocket tunnel directions whose unwrapped messages reached the 64 KiB cap; later messages are not read.", "source"),
+		profChecks:           d("profile_checks_total", "Flows whose destination was checked against their workload's profile, by result.", "source", "result"),
+		profLearned:          d("profile_learned_flows_total", "Flows taught to a learning profile.", "source"),
+		profPoisoned:         d("profile_poisoned_total", "Flagged flows whose destination was kept out of a learning profile.", "source"),
+		blocked:              d("flows_blocked_total", "Flows whose drop verdict was put into the data path.", "source"),
+		blockFail:            d("block_failures_total", "Drop verdicts the data path could not take (the flow was flagged only).", "source"),
 	}
 }
 
@@ -87,7 +93,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.evictions, s.Flow.Evicted.Flush, "flush")
 	counter(c.evictions, s.Flow.Evicted.Reuse, "reuse")
 	for r := detect.ReasonStratum; r.String() != "unknown"; r++ {
-		counter(c.detections, s.Alerts[r], r.String(), "flag")
+		counter(c.detections, s.Alerts[r]-s.AlertsBlocked[r], r.String(), "flag")
+		counter(c.detections, s.AlertsBlocked[r], r.String(), "drop")
 	}
 	counter(c.reasmGaps, s.Flow.Reassembly.Gaps)
 	counter(c.reasmOverlapMismatch, s.Flow.Reassembly.OverlapMismatch)
@@ -101,6 +108,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.inspectStolen, s.InspectStolen)
 	gauge(c.inspecting, float64(s.Inspecting))
 	counter(c.wsFull, s.WSBufferFull)
+	counter(c.profChecks, s.ProfileChecks-s.ProfileViolations, "in_profile_or_learning")
+	counter(c.profChecks, s.ProfileViolations, "violation")
+	counter(c.profLearned, s.ProfileLearned)
+	counter(c.profPoisoned, s.ProfilePoisoned)
+	counter(c.blocked, s.Blocked)
+	counter(c.blockFail, s.BlockFailed)
 }
 
 // NewRegistry returns a registry exposing src plus Go runtime and build metrics.

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,7 @@ type watched struct {
 	id    workload.Identity
 	alert *alert.Workload // id as alerts show it; shared, never modified
 	ring  *capture.Ring
+	local []netip.Addr // the namespace's own addresses, read when it was attached
 }
 
 // New builds a sensor from a validated config. Alerts go to stdout unless the config names a
@@ -114,10 +117,15 @@ func loadIntel(files []string) (*intel.Set, error) {
 	return set.With(files...)
 }
 
-func (s *Sensor) workloadOf(scope uint64) *alert.Workload {
+// workloadOf names the workload that addr belongs to in a captured namespace: nil when the
+// namespace's own addresses are known and addr is not among them (the remote end of a flow).
+func (s *Sensor) workloadOf(scope uint64, addr netip.Addr) *alert.Workload {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if w := s.rings[scope]; w != nil {
+		if len(w.local) > 0 && !slices.Contains(w.local, addr.Unmap()) {
+			return nil
+		}
 		return w.alert
 	}
 	return &alert.Workload{Identity: workload.Fallback(scope).Name, Kind: workload.KindUnknown, Node: s.node}
@@ -156,7 +164,7 @@ func (s *Sensor) live() metrics.Live {
 		Namespaces: n, RingPackets: rs.Packets, RingDrops: rs.Drops, RingFreezes: rs.Freezes,
 		FramesDropped: s.pipe.Dropped(), AttributionFailures: s.names.Failures(),
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
-		FlagOnly: true,
+		Mode: "flag-only",
 	}
 }
 
@@ -293,8 +301,14 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	}
 	aw := &alert.Workload{Identity: id.Name, Kind: id.Kind, Pod: id.Pod, Namespace: id.Namespace,
 		Container: id.Container, Image: id.Image, Node: s.node, Netns: ns.Path}
+	local, err := s.localAddrs(ns, ifname)
+	if err != nil {
+		// Without them every flow counts as the workload's own: alerts still name it, and
+		// inbound connections are checked against its egress profile too.
+		s.log.Warn("listing the namespace's addresses", "netns", ns.Path, "err", err)
+	}
 	s.mu.Lock()
-	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r}
+	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local}
 	s.mu.Unlock()
 	s.log.Info("capturing", "netns", ns.Path, "workload", id.Name)
 	s.wg.Add(1)
@@ -309,6 +323,15 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 		}
 	}()
 	return nil
+}
+
+// localAddrs are the addresses of a namespace. A host interface has none: it may carry other
+// hosts' traffic (a bridge, a SPAN port), all of it attributed to the interface's workload.
+func (s *Sensor) localAddrs(ns capture.Netns, ifname string) ([]netip.Addr, error) {
+	if ifname != "" {
+		return nil, nil
+	}
+	return capture.Addresses(ns)
 }
 
 func (s *Sensor) detach(inode uint64) {

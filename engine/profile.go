@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/flow"
+	"github.com/minerguard/minerguard/profile"
+)
+
+// Profiles is the book of learned egress profiles: the engine checks each new destination of a
+// workload against it and, while the workload is learning, teaches it the flows no detector
+// flagged. *profile.Book implements it.
+type Profiles interface {
+	Check(workload string, d profile.Dest, ip netip.Addr, now time.Time) profile.Result
+	Learn(workload string, o profile.Observation, now time.Time)
+	Poison(workload string, d profile.Dest, now time.Time)
+}
+
+// Enforcer puts a drop verdict into the data path (XDP). Block reports whether the flow is
+// now being dropped; false (no data path, map full, workload in flag-only mode) leaves the
+// alert's action "allowed". Unblock is called when a blocked flow leaves the flow table, so
+// per-flow drop entries do not outlive their flows.
+type Enforcer interface {
+	Block(b Block) bool
+	Unblock(b Block)
+}
+
+// Block is a flow the verdict says to drop, with what the data path needs to drop it and
+// the flow's later retries.
+type Block struct {
+	Scope    uint64
+	Workload string
+	Src, Dst netip.AddrPort // Src is the workload's side
+	Proto    uint8
+	Reasons  detect.Reasons
+	Tunnel   bool // the destination is a proxy the flow went through, not the pool itself
+}
+
+// Profile bits of a flow (state.prof).
+const (
+	profChecked  uint8 = 1 << iota // the destination was checked against the profile
+	profLearning                   // the workload was learning when it was checked
+	profLearned                    // taught to (or poisoned in) the profile
+	profBlocked                    // the enforcer is dropping the flow
+)
+
+// workloadName is the identity of the workload that opened f, or "" when none is known (an
+// inbound connection, or a source outside every mapped workload).
+func (e *Engine) workloadName(f *flow.Flow[state]) string {
+	if e.opt.Workload == nil {
+		return ""
+	}
+	w := e.opt.Workload(f.Scope, f.Orig.Addr())
+	if w == nil {
+		return ""
+	}
+	return w.Identity
+}
+
+// dest is f's destination as the profile keys it: the name a DNS answer in the same scope
+// gave for the address, else the TLS server name, else the address.
+func (e *Engine) dest(f *flow.Flow[state]) profile.Dest {
+	d := profile.Dest{Port: f.Resp.Port(), Proto: f.Proto, App: f.App.app.String()}
+	if det := f.App.det; det != nil {
+		d.Name = det.facts.DstName
+		if d.Name == "" {
+			d.Name = det.facts.SNI
+		}
+	}
+	if d.Name == "" {
+		a := f.Resp.Addr()
+		d.Addr = netip.PrefixFrom(a, a.BitLen())
+	}
+	return d
+}
+
+// checkProfile checks f's destination against its workload's profile once, as soon as the
+// destination's name is as good as it will get: at the first packet when a DNS answer named
+// it or the flow is UDP, else after the ClientHello (its server name) or when inspection ends.
+func (e *Engine) checkProfile(f *flow.Flow[state]) {
+	s := &f.App
+	if e.opt.Profiles == nil || s.prof&profChecked != 0 {
+		return
+	}
+	s.prof |= profChecked
+	wl := e.workloadName(f)
+	if wl == "" {
+		return
+	}
+	d := e.dest(f)
+	r := e.opt.Profiles.Check(wl, d, f.Resp.Addr(), e.now)
+	e.stats.ProfileChecks++
+	if !r.Exists || r.State == profile.Learning {
+		s.prof |= profLearning
+		return
+	}
+	if r.In && !r.Denied {
+		return
+	}
+	e.stats.ProfileViolations++
+	det := e.detail(f)
+	det.facts.OutOfProfile = true
+	det.facts.Unresolved = d.Name == ""
+	det.facts.Profile = detect.ProfileMonitoring
+	if r.State == profile.Enforcing {
+		det.facts.Profile = detect.ProfileEnforcing
+	}
+	det.facts.ProfileDest = destString(d, f.Resp.Addr())
+	e.evaluate(f)
+}
+
+// learnProfile teaches f to its workload's profile when the workload was learning at the time
+// f was checked. A flow any detector flagged is not learned: its destination is poisoned so no
+// other flow teaches it either.
+func (e *Engine) learnProfile(f *flow.Flow[state]) {
+	s := &f.App
+	if s.prof&profLearning == 0 || s.prof&profLearned != 0 {
+		return
+	}
+	s.prof |= profLearned
+	wl := e.workloadName(f)
+	if wl == "" {
+		return
+	}
+	d := e.dest(f)
+	if s.app == appDNS {
+		// A lookup of a pool flags the query, not the resolver: the name is poisoned and the
+		// resolver is learned as usual.
+		if s.alerted.Has(detect.ReasonPoolDNS) && s.det != nil {
+			e.opt.Profiles.Poison(wl, profile.Dest{Name: s.det.facts.DNSQuery}, e.now)
+		}
+		if s.alerted&^(1<<detect.ReasonPoolDNS) == 0 {
+			e.learn(f, wl, d)
+			return
+		}
+	}
+	if s.alerted != 0 {
+		e.opt.Profiles.Poison(wl, d, e.now)
+		e.stats.ProfilePoisoned++
+		return
+	}
+	e.learn(f, wl, d)
+}
+
+func (e *Engine) learn(f *flow.Flow[state], wl string, d profile.Dest) {
+	o := profile.Observation{Dest: d, IP: f.Resp.Addr()}
+	if w := e.opt.Workload(f.Scope, f.Orig.Addr()); w != nil {
+		o.Replica, o.Node = w.Pod, w.Node
+		if o.Replica == "" {
+			o.Replica = w.Netns
+		}
+	}
+	if o.Replica == "" {
+		o.Replica = strconv.FormatUint(f.Scope, 10)
+	}
+	e.opt.Profiles.Learn(wl, o, e.now)
+	e.stats.ProfileLearned++
+}
+
+// destString is the destination as alerts show it: name:port/proto, else address:port/proto.
+func destString(d profile.Dest, ip netip.Addr) string {
+	p := "/tcp"
+	if d.Proto == 17 {
+		p = "/udp"
+	}
+	if d.Name != "" {
+		return d.Name + ":" + strconv.Itoa(int(d.Port)) + p
+	}
+	return netip.AddrPortFrom(ip, d.Port).String() + p
+}
+
+// block asks the enforcer to drop f once its verdict says so.
+func (e *Engine) block(f *flow.Flow[state], v *detect.Verdict) bool {
+	s := &f.App
+	if v.Action != detect.Drop || e.opt.Enforcer == nil {
+		return false
+	}
+	if s.prof&profBlocked != 0 {
+		return true
+	}
+	b := e.blockOf(f)
+	for i := 0; i < v.N; i++ {
+		b.Reasons = b.Reasons.With(v.Findings[i].Reason)
+	}
+	if !e.opt.Enforcer.Block(b) {
+		e.stats.BlockFailed++
+		return false
+	}
+	s.prof |= profBlocked
+	e.stats.Blocked++
+	return true
+}
+
+func (e *Engine) blockOf(f *flow.Flow[state]) Block {
+	return Block{Scope: f.Scope, Workload: e.workloadName(f), Src: f.Orig, Dst: f.Resp, Proto: f.Proto,
+		Reasons: f.App.alerted, Tunnel: f.App.det != nil && f.App.det.tunnel != nil}
+}
