@@ -56,8 +56,8 @@ type Stats struct {
 	Blocked           uint64 // flows the enforcer is dropping
 	BlockFailed       uint64 // drop verdicts the enforcer could not put in place (flagged only)
 
-	Flow             flow.Stats
-	DNSCache         dns.CacheStats
+	Flow     flow.Stats
+	DNSCache dns.CacheStats
 }
 
 // DecodeErrorsTotal is the number of malformed packets.
