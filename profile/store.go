@@ -1,0 +1,215 @@
+package profile
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The bbolt layout: bucket "meta" holds "schema" (decimal); bucket "profiles" holds one JSON
+// wireProfile per workload, keyed by workload. One value per workload keeps a commit to the
+// changed workloads only.
+const schemaVersion = 1
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketProfiles = []byte("profiles")
+	keySchema      = []byte("schema")
+)
+
+// DefaultOpenTimeout is used when Open is given a timeout ≤ 0: never wait forever for a lock.
+const DefaultOpenTimeout = time.Second
+
+// Open opens (creating if needed) the profile state at path and loads every profile. The
+// file is locked: a second process (or a second Open) fails after timeout with an error
+// naming the holder's pid when /proc/locks tells it. A state written by a newer schema is
+// refused.
+func Open(path string, cfg Config, timeout time.Duration) (*Book, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = DefaultOpenTimeout
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("opening profile state: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("profile state %s is in use by another minerguard%s (waited %v)", path, lockHolder(path), timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening profile state %s: %w", path, err)
+	}
+	b := NewMemory(cfg)
+	b.db, b.path = db, path
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keySchema); v == nil {
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(schemaVersion))); err != nil {
+				return err
+			}
+		} else if n, err := strconv.Atoi(string(v)); err != nil {
+			return fmt.Errorf("schema version %q is not a number", v)
+		} else if n > schemaVersion {
+			return fmt.Errorf("schema version %d is newer than this minerguard understands (%d); use a newer minerguard or another state file", n, schemaVersion)
+		}
+		ps, err := tx.CreateBucketIfNotExists(bucketProfiles)
+		if err != nil {
+			return err
+		}
+		return ps.ForEach(func(k, v []byte) error {
+			var w wireProfile
+			if err := json.Unmarshal(v, &w); err != nil {
+				return fmt.Errorf("profile %q: %w", k, err)
+			}
+			pr, err := fromWire(w)
+			if err != nil {
+				return err
+			}
+			p, err := b.build(pr)
+			if err != nil {
+				return err
+			}
+			b.profiles[pr.Workload] = p
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("loading profile state %s: %w", path, err)
+	}
+	clear(b.dirty)
+	return b, nil
+}
+
+// Commit writes every change since the last Commit in one bbolt transaction (fsynced before
+// it returns). A Book from NewMemory has nothing to write. On failure the changes stay
+// pending for the next Commit, and CommitErrors counts it.
+func (b *Book) Commit() error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	b.mu.Lock()
+	if b.db == nil {
+		clear(b.dirty)
+		b.mu.Unlock()
+		return nil
+	}
+	if len(b.dirty) == 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	// Marshal under the lock (a consistent snapshot), write without it so Check is not
+	// held up by the fsync.
+	puts := map[string][]byte{}
+	var dels []string
+	var merr error
+	for w := range b.dirty {
+		p := b.profiles[w]
+		if p == nil {
+			dels = append(dels, w)
+			continue
+		}
+		v, err := json.Marshal(toWire(p.export()))
+		if err != nil {
+			merr = err
+			break
+		}
+		puts[w] = v
+	}
+	if merr == nil {
+		clear(b.dirty)
+	}
+	b.mu.Unlock()
+	err := merr
+	if err == nil {
+		err = b.db.Update(func(tx *bolt.Tx) error {
+			bk := tx.Bucket(bucketProfiles)
+			for w, v := range puts {
+				if err := bk.Put([]byte(w), v); err != nil {
+					return err
+				}
+			}
+			for _, w := range dels {
+				if err := bk.Delete([]byte(w)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		b.st.CommitErrors++
+		for w := range puts {
+			b.dirty[w] = struct{}{}
+		}
+		for _, w := range dels {
+			b.dirty[w] = struct{}{}
+		}
+		return fmt.Errorf("committing profiles to %s: %w", b.path, err)
+	}
+	b.st.Commits++
+	return nil
+}
+
+// Close commits what is pending and releases the state file.
+func (b *Book) Close() error {
+	err := b.Commit()
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	if b.db != nil {
+		if cerr := b.db.Close(); err == nil {
+			err = cerr
+		}
+		b.db = nil
+	}
+	return err
+}
+
+// Path is the state file ("" for a memory Book).
+func (b *Book) Path() string { return b.path }
+
+// lockHolder finds the pid holding a lock on path in /proc/locks: " (pid N)", or "" when it
+// cannot tell.
+func lockHolder(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	want := ":" + strconv.FormatUint(st.Ino, 10)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 6 && strings.HasSuffix(fs[5], want) && fs[1] != "->" {
+			return " (pid " + fs[4] + ")"
+		}
+	}
+	return ""
+}
