@@ -35,6 +35,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	k8s.io/api v0.37.2 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
+
 )
 
 tool github.com/cilium/ebpf/cmd/bpf2go
