@@ -103,7 +103,9 @@ func (e *Engine) checkProfile(f *flow.Flow[state]) {
 	e.stats.ProfileViolations++
 	det := e.detail(f)
 	det.facts.OutOfProfile = true
-	det.facts.Unresolved = d.Name == ""
+	// A resolver is always reached by address (resolv.conf): that is not what unresolved-ip
+	// is about.
+	det.facts.Unresolved = d.Name == "" && d.Port != 53
 	det.facts.Profile = detect.ProfileMonitoring
 	if r.State == profile.Enforcing {
 		det.facts.Profile = detect.ProfileEnforcing

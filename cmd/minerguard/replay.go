@@ -29,6 +29,11 @@ type replayOpts struct {
 	metricsFile string
 	quiet       bool
 	cpuProfile  string
+
+	profiles      string
+	learn         bool
+	workloads     []string
+	workloadFiles []string
 }
 
 func replayCmd() *cobra.Command {
@@ -41,7 +46,12 @@ func replayCmd() *cobra.Command {
 			"TLS to pools, connections to pool addresses, encrypted DNS. Flows are timed by packet\n" +
 			"time, so the result does not depend on how fast the file is read.\n\n" +
 			"Exit status: 0 ran, 1 something was found and --fail-on alert was given, 2 error\n" +
-			"(a damaged file is reported, and everything before the damage is still analysed).",
+			"(a damaged file is reported, and everything before the damage is still analysed).\n\n" +
+			"Learned egress profiles: --learn --profiles STATE teaches each workload's profile what it\n" +
+			"talks to in the capture (flows a detector flags are never learned) and marks the profiles\n" +
+			"monitored at the end; a later --profiles STATE run reports every flow that left its\n" +
+			"workload's profile (egress-not-in-profile, unresolved-ip). A packet's workload comes from\n" +
+			"--workload CIDR=NAME by its source address, else each capture interface is one workload.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runReplay(cmd, args, o) },
 	}
@@ -56,6 +66,10 @@ func replayCmd() *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for development)")
 	f.MarkHidden("cpuprofile")
+	f.StringVar(&o.profiles, "profiles", "", "learned profile state (bbolt file): check flows against it, or build it with --learn")
+	f.BoolVar(&o.learn, "learn", false, "learn the workloads' egress profiles from the capture into --profiles")
+	f.StringArrayVar(&o.workloads, "workload", nil, "CIDR=NAME: packets from this source prefix belong to workload NAME; repeatable")
+	f.StringArrayVar(&o.workloadFiles, "workload-file", nil, "file of CIDR=NAME lines (# comments); repeatable")
 	return cmd
 }
 
@@ -113,12 +127,28 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		return &exitErr{exitError, err}
 	}
 	cfg := flow.Config{MaxFlows: o.maxFlows, StreamDepth: o.depth}
-	eng := engine.New(engine.Options{
+	opts := engine.Options{
 		Flow:        cfg,
 		Detector:    detect.New(set, detect.ModeMonitor),
 		Sink:        sink,
 		RedactLogin: o.redact,
-	})
+	}
+	book, err := openProfiles(o.profiles, o.learn)
+	if err != nil {
+		return &exitErr{exitError, err}
+	}
+	if book != nil {
+		defer book.Close()
+		opts.Profiles = book
+	}
+	if book != nil || len(o.workloads) > 0 || len(o.workloadFiles) > 0 {
+		wm, err := parseWorkloads(o.workloads, o.workloadFiles)
+		if err != nil {
+			return &exitErr{exitError, err}
+		}
+		opts.Workload = wm.of
+	}
+	eng := engine.New(opts)
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -148,6 +178,17 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	eng.Flush()
 	if err := sink.w.Flush(); err != nil && sink.err == nil {
 		sink.err = err
+	}
+	if book != nil && o.learn {
+		learned, err := finishLearning(book, eng.Now())
+		if err != nil {
+			return &exitErr{exitError, fmt.Errorf("saving profiles to %s: %w", o.profiles, err)}
+		}
+		if !o.quiet {
+			for _, s := range learned {
+				fmt.Fprintf(stderr, "minerguard: learned %s: %d destinations, now monitoring\n", s.Workload, s.Entries)
+			}
+		}
 	}
 	st := eng.Stats()
 	if !o.quiet {

@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minerguard/minerguard/alert"
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/flow"
+	"github.com/minerguard/minerguard/intel"
+	"github.com/minerguard/minerguard/profile"
+)
+
+// oneWorkload names every address of 10.0.0.0/24 "shop/web"; anything else is remote.
+func oneWorkload(scope uint64, a netip.Addr) *alert.Workload {
+	if netip.MustParsePrefix("10.0.0.0/24").Contains(a) && a != netip.MustParseAddr("10.0.0.53") {
+		return &alert.Workload{Identity: "shop/web"}
+	}
+	return nil
+}
+
+// phase builds the frames of one period of the workload's life: a DNS lookup of name answered
+// with ip, then an HTTP request to it on port, from client port cport.
+func lookupAndGet(t *testing.T, name, ip string, port, cport uint16, id uint16) [][]byte {
+	resolver := endpoint{"10.0.0.53", 53}
+	cl := endpoint{"10.0.0.2", 50000 + id}
+	frames := [][]byte{
+		udpFrame(t, cl, resolver, dnsQuery(t, name, id)),
+		udpFrame(t, resolver, cl, dnsAnswer(t, name, ip, id)),
+	}
+	x := newSession(t, endpoint{"10.0.0.2", cport}, endpoint{ip, port})
+	x.client("GET / HTTP/1.1\r\nHost: "+name+"\r\n\r\n", 1500)
+	x.server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	return append(frames, x.frames...)
+}
+
+func minerFrames(t *testing.T, cport uint16, id uint16) [][]byte {
+	frames := lookupAndGet(t, "pool.supportxmr.com", "10.9.9.9", 3333, cport, id)
+	// Replace the HTTP session with a Stratum login.
+	x := newSession(t, endpoint{"10.0.0.2", cport + 1}, endpoint{"10.9.9.9", 3333})
+	x.client(xmrigLogin, 1500)
+	return append(frames[:2], x.frames...)
+}
+
+func feedAt(e *Engine, start time.Time, frames [][]byte) {
+	for i, f := range frames {
+		e.Packet(flow.LinkEthernet, f, start.Add(time.Duration(i)*time.Millisecond), 1)
+	}
+}
+
+func detectors(c *collect) []string {
+	var out []string
+	for _, ev := range c.events {
+		out = append(out, ev.MG.Detector+" "+ev.Dest.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// L1 and L2 through the engine: a miner running while the workload learns is alerted and none
+// of its destinations is learned; later, a name whose address rotated is not a violation, and
+// the miner and an address literal are.
+func TestProfileLearnThenCheck(t *testing.T) {
+	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	c := &collect{}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: oneWorkload, Profiles: book})
+
+	var learn [][]byte
+	learn = append(learn, lookupAndGet(t, "api.example.com", "10.1.1.1", 443, 40001, 1)...)
+	learn = append(learn, lookupAndGet(t, "cdn.example.net", "10.2.2.1", 443, 40003, 2)...)
+	learn = append(learn, minerFrames(t, 40005, 3)...)
+	feedAt(e, epoch, learn)
+	e.Flush()
+	if got := strings.Join(detectors(c), ","); !strings.Contains(got, "stratum 10.9.9.9:3333") || !strings.Contains(got, "pool-dns") {
+		t.Fatalf("miner not alerted while learning: %s", got)
+	}
+	for _, ev := range c.events {
+		if ev.MG.Detector == "egress-not-in-profile" {
+			t.Fatalf("violation while learning: %+v", ev)
+		}
+	}
+	p, ok := book.Get("shop/web")
+	if !ok {
+		t.Fatal("no profile")
+	}
+	var learned []string
+	for _, en := range p.Entries {
+		learned = append(learned, en.String())
+	}
+	got := strings.Join(learned, " ")
+	for _, want := range []string{"api.example.com:443/tcp", "cdn.example.net:443/tcp", "10.0.0.53:53/udp"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s not learned: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "10.9.9.9") || strings.Contains(got, "supportxmr") || len(p.Entries) != 3 {
+		t.Fatalf("learned entries %s: the miner's destinations must not be learned", got)
+	}
+
+	if err := book.Approve("shop/web", profile.Monitoring, epoch.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c.events = nil
+	later := epoch.Add(2 * time.Hour)
+	var check [][]byte
+	check = append(check, lookupAndGet(t, "api.example.com", "10.1.1.1", 443, 41001, 11)...)
+	check = append(check, lookupAndGet(t, "cdn.example.net", "10.2.2.7", 443, 41003, 12)...) // rotated address
+	feedAt(e, later, check)
+	e.Flush()
+	if len(c.events) != 0 {
+		t.Fatalf("ordinary later traffic flagged: %v", detectors(c))
+	}
+	c.events = nil
+	x := newSession(t, endpoint{"10.0.0.2", 41100}, endpoint{"10.7.7.7", 8443})
+	x.client("\x16\x03\x01", 1500)
+	feedAt(e, later.Add(time.Minute), append(minerFrames(t, 41010, 13), x.frames...))
+	e.Flush()
+	want := []string{
+		"egress-not-in-profile 10.7.7.7:8443", "egress-not-in-profile 10.9.9.9:3333",
+		"pool-dns 10.0.0.53:53", "pool-ip 10.9.9.9:3333", "stratum 10.9.9.9:3333", "unresolved-ip 10.7.7.7:8443",
+	}
+	if got := strings.Join(detectors(c), ","); got != strings.Join(want, ",") {
+		t.Fatalf("later alerts\n got %s\nwant %s", got, strings.Join(want, ","))
+	}
+	for _, ev := range c.events {
+		if ev.MG.Detector == "egress-not-in-profile" && ev.Dest.Port() == 3333 {
+			if ev.MG.Profile == nil || ev.MG.Profile.Destination != "pool.supportxmr.com:3333/tcp" || ev.MG.Profile.State != "monitoring" {
+				t.Errorf("profile object %+v", ev.MG.Profile)
+			}
+			if ev.MG.Workload == nil || ev.MG.Workload.Identity != "shop/web" {
+				t.Errorf("workload %+v", ev.MG.Workload)
+			}
+		}
+	}
+	if st := e.Stats(); st.ProfileViolations != 2 || st.ProfilePoisoned == 0 {
+		t.Errorf("stats: %d violations, %d poisoned", st.ProfileViolations, st.ProfilePoisoned)
+	}
+}
+
+// fakeEnforcer records the blocks it is asked for.
+type fakeEnforcer struct {
+	ok       bool
+	blocked  []Block
+	released []Block
+}
+
+func (f *fakeEnforcer) Block(b Block) bool { f.blocked = append(f.blocked, b); return f.ok }
+func (f *fakeEnforcer) Unblock(b Block)    { f.released = append(f.released, b) }
+
+func TestEnforcerBlocksOncePerFlow(t *testing.T) {
+	for _, ok := range []bool{true, false} {
+		c := &collect{}
+		enf := &fakeEnforcer{ok: ok}
+		e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeEnforce), Sink: c, Workload: oneWorkload, Enforcer: enf})
+		x := newSession(t, client, endpoint{"10.9.9.9", 443})
+		x.client(xmrigLogin, 1500)
+		x.client(xmrigLogin, 1500)
+		feed(e, x.frames)
+		e.Flush()
+		if len(enf.blocked) != 1 {
+			t.Fatalf("ok=%v: %d block calls, want 1", ok, len(enf.blocked))
+		}
+		b := enf.blocked[0]
+		if b.Src.String() != "10.0.0.2:40000" || b.Dst.String() != "10.9.9.9:443" || b.Proto != 6 || !b.Reasons.Has(detect.ReasonStratum) || b.Workload != "shop/web" {
+			t.Errorf("block %+v", b)
+		}
+		want := "allowed"
+		if ok {
+			want = "blocked"
+		}
+		for _, ev := range c.events {
+			if ev.Action != want {
+				t.Errorf("ok=%v: alert action %q, want %q", ok, ev.Action, want)
+			}
+		}
+		if ok && (len(enf.released) != 1 || enf.released[0].Src != b.Src) {
+			t.Errorf("flow end released %v", enf.released)
+		}
+		st := e.Stats()
+		if ok && (st.Blocked != 1 || st.AlertsBlocked[detect.ReasonStratum] != 1) || !ok && st.BlockFailed != 1 {
+			t.Errorf("ok=%v: stats blocked %d failed %d", ok, st.Blocked, st.BlockFailed)
+		}
+	}
+	// Monitor mode never asks.
+	enf := &fakeEnforcer{ok: true}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: &collect{}, Workload: oneWorkload, Enforcer: enf})
+	x := newSession(t, client, endpoint{"10.9.9.9", 443})
+	x.client(xmrigLogin, 1500)
+	feed(e, x.frames)
+	if len(enf.blocked) != 0 {
+		t.Errorf("monitor mode blocked %v", enf.blocked)
+	}
+}
