@@ -292,6 +292,15 @@ rotate_cdn "$CDN_B"; round 1 0
 rotate_cdn "$CDN_A" "$CDN_B"; round 1 0
 cap_stop
 
+# L1: the same baseline, but the miner (both sessions) already runs in worker
+# during learning. Learning on this file must learn neither pool destination
+# (detectors flag both flows), so later.pcap then reports the same EXPECTED.tsv.
+cap_start "$OUT_DIR/baseline-l1-miner.pcap"
+rotate_cdn "$CDN_A"; round 1 0
+rotate_cdn "$CDN_B"; round 1 0 miner
+rotate_cdn "$CDN_A" "$CDN_B"; round 1 0
+cap_stop
+
 # Later: cdn answers C only (same name: not a new destination). Only web2
 # fetches the catalog now (the workload learned it from web1: same identity).
 # worker starts the miner in the middle round.
@@ -439,11 +448,28 @@ base = flows(os.path.join(out, 'baseline.pcap'))
 learned = {(w, k, dp, p) for w, p, s, sp, d, dp, k in base}
 print('baseline: %d flows; learned entries per workload: %s' % (len(base),
       {w: sum(1 for e in learned if e[0] == w) for _, w in wl}), file=sys.stderr)
-for e in sorted(learned, key=str): print('  learned', *e, sep='\t', file=sys.stderr)
+with open(os.path.join(out, 'baseline-profile.tsv'), 'w') as fh:
+    print('workload\tdest\tport\tproto', file=fh)
+    for e in sorted(learned, key=str): print(*e, sep='\t', file=fh)
 
 def new(path):
     fs = flows(os.path.join(out, path))
     return fs, sorted((w, p, s, str(sp), d, str(dp)) for w, p, s, sp, d, dp, k in fs if (w, k, dp, p) not in learned)
+
+# The data must discriminate: a model keyed by address only (no names) would
+# flag every rotated CDN flow, and one keyed by replica instead of workload
+# would flag web2's catalog fetches.
+def diff(path, key):
+    lrn = {key(f) for f in base}
+    return {(f[0], f[4]) for f in flows(os.path.join(out, path)) if key(f) not in lrn}
+by_ip = diff('later.pcap', lambda f: (f[0], f[4], f[5], f[1]))
+assert by_ip == {('web', '10.88.9.103'), ('worker', '10.88.9.103'), ('worker', '10.88.9.66'), ('worker', '10.88.9.77')}, by_ip
+by_ip = diff('later-benign.pcap', lambda f: (f[0], f[4], f[5], f[1]))
+assert by_ip == {('web', '10.88.9.104'), ('worker', '10.88.9.104')}, by_ip
+by_replica = diff('later-benign.pcap', lambda f: (f[2], f[6], f[5], f[1]))
+assert by_replica == {('web', '10.88.9.50')}, by_replica
+# Names learned from DNS, not only from SNI: plain-HTTP destinations are names.
+assert ('web', 'catalog.internal.example', 8080, 'tcp') in learned and ('worker', 'objects.store.example', 9000, 'tcp') in learned
 
 later, got = new('later.pcap')
 want = sorted(tuple(l.rstrip('\n').split('\t')[:6]) for l in list(open(os.path.join(out, 'EXPECTED.tsv')))[1:])
