@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 4s
 
-.PHONY: help build test test-short fuzz fuzz-ci lint generate intel golden demo
+.PHONY: help build test test-short fuzz fuzz-ci lint generate generate-xdp generate-check intel golden demo
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,8 +38,20 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
 
-generate: intel ## regenerate generated files (intel lists; go generate)
-	$(GO) generate $(PKGS)
+generate: intel ## regenerate generated files (intel lists; go generate; the XDP object needs clang)
+	$(GO) generate $$($(GO) list $(PKGS) | grep -v '/xdp$$')
+	$(MAKE) generate-xdp
+
+# The committed xdp/bpf_bpfel.{go,o} were built with Debian 12's clang 14; another clang
+# version may emit a different (equally valid) object, which generate-check reports.
+generate-xdp: ## recompile xdp/minerguard.c with bpf2go (skipped without clang)
+	@if command -v clang >/dev/null; then cd xdp && $(GO) generate; \
+	else echo "clang not found: xdp/bpf_bpfel.{go,o} left as committed" >&2; fi
+
+generate-check: ## regenerate the XDP object; fail if it differs from the committed one
+	@if ! command -v clang >/dev/null; then echo "clang not found: skipping generate-check" >&2; exit 0; fi; \
+	cd xdp && $(GO) generate && git diff --exit-code --stat -- . || \
+	{ echo "xdp: generated files differ from xdp/minerguard.c: run make generate and commit them" >&2; exit 1; }
 
 intel: ## rebuild intel/builtin from ../shared/intel
 	$(GO) run ./intel/curate -in ../shared/intel -out intel/builtin
