@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,6 +60,49 @@ type Config struct {
 		Static string   `yaml:"static"` // YAML map of netns/container to workload names
 		Select []string `yaml:"select"` // capture only workloads whose identity matches one of these path.Match patterns
 	} `yaml:"workloads"`
+
+	// StateDir holds what outlives the process (the learned profiles).
+	StateDir string `yaml:"state_dir"`
+
+	Profiles ProfilesConfig `yaml:"profiles"`
+
+	Enforcement EnforcementConfig `yaml:"enforcement"`
+}
+
+// ProfilesConfig controls the learned egress profiles.
+type ProfilesConfig struct {
+	Enabled bool   `yaml:"enabled"`
+	State   string `yaml:"state"` // bbolt file; default <state_dir>/profiles.db
+	// Window and Quiet: learning lasts at least Window and ends after Quiet without a new
+	// destination; MinFlows, when set, may end it earlier.
+	Window   time.Duration `yaml:"window"`
+	Quiet    time.Duration `yaml:"quiet"`
+	MinFlows int           `yaml:"min_flows"`
+	// Promote is where a profile goes when learning ends: monitoring, enforcing, or manual
+	// (stays learning until `minerguard profiles approve`).
+	Promote              string        `yaml:"promote"`
+	MaxEntries           int           `yaml:"max_entries"`
+	MaxIPsPerName        int           `yaml:"max_ips_per_name"`
+	MinReplicas          int           `yaml:"min_replicas"`
+	RelearnOnImageChange bool          `yaml:"relearn_on_image_change"`
+	Deny                 []string      `yaml:"deny"`            // never learned, always a violation
+	CommitInterval       time.Duration `yaml:"commit_interval"` // learned batches are committed this often
+}
+
+// EnforcementConfig controls dropping in enforce mode (XDP).
+type EnforcementConfig struct {
+	PinPath          string        `yaml:"pin_path"`          // bpffs directory for pinned maps and links
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"` // a sensor silent this long fails open
+	// Workloads override the mode per workload: the first entry whose match (path.Match on the
+	// identity) fits wins.
+	Workloads []WorkloadMode `yaml:"workloads"`
+}
+
+// WorkloadMode is a per-workload enforcement override.
+type WorkloadMode struct {
+	Match      string `yaml:"match"`
+	Mode       string `yaml:"mode"`        // monitor | enforce | bypass
+	FailClosed bool   `yaml:"fail_closed"` // keep dropping when the sensor's heartbeat stops
 }
 
 // Default returns the configuration used when a key is not set.
@@ -80,6 +124,18 @@ func Default() Config {
 	c.Capture.BlockTimeout = 4 * time.Millisecond
 	c.Flow.MaxFlows = 262144
 	c.Flow.StreamDepth = 64 << 10
+	c.StateDir = "/var/lib/minerguard"
+	c.Profiles.Enabled = true
+	c.Profiles.Window = 24 * time.Hour
+	c.Profiles.Quiet = time.Hour
+	c.Profiles.Promote = "monitoring"
+	c.Profiles.MaxEntries = 1000
+	c.Profiles.MaxIPsPerName = 1000
+	c.Profiles.MinReplicas = 1
+	c.Profiles.RelearnOnImageChange = true
+	c.Profiles.CommitInterval = 5 * time.Second
+	c.Enforcement.PinPath = "/sys/fs/bpf/minerguard"
+	c.Enforcement.HeartbeatTimeout = 30 * time.Second
 	return c
 }
 
@@ -143,9 +199,9 @@ func (e *ValueError) Error() string { return e.Key + ": " + e.Msg }
 func (c *Config) Validate() error {
 	bad := func(key, msg string) error { return &ValueError{key, msg} }
 	switch c.Mode {
-	case "monitor", "enforce":
+	case "learn", "monitor", "enforce":
 	default:
-		return bad("mode", fmt.Sprintf("%q: want monitor or enforce", c.Mode))
+		return bad("mode", fmt.Sprintf("%q: want learn, monitor or enforce", c.Mode))
 	}
 	switch c.Alerts.Format {
 	case "json", "text":
@@ -164,6 +220,8 @@ func (c *Config) Validate() error {
 		"alerts.burst": c.Alerts.Burst, "alerts.queue": c.Alerts.Queue, "capture.snaplen": c.Capture.Snaplen,
 		"capture.block_size": c.Capture.BlockSize, "capture.blocks": c.Capture.Blocks, "capture.queue": c.Capture.Queue,
 		"flow.max_flows": c.Flow.MaxFlows, "flow.stream_depth": c.Flow.StreamDepth,
+		"profiles.max_entries": c.Profiles.MaxEntries, "profiles.max_ips_per_name": c.Profiles.MaxIPsPerName,
+		"profiles.min_replicas": c.Profiles.MinReplicas,
 	} {
 		if v < 1 {
 			return bad(key, fmt.Sprintf("%d: must be at least 1", v))
@@ -191,7 +249,51 @@ func (c *Config) Validate() error {
 	if c.Web.ListenAddress == "" {
 		return bad("web.listen_address", "empty")
 	}
+	switch c.Profiles.Promote {
+	case "monitoring", "enforcing", "manual":
+	default:
+		return bad("profiles.promote", fmt.Sprintf("%q: want monitoring, enforcing or manual", c.Profiles.Promote))
+	}
+	if c.Profiles.MinFlows < 0 {
+		return bad("profiles.min_flows", fmt.Sprintf("%d: must not be negative", c.Profiles.MinFlows))
+	}
+	if c.Profiles.Window < time.Second {
+		return bad("profiles.window", fmt.Sprintf("%v: want at least 1s", c.Profiles.Window))
+	}
+	if c.Profiles.Quiet < 0 {
+		return bad("profiles.quiet", fmt.Sprintf("%v: must not be negative", c.Profiles.Quiet))
+	}
+	if c.Profiles.CommitInterval < 100*time.Millisecond {
+		return bad("profiles.commit_interval", fmt.Sprintf("%v: want at least 100ms", c.Profiles.CommitInterval))
+	}
+	if c.Profiles.Enabled && c.Profiles.State == "" && c.StateDir == "" {
+		return bad("state_dir", "empty: profiles need a place to keep their state (or set profiles.state)")
+	}
+	if c.Enforcement.HeartbeatTimeout < time.Second {
+		return bad("enforcement.heartbeat_timeout", fmt.Sprintf("%v: want at least 1s", c.Enforcement.HeartbeatTimeout))
+	}
+	if c.Enforcement.PinPath == "" {
+		return bad("enforcement.pin_path", "empty")
+	}
+	for _, w := range c.Enforcement.Workloads {
+		if _, err := path.Match(w.Match, ""); err != nil || w.Match == "" {
+			return bad("enforcement.workloads", fmt.Sprintf("match %q: not a path.Match pattern", w.Match))
+		}
+		switch w.Mode {
+		case "monitor", "enforce", "bypass":
+		default:
+			return bad("enforcement.workloads", fmt.Sprintf("%s: mode %q: want monitor, enforce or bypass", w.Match, w.Mode))
+		}
+	}
 	return nil
+}
+
+// ProfileState is the bbolt file of the learned profiles.
+func (c *Config) ProfileState() string {
+	if c.Profiles.State != "" {
+		return c.Profiles.State
+	}
+	return filepath.Join(c.StateDir, "profiles.db")
 }
 
 // lineOf finds the line of a key path in a YAML document.

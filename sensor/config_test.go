@@ -30,7 +30,7 @@ func TestParseBad(t *testing.T) {
 		{"netns: [web]\nflow:\n  max_flow: 10\n", "line 3: field max_flow not found"},
 		{"flow:\n  max_flows: lots\n", "line 2"},
 		{"mode: monitor\nflow:\n  max_flows: -5\n", "line 3: flow.max_flows: -5: must be at least 1"},
-		{"mode: block\n", "line 1: mode: \"block\": want monitor or enforce"},
+		{"mode: block\n", "line 1: mode: \"block\": want learn, monitor or enforce"},
 		{"capture:\n  block_size: 1000\n", "line 2: capture.block_size"},
 		{"netns: ['../etc']\n", "netns"},
 		{"capture:\n  block_timeout: 5s\n", "line 2: capture.block_timeout"},

@@ -214,6 +214,9 @@ func nodeCmd(ctx context.Context, ns, script string, args ...string) *exec.Cmd {
 // startSensor runs a sensor with cfg until the test ends and waits until it is ready.
 func startSensor(t testing.TB, cfg Config, out io.Writer) *Sensor {
 	t.Helper()
+	if cfg.StateDir == Default().StateDir && cfg.Profiles.State == "" {
+		cfg.StateDir = t.TempDir() // never the machine's own profile state
+	}
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
 	if err != nil {
 		t.Fatal(err)

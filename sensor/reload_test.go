@@ -16,6 +16,7 @@ func TestReload(t *testing.T) {
 	alerts := filepath.Join(dir, "alerts.json")
 	cfg := Default()
 	cfg.Alerts.Output = alerts
+	cfg.StateDir = dir
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
 	if err != nil {
 		t.Fatal(err)

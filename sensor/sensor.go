@@ -23,6 +23,7 @@ import (
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/intel"
 	"github.com/minerguard/minerguard/metrics"
+	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/workload"
 )
 
@@ -37,6 +38,12 @@ type Sensor struct {
 	out     io.Closer // alert file, nil for stdout
 	outFile *alert.File
 	names   *workload.Chain
+	book    *profile.Book // learned profiles; nil when profiles are disabled
+	viol    *violations
+	enf     *enforcer // XDP enforcement; nil unless mode enforce on a machine that can
+	mode    string    // monitor | enforce | flag-only (enforce asked for, no data path) | learn
+
+	stopBackground func() // stops the profile commits and the XDP heartbeat
 	ready   atomic.Bool
 	reloads atomic.Uint64
 	node    string // this node's name, for alerts
@@ -92,21 +99,55 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	}
 	s.limiter = alert.NewRateLimiter(cfg.Alerts.Rate, cfg.Alerts.Burst)
 	s.queue = alert.NewQueue(aw, cfg.Alerts.Queue, s.limiter)
+	s.viol = &violations{next: s.queue, by: map[string]uint64{}}
+	opts := engine.Options{
+		Flow:     flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth},
+		Sink:     s.viol,
+		Workload: s.workloadOf,
+	}
+	if cfg.Profiles.Enabled {
+		b, err := openProfiles(cfg)
+		if err != nil {
+			s.queue.Close()
+			s.closeOut()
+			return nil, err
+		}
+		s.book, opts.Profiles = b, b
+	}
 	mode := detect.ModeMonitor
+	s.mode = cfg.Mode
 	if cfg.Mode == "enforce" {
-		// Dropping needs the XDP data path, which this build does not have yet: flag only,
-		// say so once, and export the mode.
-		log.Warn("mode enforce requested, but this build has no XDP enforcement: flagging only")
+		enf, err := openEnforcer(cfg, log, s.identityOf)
+		if err != nil {
+			// No data path: flag only, say once what is missing, and export the mode.
+			log.Warn("mode enforce: XDP enforcement is not available, flagging only", "err", err)
+			s.mode = "flag-only"
+		} else {
+			s.enf, opts.Enforcer = enf, enf
+			mode = detect.ModeEnforce
+		}
 	}
 	s.det = detect.New(set, mode)
-	eng := engine.New(engine.Options{
-		Flow:     flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth},
-		Detector: s.det,
-		Sink:     s.queue,
-		Workload: s.workloadOf,
-	})
+	opts.Detector = s.det
+	eng := engine.New(opts)
 	s.pipe = NewPipeline(eng, cfg.Capture.Queue, time.Second)
 	return s, nil
+}
+
+func (s *Sensor) closeOut() {
+	if s.out != nil {
+		s.out.Close()
+	}
+}
+
+// identityOf is the workload identity of a captured scope.
+func (s *Sensor) identityOf(scope uint64) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if w := s.rings[scope]; w != nil {
+		return w.id.Name
+	}
+	return workload.Fallback(scope).Name
 }
 
 func loadIntel(files []string) (*intel.Set, error) {
@@ -160,12 +201,24 @@ func (s *Sensor) live() metrics.Live {
 	}
 	s.mu.RUnlock()
 	q := s.queue.Stats()
-	return metrics.Live{
+	l := metrics.Live{
 		Namespaces: n, RingPackets: rs.Packets, RingDrops: rs.Drops, RingFreezes: rs.Freezes,
 		FramesDropped: s.pipe.Dropped(), AttributionFailures: s.names.Failures(),
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
-		Mode: "flag-only",
+		Mode: s.mode, Violations: s.viol.snapshot(),
 	}
+	if l.Mode == "learn" {
+		l.Mode = "monitor"
+	}
+	if s.book != nil {
+		st := s.book.Stats()
+		l.Profiles = map[string]int{"learning": st.Learning, "monitoring": st.Monitoring, "enforcing": st.Enforcing}
+		l.ProfileCap = metrics.ProfileCaps{EntriesCapped: st.EntriesCapped, IPsCapped: st.IPsCapped, Commits: st.Commits, CommitErrors: st.CommitErrors}
+	}
+	if s.enf != nil {
+		l.XDP = s.enf.metrics()
+	}
+	return l
 }
 
 // Run serves metrics, watches namespaces and captures the selected ones until ctx is done,
@@ -181,6 +234,18 @@ func (s *Sensor) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Commits and heartbeats stop first at shutdown, before what they use is closed.
+	bgctx, bgcancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	s.stopBackground = func() { bgcancel(); bg.Wait() }
+	if s.book != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.runProfiles(bgctx, s.cfg.Profiles.CommitInterval) }()
+	}
+	if s.enf != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.enf.run(bgctx) }()
+	}
 	disc := capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns}
 	// Attach to what exists now before reporting ready; the watcher then reports those again
 	// as added, which attach ignores.
@@ -227,7 +292,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 		case capture.NetnsAdded:
 			added(ev.Netns)
 		case capture.NetnsRemoved:
-			s.detach(ev.Netns.Inode)
+			s.detach(ev.Netns.Inode, true)
 		}
 	})
 	s.ready.Store(false)
@@ -310,6 +375,12 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	s.mu.Lock()
 	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local}
 	s.mu.Unlock()
+	if s.book != nil && id.Image != "" {
+		s.book.SetImage(id.Name, id.Image, time.Now())
+	}
+	if s.enf != nil && ns.Path != "" {
+		s.enf.attach(ns, id.Name)
+	}
 	s.log.Info("capturing", "netns", ns.Path, "workload", id.Name)
 	s.wg.Add(1)
 	go func() {
@@ -334,7 +405,9 @@ func (s *Sensor) localAddrs(ns capture.Netns, ifname string) ([]netip.Addr, erro
 	return capture.Addresses(ns)
 }
 
-func (s *Sensor) detach(inode uint64) {
+// detach stops capturing a namespace. gone says the namespace was deleted: its XDP links go
+// too. At shutdown they stay pinned, in flag-only mode, for the next start to re-adopt.
+func (s *Sensor) detach(inode uint64, gone bool) {
 	s.mu.Lock()
 	w := s.rings[inode]
 	delete(s.rings, inode)
@@ -350,11 +423,17 @@ func (s *Sensor) detach(inode uint64) {
 		return
 	}
 	w.ring.Close()
+	if gone && s.enf != nil && w.ns.Path != "" {
+		s.enf.detach(inode)
+	}
 	s.limiter.Forget(w.id.Name)
 	s.log.Info("namespace gone", "netns", w.ns.Path, "workload", w.id.Name)
 }
 
 func (s *Sensor) shutdown() {
+	if s.stopBackground != nil {
+		s.stopBackground()
+	}
 	s.mu.Lock()
 	var all []uint64
 	for ino := range s.rings {
@@ -362,13 +441,20 @@ func (s *Sensor) shutdown() {
 	}
 	s.mu.Unlock()
 	for _, ino := range all {
-		s.detach(ino)
+		s.detach(ino, false)
 	}
 	s.wg.Wait()
 	s.pipe.Close()
 	s.queue.Close()
-	if s.out != nil {
-		s.out.Close()
+	s.closeOut()
+	if s.enf != nil {
+		s.enf.stop()
+	}
+	if s.book != nil {
+		if err := s.book.Commit(); err != nil {
+			s.log.Warn("committing learned profiles", "err", err)
+		}
+		s.book.Close()
 	}
 }
 

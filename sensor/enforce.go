@@ -1,0 +1,162 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"path"
+	"sync/atomic"
+
+	"github.com/minerguard/minerguard/capture"
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/engine"
+	"github.com/minerguard/minerguard/metrics"
+	"github.com/minerguard/minerguard/xdp"
+)
+
+// enforcer puts the engine's drop verdicts into the XDP data path: it attaches the program to
+// each captured workload, sets the workload's mode, and installs flow and destination blocks.
+type enforcer struct {
+	m         *xdp.Manager
+	log       *slog.Logger
+	overrides []WorkloadMode
+	identity  func(scope uint64) string
+	failures  atomic.Uint64 // blocks or attachments that failed
+}
+
+// openEnforcer opens the XDP manager for enforce mode. A machine that cannot run it (no
+// CAP_BPF/CAP_NET_ADMIN, no bpffs, an old kernel) gives nil and the reason: the sensor then
+// flags only.
+func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string) (*enforcer, error) {
+	m, err := xdp.Open(xdp.Options{PinPath: cfg.Enforcement.PinPath, HeartbeatTimeout: cfg.Enforcement.HeartbeatTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity}, nil
+}
+
+// modeFor is the XDP mode of a workload: the first matching override, else enforce.
+func (e *enforcer) modeFor(workload string) (xdp.Mode, bool) {
+	for _, o := range e.overrides {
+		if ok, _ := path.Match(o.Match, workload); ok {
+			switch o.Mode {
+			case "monitor":
+				return xdp.ModeFlagOnly, o.FailClosed
+			case "bypass":
+				return xdp.ModeBypass, o.FailClosed
+			}
+			return xdp.ModeEnforce, o.FailClosed
+		}
+	}
+	return xdp.ModeEnforce, false
+}
+
+// attach enforces on a namespace's traffic. Failures are logged and counted; the namespace is
+// still captured and flagged.
+func (e *enforcer) attach(ns capture.Netns, workload string) {
+	mode, failClosed := e.modeFor(workload)
+	if err := e.m.SetMode(workload, mode, failClosed); err != nil {
+		e.failures.Add(1)
+		e.log.Warn("setting the enforcement mode", "workload", workload, "err", err)
+		return
+	}
+	a, err := e.m.Attach(workload, ns.Path, ns.Inode)
+	if err != nil {
+		e.failures.Add(1)
+		e.log.Warn("attaching XDP enforcement; this namespace is flagged only", "netns", ns.Path, "workload", workload, "err", err)
+		return
+	}
+	for _, l := range a.Links {
+		e.log.Info("enforcing", "workload", workload, "mode", mode, "interface", l.Ifname, "view", l.View, "readopted", l.Readopted)
+	}
+}
+
+func (e *enforcer) detach(inode uint64) {
+	if err := e.m.Detach(inode); err != nil {
+		e.log.Warn("detaching XDP enforcement", "inode", inode, "err", err)
+	}
+}
+
+// destReasons are the verdicts that also block the destination for the whole workload, so the
+// miner's reconnects are dropped at their first packet: the pool itself, or a destination the
+// profile does not allow. A lookup (pool-dns) blocks nothing but its own flow: the resolver
+// serves everyone.
+const destReasons = 1<<detect.ReasonStratum | 1<<detect.ReasonPoolSNI | 1<<detect.ReasonPoolIP |
+	1<<detect.ReasonNotInProfile | 1<<detect.ReasonUnresolvedIP | 1<<detect.ReasonSV2Handshake
+
+// Block implements engine.Enforcer.
+func (e *enforcer) Block(b engine.Block) bool {
+	wl := b.Workload
+	if wl == "" {
+		wl = e.identity(b.Scope)
+	}
+	if mode, _ := e.modeFor(wl); mode != xdp.ModeEnforce {
+		return false
+	}
+	reason := uint32(firstReason(b.Reasons))
+	if err := e.m.BlockFlow(wl, b.Src, b.Dst, b.Proto, reason); err != nil {
+		e.fail("blocking a flow", wl, err)
+		return false
+	}
+	if b.Reasons&destReasons != 0 && !b.Tunnel && b.Dst.Addr().IsValid() {
+		dst := netip.PrefixFrom(b.Dst.Addr(), b.Dst.Addr().BitLen())
+		port, proto := b.Dst.Port(), b.Proto
+		if b.Reasons.Has(detect.ReasonPoolIP) || b.Reasons.Has(detect.ReasonPoolSNI) {
+			port, proto = 0, 0 // a pool's address: every port
+		}
+		if err := e.m.BlockDest(wl, dst, port, proto, reason); err != nil {
+			e.fail("blocking a destination", wl, err)
+		}
+	}
+	return true
+}
+
+// Unblock implements engine.Enforcer: a flow that ended takes its entry with it.
+func (e *enforcer) Unblock(b engine.Block) {
+	wl := b.Workload
+	if wl == "" {
+		wl = e.identity(b.Scope)
+	}
+	if err := e.m.UnblockFlow(wl, b.Src, b.Dst, b.Proto); err != nil {
+		e.log.Debug("removing a flow block", "workload", wl, "err", err)
+	}
+}
+
+func (e *enforcer) fail(what, workload string, err error) {
+	e.failures.Add(1)
+	if errors.Is(err, xdp.ErrMapFull) {
+		e.log.Error(what+": the XDP map is full; the workload is flagged only from now on", "workload", workload, "err", err)
+		return
+	}
+	e.log.Warn(what, "workload", workload, "err", err)
+}
+
+func firstReason(rs detect.Reasons) detect.Reason {
+	for r := detect.ReasonStratum; r.String() != "unknown"; r++ {
+		if rs.Has(r) {
+			return r
+		}
+	}
+	return 0
+}
+
+// run writes the heartbeat until ctx ends.
+func (e *enforcer) run(ctx context.Context) { e.m.Run(ctx) }
+
+// stop hands every workload back to flag-only (a stopped sensor must not leave traffic
+// dropped that nobody watches) and closes the manager, keeping the pins for the next start.
+func (e *enforcer) stop() {
+	if err := e.m.FlagOnlyAll(); err != nil {
+		e.log.Warn("switching workloads to flag-only before exit", "err", err)
+	}
+	if err := e.m.Close(); err != nil {
+		e.log.Warn("closing XDP manager", "err", err)
+	}
+}
+
+func (e *enforcer) metrics() metrics.XDP {
+	st := e.m.Stats()
+	return metrics.XDP{Attached: st.Attached, Passed: st.Passed, DroppedFlow: st.DroppedFlow, DroppedDest: st.DroppedDest,
+		FlaggedFlow: st.FlaggedFlow, FlaggedDest: st.FlaggedDest, FailedOpen: st.FailedOpen, NotParsed: st.NotParsed, MapFull: st.MapFull}
+}

@@ -1,0 +1,110 @@
+package sensor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/minerguard/minerguard/alert"
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/engine"
+	"github.com/minerguard/minerguard/profile"
+)
+
+// openProfiles opens the learned profile state of a live sensor. A second sensor on the same
+// state fails after a short wait with a message saying so, instead of hanging.
+func openProfiles(cfg Config) (*profile.Book, error) {
+	p := cfg.Profiles
+	pc := profile.Config{
+		Window: p.Window, Quiet: p.Quiet, MinFlows: p.MinFlows, MaxEntries: p.MaxEntries,
+		MaxIPsPerName: p.MaxIPsPerName, MinReplicas: p.MinReplicas,
+		RelearnOnImageChange: p.RelearnOnImageChange, Deny: p.Deny,
+	}
+	if p.Quiet == 0 {
+		pc.Quiet = -1 // no quiet period asked for
+	}
+	switch {
+	case cfg.Mode == "learn" || p.Promote == "manual":
+		pc.Promote = profile.Learning
+	case p.Promote == "enforcing":
+		pc.Promote = profile.Enforcing
+	default:
+		pc.Promote = profile.Monitoring
+	}
+	path := cfg.ProfileState()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("profiles.state %s: %w (set state_dir or profiles.state to a writable directory)", path, err)
+	}
+	b, err := profile.Open(path, pc, 3*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("profiles.state: %w", err)
+	}
+	return b, nil
+}
+
+// runProfiles commits what was learned and ends learning windows every interval until ctx
+// ends, then commits a last time. Ended windows are logged; a profile that goes back to
+// learning (its image changed) has its drops removed.
+func (s *Sensor) runProfiles(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return // shutdown commits the last batch
+		case now := <-t.C:
+			for _, tr := range s.book.Tick(now) {
+				s.log.Info("profile state changed", "workload", tr.Workload, "from", tr.From, "to", tr.To, "reason", tr.Reason)
+				if tr.To == profile.Learning && s.enf != nil {
+					if err := s.enf.m.ClearWorkload(tr.Workload); err != nil {
+						s.log.Warn("removing the blocks of a relearning workload", "workload", tr.Workload, "err", err)
+					}
+				}
+			}
+			if err := s.book.Commit(); err != nil {
+				s.log.Warn("committing learned profiles; kept in memory and retried", "err", err)
+			}
+		}
+	}
+}
+
+// maxViolationSeries bounds the workloads counted by name; the rest share one series.
+const maxViolationSeries = 10000
+
+// violations counts out-of-profile alerts by workload on their way to the alert queue (before
+// rate limiting: the metric counts flows, the log is what is limited).
+type violations struct {
+	next engine.Sink
+	mu   sync.Mutex
+	by   map[string]uint64
+}
+
+func (v *violations) Alert(e *alert.Event) {
+	if e.SignatureID == detect.ReasonNotInProfile.SignatureID() {
+		w := "unknown"
+		if e.MG.Workload != nil {
+			w = e.MG.Workload.Identity
+		}
+		v.mu.Lock()
+		if _, ok := v.by[w]; !ok && len(v.by) >= maxViolationSeries {
+			w = "other"
+		}
+		v.by[w]++
+		v.mu.Unlock()
+	}
+	v.next.Alert(e)
+}
+
+func (v *violations) snapshot() map[string]uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make(map[string]uint64, len(v.by))
+	for k, n := range v.by {
+		out[k] = n
+	}
+	return out
+}
+
