@@ -107,4 +107,3 @@ func (v *violations) snapshot() map[string]uint64 {
 	}
 	return out
 }
-

@@ -44,9 +44,9 @@ type Sensor struct {
 	mode    string    // monitor | enforce | flag-only (enforce asked for, no data path) | learn
 
 	stopBackground func() // stops the profile commits and the XDP heartbeat
-	ready   atomic.Bool
-	reloads atomic.Uint64
-	node    string // this node's name, for alerts
+	ready          atomic.Bool
+	reloads        atomic.Uint64
+	node           string // this node's name, for alerts
 
 	mu     sync.RWMutex
 	rings  map[uint64]*watched // by netns inode
