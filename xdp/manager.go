@@ -218,6 +218,9 @@ func openMap(spec *ebpf.MapSpec, path string) (*ebpf.Map, error) {
 
 // loadProgram loads one program instance for a workload and view, bound to the shared maps.
 func (m *Manager) loadProgram(wid uint64, v View) (*ebpf.Program, error) {
+	if len(m.maps) != len(mapNames) {
+		return nil, errors.New("loading xdp program: manager closed")
+	}
 	spec := m.spec.Copy()
 	if err := spec.Variables[bpfVarWorkloadId].Set(wid); err != nil {
 		return nil, fmt.Errorf("setting workload_id: %w", err)
