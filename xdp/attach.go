@@ -96,6 +96,11 @@ func (m *Manager) Attach(workload string, nsPath string, nsInode uint64) (Attach
 	} else if st.Ino != nsInode {
 		return Attachment{}, fmt.Errorf("netns %s has inode %d, not %d", nsPath, st.Ino, nsInode)
 	}
+	var hst unix.Stat_t
+	if err := unix.Fstat(int(m.hostNs), &hst); err == nil && hst.Ino == st.Ino && hst.Dev == st.Dev {
+		// Its interfaces are the host's: enforcing one workload there would hit everyone.
+		return Attachment{}, fmt.Errorf("netns %s is the host netns: not attaching", nsPath)
+	}
 	targets, err := m.targets(ns)
 	if err != nil {
 		return Attachment{}, fmt.Errorf("finding interfaces of netns %s: %w", nsPath, err)

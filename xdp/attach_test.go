@@ -1,9 +1,12 @@
 package xdp
 
 import (
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/minerguard/minerguard/internal/netnstest"
 	"github.com/vishvananda/netlink"
@@ -145,7 +148,7 @@ func linksIn(t *testing.T, name string) []string {
 // its own interface, with the ingress view.
 func TestAttachIngressFallback(t *testing.T) {
 	other := netnstest.New(t, "xo")
-	wl, _, _, _ := pair(t, 62)
+	wl, host, ipW, ipH := pair(t, 62)
 	m := openTest(t, Options{HostNetns: nsPath(other)})
 	a, err := m.Attach("wl", nsPath(wl), 0)
 	if err != nil {
@@ -156,6 +159,56 @@ func TestAttachIngressFallback(t *testing.T) {
 	}
 	if xdpProg(t, wl, a.Links[0].Ifname) == 0 {
 		t.Errorf("no XDP program on %s inside the workload netns", a.Links[0].Ifname)
+	}
+
+	// Real traffic into the workload: its peer's datagrams are dropped by destination and
+	// by flow (the flow oriented as the workload sees it).
+	var rx, tx net.PacketConn
+	if err := netnstest.Do(t, wl, func() (err error) {
+		rx, err = net.ListenPacket("udp4", ipW+":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := netnstest.Do(t, host, func() (err error) {
+		tx, err = net.ListenPacket("udp4", ipH+":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	wlAddr := netip.MustParseAddrPort(rx.LocalAddr().String())
+	peerAddr := netip.MustParseAddrPort(tx.LocalAddr().String())
+	arrives := func() bool {
+		tx.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(wlAddr))
+		rx.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _, err := rx.ReadFrom(make([]byte, 64))
+		return err == nil
+	}
+	m.SetMode("wl", ModeEnforce, false)
+	if !arrives() {
+		t.Fatal("datagram lost before any block")
+	}
+	m.BlockFlow("wl", wlAddr, peerAddr, 17, 1)
+	if arrives() {
+		t.Error("datagram of a blocked flow arrived (ingress view)")
+	}
+	m.ClearWorkload("wl")
+	if !arrives() {
+		t.Error("datagram lost after ClearWorkload")
+	}
+	m.BlockDest("wl", netip.PrefixFrom(peerAddr.Addr(), 32), peerAddr.Port(), 17, 1)
+	if arrives() {
+		t.Error("datagram from a blocked destination arrived (ingress view)")
+	}
+}
+
+func TestAttachRefusesHostNetns(t *testing.T) {
+	host := netnstest.New(t, "xh")
+	m := openTest(t, Options{HostNetns: nsPath(host)})
+	if _, err := m.Attach("wl", nsPath(host), 0); err == nil {
+		t.Fatal("Attach to the host netns itself succeeded")
 	}
 }
 
