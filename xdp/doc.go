@@ -9,6 +9,11 @@
 // cannot be used, Open returns an error wrapping ErrUnsupported that names what is missing,
 // and the sensor carries on in flag-only mode.
 //
+// What the sensor must do: Open once (on ErrUnsupported: warn once, stay flag-only); Run
+// for the heartbeat while it lives; Attach each workload netns (Detach when it goes);
+// SetMode and Block*/ClearWorkload as verdicts and policies change; FlagOnlyAll then Close
+// on a graceful stop (S2). Close keeps the pins; Remove uninstalls.
+//
 // This package and capture/ are the only ones that switch network namespaces: an XDP link
 // is created by interface index, which the kernel resolves in the calling thread's netns.
 package xdp
