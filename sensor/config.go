@@ -93,6 +93,9 @@ type ProfilesConfig struct {
 type EnforcementConfig struct {
 	PinPath          string        `yaml:"pin_path"`          // bpffs directory for pinned maps and links
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"` // a sensor silent this long fails open
+	// HostNetns is the netns holding the host side of the workloads' veths: "" for the
+	// sensor's own (hostNetwork), or a path such as /proc/1/ns/net.
+	HostNetns string `yaml:"host_netns"`
 	// Workloads override the mode per workload: the first entry whose match (path.Match on the
 	// identity) fits wins.
 	Workloads []WorkloadMode `yaml:"workloads"`

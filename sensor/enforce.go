@@ -29,7 +29,8 @@ type enforcer struct {
 // CAP_BPF/CAP_NET_ADMIN, no bpffs, an old kernel) gives nil and the reason: the sensor then
 // flags only.
 func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string) (*enforcer, error) {
-	m, err := xdp.Open(xdp.Options{PinPath: cfg.Enforcement.PinPath, HeartbeatTimeout: cfg.Enforcement.HeartbeatTimeout})
+	m, err := xdp.Open(xdp.Options{PinPath: cfg.Enforcement.PinPath, HeartbeatTimeout: cfg.Enforcement.HeartbeatTimeout,
+		HostNetns: cfg.Enforcement.HostNetns})
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func sensorCmd() *cobra.Command {
 	f.StringArray("netns", def.Netns, "network namespace to capture (a name under /var/run/netns, or all); repeatable")
 	f.Bool("host-netns", def.HostNetns, "also capture the host's own network namespace")
 	f.String("proc-root", def.ProcRoot, "procfs of the host (when the sensor runs in a container)")
-	f.String("mode", def.Mode, "monitor (flag) or enforce (drop where the data path can)")
+	f.String("mode", def.Mode, "learn (profiles only learn), monitor (flag) or enforce (drop where the data path can)")
 	f.String("web.listen-address", def.Web.ListenAddress, "address for /metrics, /healthz and /readyz")
 	f.String("alerts.output", def.Alerts.Output, "alert output: - for stdout, or a file (reopened on SIGHUP)")
 	f.String("alerts.format", def.Alerts.Format, "json or text")
@@ -97,6 +97,19 @@ func sensorCmd() *cobra.Command {
 	f.String("workloads.static", "", "YAML map of namespaces/containers to workload names")
 	f.StringArray("workload", nil, "capture only workloads whose identity matches this pattern (path.Match, e.g. 'k8s/prod/*'); repeatable")
 	f.StringArray("capture.interfaces", nil, "also capture this interface of the host's own network namespace; repeatable")
+	f.String("state-dir", def.StateDir, "directory for state that outlives the process (learned profiles)")
+	f.Bool("profiles.enabled", def.Profiles.Enabled, "learn each workload's egress profile and flag (or drop) what leaves it")
+	f.String("profiles.state", "", "profile state file (default <state-dir>/profiles.db)")
+	f.Duration("profiles.window", def.Profiles.Window, "learning lasts at least this long")
+	f.Duration("profiles.quiet", def.Profiles.Quiet, "and ends only after this long without a new destination")
+	f.Int("profiles.min-flows", def.Profiles.MinFlows, "or ends after this many flows (0: off)")
+	f.String("profiles.promote", def.Profiles.Promote, "where learning ends: monitoring, enforcing, or manual (minerguard profiles approve)")
+	f.Int("profiles.min-replicas", def.Profiles.MinReplicas, "learn a destination only once this many replicas used it")
+	f.StringArray("profiles.deny", nil, "domain suffix or CIDR never learned and always a violation; repeatable")
+	f.Duration("profiles.commit-interval", def.Profiles.CommitInterval, "commit learned destinations this often")
+	f.String("enforcement.pin-path", def.Enforcement.PinPath, "bpffs directory for the pinned XDP maps and links (enforce mode)")
+	f.Duration("enforcement.heartbeat-timeout", def.Enforcement.HeartbeatTimeout, "the data path fails open when the sensor is silent this long")
+	f.String("enforcement.host-netns", "", "netns of the workloads' host-side veths (default: the sensor's own)")
 	return cmd
 }
 
@@ -129,5 +142,21 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 	set("workloads.static", func() (e error) { cfg.Workloads.Static, e = f.GetString("workloads.static"); return })
 	set("workload", func() (e error) { cfg.Workloads.Select, e = f.GetStringArray("workload"); return })
 	set("capture.interfaces", func() (e error) { cfg.Capture.Interfaces, e = f.GetStringArray("capture.interfaces"); return })
+	set("state-dir", func() (e error) { cfg.StateDir, e = f.GetString("state-dir"); return })
+	set("profiles.enabled", func() (e error) { cfg.Profiles.Enabled, e = f.GetBool("profiles.enabled"); return })
+	set("profiles.state", func() (e error) { cfg.Profiles.State, e = f.GetString("profiles.state"); return })
+	set("profiles.window", func() (e error) { cfg.Profiles.Window, e = f.GetDuration("profiles.window"); return })
+	set("profiles.quiet", func() (e error) { cfg.Profiles.Quiet, e = f.GetDuration("profiles.quiet"); return })
+	set("profiles.min-flows", func() (e error) { cfg.Profiles.MinFlows, e = f.GetInt("profiles.min-flows"); return })
+	set("profiles.promote", func() (e error) { cfg.Profiles.Promote, e = f.GetString("profiles.promote"); return })
+	set("profiles.min-replicas", func() (e error) { cfg.Profiles.MinReplicas, e = f.GetInt("profiles.min-replicas"); return })
+	set("profiles.deny", func() (e error) { cfg.Profiles.Deny, e = f.GetStringArray("profiles.deny"); return })
+	set("profiles.commit-interval", func() (e error) { cfg.Profiles.CommitInterval, e = f.GetDuration("profiles.commit-interval"); return })
+	set("enforcement.pin-path", func() (e error) { cfg.Enforcement.PinPath, e = f.GetString("enforcement.pin-path"); return })
+	set("enforcement.heartbeat-timeout", func() (e error) {
+		cfg.Enforcement.HeartbeatTimeout, e = f.GetDuration("enforcement.heartbeat-timeout")
+		return
+	})
+	set("enforcement.host-netns", func() (e error) { cfg.Enforcement.HostNetns, e = f.GetString("enforcement.host-netns"); return })
 	return err
 }
