@@ -41,6 +41,7 @@ func xdpProg(t *testing.T, name, ifname string) uint32 {
 // pair makes a workload netns and a "host" netns joined by a veth; the workload end is
 // ipW, the host end ipH.
 func pair(t *testing.T, n int) (wl, host, ipW, ipH string) {
+	netnstest.RequireRoot(t)
 	wl = netnstest.New(t, "xw")
 	host = netnstest.New(t, "xh")
 	ipW, ipH = netnstest.Veth(t, wl, host, n)
@@ -147,6 +148,7 @@ func linksIn(t *testing.T, name string) []string {
 // TestAttachIngressFallback: a netns whose veth peer is not in HostNetns gets the program on
 // its own interface, with the ingress view.
 func TestAttachIngressFallback(t *testing.T) {
+	netnstest.RequireRoot(t)
 	other := netnstest.New(t, "xo")
 	wl, host, ipW, ipH := pair(t, 62)
 	m := openTest(t, Options{HostNetns: nsPath(other)})
@@ -205,6 +207,7 @@ func TestAttachIngressFallback(t *testing.T) {
 }
 
 func TestAttachRefusesHostNetns(t *testing.T) {
+	netnstest.RequireRoot(t)
 	host := netnstest.New(t, "xh")
 	m := openTest(t, Options{HostNetns: nsPath(host)})
 	if _, err := m.Attach("wl", nsPath(host), 0); err == nil {

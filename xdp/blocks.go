@@ -149,6 +149,7 @@ func (m *Manager) insert(mp *ebpf.Map, workload string, key any, reason uint32, 
 }
 
 // BlockFlow blocks one flow, oriented as the workload sees it (src is the workload side).
+// Only TCP and UDP flows have ports to match; block other protocols with BlockDest.
 func (m *Manager) BlockFlow(workload string, src, dst netip.AddrPort, proto uint8, reason uint32) error {
 	k := flowKey(WorkloadID(workload), src, dst, proto)
 	return m.insert(m.flows, workload, &k, reason, fmt.Sprintf("flow %v->%v/%d", src, dst, proto))
@@ -242,6 +243,7 @@ func (m *Manager) FlowBlock(workload string, src, dst netip.AddrPort, proto uint
 }
 
 // DestBlock reads a destination block back (the exact entry, not a longest-prefix match).
+// It walks the trie: for tests and diagnostics, not for every packet.
 func (m *Manager) DestBlock(workload string, dst netip.Prefix, port uint16, proto uint8) (Block, bool) {
 	k, err := destKey(WorkloadID(workload), dst, port, proto)
 	if err != nil {

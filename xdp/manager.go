@@ -266,10 +266,14 @@ func (m *Manager) Heartbeat() error {
 	return nil
 }
 
-// Run writes a heartbeat every second until ctx is done. The sensor must run it while it
+// Run writes a heartbeat every second (more often for timeouts under 3 s) until ctx is done. The sensor must run it while it
 // enforces, or the data path fails open after the timeout.
 func (m *Manager) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	every := time.Second
+	if third := m.opts.HeartbeatTimeout / 3; third < every {
+		every = third // a short timeout must not expire between two beats
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
