@@ -111,7 +111,7 @@ func fromWireEntries(ws []wireEntry, what string) ([]Entry, error) {
 	}
 	var out []Entry
 	for i, w := range ws {
-		where := fmt.Sprintf("%s %d", strings.TrimSuffix(what, "s"), i+1)
+		where := fmt.Sprintf("%s %d", map[string]string{"entries": "entry", "candidates": "candidate"}[what], i+1)
 		var e Entry
 		switch {
 		case w.Name != "" && w.Addr != "":
