@@ -376,6 +376,7 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 		return
 	}
 	blocked := e.block(f, &v)
+	before := s.alerted
 	for i := 0; i < v.N; i++ {
 		fd := v.Findings[i]
 		if s.alerted.Has(fd.Reason) {
@@ -384,6 +385,9 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 		s.alerted = s.alerted.With(fd.Reason)
 		f.Flagged = true
 		e.emit(f, &v, fd, blocked)
+	}
+	if s.alerted != before && s.prof&profLearning != 0 {
+		e.learnProfile(f) // a destination learned before the flag was raised is poisoned
 	}
 }
 

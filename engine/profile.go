@@ -45,6 +45,7 @@ const (
 	profLearning                   // the workload was learning when it was checked
 	profLearned                    // taught to (or poisoned in) the profile
 	profBlocked                    // the enforcer is dropping the flow
+	profPoisoned                   // its flagged destination was poisoned in the profile
 )
 
 // workloadName is the identity of the workload that opened f, or "" when none is known (an
@@ -95,6 +96,7 @@ func (e *Engine) checkProfile(f *flow.Flow[state]) {
 	e.stats.ProfileChecks++
 	if !r.Exists || r.State == profile.Learning {
 		s.prof |= profLearning
+		e.learnProfile(f)
 		return
 	}
 	if r.In && !r.Denied {
@@ -115,36 +117,49 @@ func (e *Engine) checkProfile(f *flow.Flow[state]) {
 }
 
 // learnProfile teaches f to its workload's profile when the workload was learning at the time
-// f was checked. A flow any detector flagged is not learned: its destination is poisoned so no
-// other flow teaches it either.
+// f was checked: as soon as it is checked, so a long-lived connection counts from its start.
+// A flow a detector flags (then or later) is not learned: its destination is poisoned, which
+// also takes it back out of the profile.
 func (e *Engine) learnProfile(f *flow.Flow[state]) {
 	s := &f.App
-	if s.prof&profLearning == 0 || s.prof&profLearned != 0 {
+	if s.prof&profLearning == 0 || s.prof&profPoisoned != 0 {
 		return
 	}
-	s.prof |= profLearned
-	wl := e.workloadName(f)
-	if wl == "" {
-		return
+	var wl string
+	resolve := func() bool {
+		if wl == "" {
+			wl = e.workloadName(f)
+		}
+		return wl != ""
 	}
 	d := e.dest(f)
 	if s.app == appDNS {
 		// A lookup of a pool flags the query, not the resolver: the name is poisoned and the
-		// resolver is learned as usual.
-		if s.alerted.Has(detect.ReasonPoolDNS) && s.det != nil {
+		// resolver stays learned.
+		if s.alerted.Has(detect.ReasonPoolDNS) && s.det != nil && resolve() {
 			e.opt.Profiles.Poison(wl, profile.Dest{Name: s.det.facts.DNSQuery}, e.now)
+			e.stats.ProfilePoisoned++
 		}
 		if s.alerted&^(1<<detect.ReasonPoolDNS) == 0 {
-			e.learn(f, wl, d)
+			if s.prof&profLearned == 0 && resolve() {
+				s.prof |= profLearned
+				e.learn(f, wl, d)
+			}
 			return
 		}
 	}
 	if s.alerted != 0 {
-		e.opt.Profiles.Poison(wl, d, e.now)
-		e.stats.ProfilePoisoned++
+		s.prof |= profPoisoned
+		if resolve() {
+			e.opt.Profiles.Poison(wl, d, e.now)
+			e.stats.ProfilePoisoned++
+		}
 		return
 	}
-	e.learn(f, wl, d)
+	if s.prof&profLearned == 0 && resolve() {
+		s.prof |= profLearned
+		e.learn(f, wl, d)
+	}
 }
 
 func (e *Engine) learn(f *flow.Flow[state], wl string, d profile.Dest) {

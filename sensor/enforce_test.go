@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
@@ -288,4 +289,136 @@ func sortDurations(d []time.Duration) {
 			d[j], d[j-1] = d[j-1], d[j]
 		}
 	}
+}
+
+// Live profiles: two workloads learn what they talk to, the profiles are promoted, and then a
+// new destination of one workload is flagged while it is monitored and dropped once it is
+// enforced, while the learned destinations of both keep working.
+func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
+	l := newRoutedLab(t, 75)
+	// A second workload on the same node.
+	work2 := netnstest.New(t, "work2")
+	gw2, _ := netnstest.Veth(t, l.node, work2, 77)
+	netnstest.Run(t, "ip", "-n", work2, "route", "add", "default", "via", gw2)
+	c := &counter{}
+	for _, p := range []int{8080, 8081, 9090, 9091} {
+		l.servePool(t, p, c)
+	}
+	cfg := l.config()
+	cfg.Netns = []string{l.work, work2}
+	cfg.StateDir = t.TempDir()
+	cfg.Profiles.Enabled = true
+	cfg.Profiles.Window = time.Second
+	cfg.Profiles.Quiet = 0
+	cfg.Profiles.CommitInterval = 100 * time.Millisecond
+	out := &syncBuf{}
+	s := startSensor(t, cfg, out)
+	if s.enf == nil {
+		t.Fatalf("no XDP data path (mode %s)", s.mode)
+	}
+	rpc := `{"jsonrpc":"2.0","method":"status","params":[],"id":1}` + "\n"
+	use := func(ns string, port int) error {
+		var conn net.Conn
+		if err := netnstest.Do(t, ns, func() (err error) {
+			conn, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.poolIP, port), 2*time.Second)
+			return
+		}); err != nil {
+			return err
+		}
+		defer conn.Close()
+		return roundTrip(conn, bufio.NewReader(conn), rpc, time.Second)
+	}
+	a, b := "netns/"+l.work, "netns/"+work2
+	for i := 0; i < 3; i++ {
+		if err := use(l.work, 8080); err != nil {
+			t.Fatal(err)
+		}
+		if err := use(work2, 8081); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "both profiles promoted to monitoring", func() bool {
+		pa, okA := s.book.Get(a)
+		pb, okB := s.book.Get(b)
+		return okA && okB && pa.State.String() == "monitoring" && pb.State.String() == "monitoring"
+	})
+	if pa, _ := s.book.Get(a); len(pa.Entries) != 1 || !strings.Contains(pa.Entries[0].String(), ":8080/tcp") {
+		t.Fatalf("profile of %s: %+v", a, pa.Entries)
+	}
+	if out.String() != "" {
+		t.Fatalf("alerts while learning:\n%s", out.String())
+	}
+
+	// Monitoring: the new destination is flagged, not dropped.
+	if err := use(l.work, 9090); err != nil {
+		t.Fatalf("monitored profile broke a new destination: %v", err)
+	}
+	waitFor(t, 5*time.Second, "an egress-not-in-profile alert", func() bool { return strings.Contains(out.String(), "egress-not-in-profile") })
+	if !strings.Contains(out.String(), `"action":"allowed"`) || strings.Contains(out.String(), `"action":"blocked"`) {
+		t.Fatalf("monitoring alert:\n%s", out.String())
+	}
+
+	// Enforcing: a new destination is dropped; learned ones of both workloads keep working.
+	if err := s.book.Approve(a, 3, time.Now()); err != nil { // 3: profile.Enforcing
+		t.Fatal(err)
+	}
+	// An address no answer named is judged at the flow's first payload, which therefore gets
+	// through; everything after it, and every reconnect, is dropped.
+	var conn net.Conn
+	if err := netnstest.Do(t, l.work, func() (err error) {
+		conn, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.poolIP, 9091), 2*time.Second)
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cr := bufio.NewReader(conn)
+	roundTrip(conn, cr, rpc, time.Second)
+	waitFor(t, 5*time.Second, "a blocked egress-not-in-profile alert", func() bool {
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.Contains(line, "egress-not-in-profile") && strings.Contains(line, `"action":"blocked"`) && strings.Contains(line, `"dest_port":9091`) {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(50 * time.Millisecond)
+	before := c.got.Load()
+	if err := roundTrip(conn, cr, rpc, 300*time.Millisecond); err == nil || c.got.Load() != before {
+		t.Fatalf("the out-of-profile connection still reaches the pool (%v, %d bytes)", err, c.got.Load()-before)
+	}
+	if err := use(l.work, 9091); err == nil {
+		t.Fatalf("a reconnect to the out-of-profile destination was answered")
+	}
+	if err := use(l.work, 8080); err != nil {
+		t.Fatalf("learned destination of the enforced workload: %v", err)
+	}
+	if err := use(work2, 8081); err != nil {
+		t.Fatalf("learned destination of the other workload: %v", err)
+	}
+	body := scrape(t, s)
+	for _, want := range []string{`minerguard_profiles{state="enforcing"} 1`, `minerguard_profiles{state="monitoring"} 1`,
+		`minerguard_enforcement_mode{mode="enforce"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// 9090 and 9091 at least (the dropped reconnect's SYN counts too once its flow ends).
+	var n float64
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, `minerguard_profile_violations_total{workload="`+a+`"}`) {
+			fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &n)
+		}
+	}
+	if n < 2 || strings.Contains(body, `minerguard_profile_violations_total{workload="`+b+`"}`) {
+		t.Errorf("violations by workload:\n%s", body)
+	}
+}
+
+func scrape(t *testing.T, s *Sensor) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	s.Handler().ServeHTTP(rec, req)
+	return rec.Body.String()
 }
