@@ -32,6 +32,7 @@ type Book struct {
 
 	commitMu sync.Mutex // orders commits; held while writing, without holding mu
 	db       *bolt.DB
+	readOnly bool // OpenReadOnly: Commit discards
 	path     string
 }
 

@@ -33,20 +33,35 @@ const DefaultOpenTimeout = time.Second
 // Open opens (creating if needed) the profile state at path and loads every profile. The
 // file is locked: a second process (or a second Open) fails after timeout with an error
 // naming the holder's pid when /proc/locks tells it. A state written by a newer schema is
-// refused.
+// refused. Opening writes nothing unless the file is new.
 func Open(path string, cfg Config, timeout time.Duration) (*Book, error) {
+	return open(path, cfg, timeout, false)
+}
+
+// OpenReadOnly loads an existing state without ever writing it: Commit keeps changes in
+// memory only. Several read-only opens may share the file, but not with an Open (a running
+// sensor), which holds the lock exclusively.
+func OpenReadOnly(path string, cfg Config, timeout time.Duration) (*Book, error) {
+	return open(path, cfg, timeout, true)
+}
+
+func open(path string, cfg Config, timeout time.Duration, ro bool) (*Book, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if timeout <= 0 {
 		timeout = DefaultOpenTimeout
 	}
-	if dir := filepath.Dir(path); dir != "" {
+	if ro {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("opening profile state: %w", err)
+		}
+	} else if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("opening profile state: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: ro})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("profile state %s is in use by another minerguard%s (waited %v)", path, lockHolder(path), timeout)
 	}
@@ -54,23 +69,15 @@ func Open(path string, cfg Config, timeout time.Duration) (*Book, error) {
 		return nil, fmt.Errorf("opening profile state %s: %w", path, err)
 	}
 	b := NewMemory(cfg)
-	b.db, b.path = db, path
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
+	b.db, b.path, b.readOnly = db, path, ro
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) error {
+		meta, ps := tx.Bucket(bucketMeta), tx.Bucket(bucketProfiles)
+		if meta == nil || ps == nil {
+			fresh = true
+			return nil
 		}
-		if v := meta.Get(keySchema); v == nil {
-			if err := meta.Put(keySchema, []byte(strconv.Itoa(schemaVersion))); err != nil {
-				return err
-			}
-		} else if n, err := strconv.Atoi(string(v)); err != nil {
-			return fmt.Errorf("schema version %q is not a number", v)
-		} else if n > schemaVersion {
-			return fmt.Errorf("schema version %d is newer than this minerguard understands (%d); use a newer minerguard or another state file", n, schemaVersion)
-		}
-		ps, err := tx.CreateBucketIfNotExists(bucketProfiles)
-		if err != nil {
+		if err := checkSchema(meta.Get(keySchema)); err != nil {
 			return err
 		}
 		return ps.ForEach(func(k, v []byte) error {
@@ -90,6 +97,23 @@ func Open(path string, cfg Config, timeout time.Duration) (*Book, error) {
 			return nil
 		})
 	})
+	if err == nil && fresh && !ro {
+		// A new file (or one without our buckets): write the layout once.
+		err = db.Update(func(tx *bolt.Tx) error {
+			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := checkSchema(meta.Get(keySchema)); err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(schemaVersion))); err != nil {
+				return err
+			}
+			_, err = tx.CreateBucketIfNotExists(bucketProfiles)
+			return err
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("loading profile state %s: %w", path, err)
@@ -98,14 +122,29 @@ func Open(path string, cfg Config, timeout time.Duration) (*Book, error) {
 	return b, nil
 }
 
+// checkSchema accepts a missing version (a new file) or one we understand.
+func checkSchema(v []byte) error {
+	if v == nil {
+		return nil
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return fmt.Errorf("schema version %q is not a number", v)
+	}
+	if n > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this minerguard understands (%d); use a newer minerguard or another state file", n, schemaVersion)
+	}
+	return nil
+}
+
 // Commit writes every change since the last Commit in one bbolt transaction (fsynced before
-// it returns). A Book from NewMemory has nothing to write. On failure the changes stay
+// it returns). A Book from NewMemory or OpenReadOnly writes nothing. On failure the changes stay
 // pending for the next Commit, and CommitErrors counts it.
 func (b *Book) Commit() error {
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	b.mu.Lock()
-	if b.db == nil {
+	if b.db == nil || b.readOnly {
 		clear(b.dirty)
 		b.mu.Unlock()
 		return nil

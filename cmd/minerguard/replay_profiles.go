@@ -123,6 +123,9 @@ func openProfiles(path string, learn bool) (*profile.Book, error) {
 	}
 	// Replay learns for as long as the capture lasts; the profiles are promoted at its end.
 	cfg := profile.Config{Promote: profile.Learning}
+	if !learn {
+		return profile.OpenReadOnly(path, cfg, 5*time.Second)
+	}
 	return profile.Open(path, cfg, 5*time.Second)
 }
 
