@@ -219,3 +219,52 @@ func TestL3KillDuringLearning(t *testing.T) {
 		t.Logf("round %d: killed after \"committed %d\", state = batch %d", round, last, matched)
 	}
 }
+
+// Opening and checking write nothing: a checking replay leaves the state byte for byte.
+func TestOpenWritesNothingUnlessChanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "profiles.db")
+	b, err := Open(path, Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Learn("w", obs(named("api.example", 443), "192.0.2.1"), t0)
+	b.Close()
+	before, _ := os.ReadFile(path)
+
+	b, err = Open(path, Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("Open+Close without changes rewrote the state")
+	}
+
+	r1, err := OpenReadOnly(path, Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := OpenReadOnly(path, Config{}, time.Second) // readers share the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := r1.Check("w", named("api.example", 443), ip("192.0.2.1"), t0); !r.In {
+		t.Errorf("read-only check: %+v", r)
+	}
+	r1.Check("new", named("x.example", 443), ip("192.0.2.1"), t0) // creates a profile in memory
+	r1.Learn("w", obs(named("more.example", 443), "192.0.2.2"), t0)
+	if err := r1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Config{}, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "in use by another minerguard") {
+		t.Errorf("Open beside readers: %v", err)
+	}
+	r1.Close()
+	r2.Close()
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("a read-only Book wrote the state")
+	}
+	if _, err := OpenReadOnly(filepath.Join(t.TempDir(), "none.db"), Config{}, time.Second); err == nil {
+		t.Error("read-only open of a missing file succeeded")
+	}
+}
