@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path"
+	"sync"
 	"sync/atomic"
 
 	"github.com/minerguard/minerguard/capture"
@@ -20,7 +21,9 @@ import (
 type enforcer struct {
 	m         *xdp.Manager
 	log       *slog.Logger
-	overrides []WorkloadMode
+	mu        sync.RWMutex
+	overrides []WorkloadMode // replaced on reload
+	degraded  map[string]bool // workloads the manager put in flag-only because a map was full
 	identity  func(scope uint64) string
 	failures  atomic.Uint64 // blocks or attachments that failed
 }
@@ -34,11 +37,16 @@ func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string) (*
 	if err != nil {
 		return nil, err
 	}
-	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity}, nil
+	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity, degraded: map[string]bool{}}, nil
 }
 
 // modeFor is the XDP mode of a workload: the first matching override, else enforce.
 func (e *enforcer) modeFor(workload string) (xdp.Mode, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.degraded[workload] {
+		return xdp.ModeFlagOnly, false
+	}
 	for _, o := range e.overrides {
 		if ok, _ := path.Match(o.Match, workload); ok {
 			switch o.Mode {
@@ -53,15 +61,33 @@ func (e *enforcer) modeFor(workload string) (xdp.Mode, bool) {
 	return xdp.ModeEnforce, false
 }
 
-// attach enforces on a namespace's traffic. Failures are logged and counted; the namespace is
-// still captured and flagged.
-func (e *enforcer) attach(ns capture.Netns, workload string) {
+// setOverrides replaces the per-workload modes (reload); workloads degraded by a full map get
+// another try.
+func (e *enforcer) setOverrides(o []WorkloadMode) {
+	e.mu.Lock()
+	e.overrides = o
+	clear(e.degraded)
+	e.mu.Unlock()
+}
+
+// applyMode sets a workload's mode from the current overrides.
+func (e *enforcer) applyMode(workload string) bool {
 	mode, failClosed := e.modeFor(workload)
 	if err := e.m.SetMode(workload, mode, failClosed); err != nil {
 		e.failures.Add(1)
 		e.log.Warn("setting the enforcement mode", "workload", workload, "err", err)
+		return false
+	}
+	return true
+}
+
+// attach enforces on a namespace's traffic. Failures are logged and counted; the namespace is
+// still captured and flagged.
+func (e *enforcer) attach(ns capture.Netns, workload string) {
+	if !e.applyMode(workload) {
 		return
 	}
+	mode, _ := e.modeFor(workload)
 	a, err := e.m.Attach(workload, ns.Path, ns.Inode)
 	if err != nil {
 		e.failures.Add(1)
@@ -127,6 +153,11 @@ func (e *enforcer) Unblock(b engine.Block) {
 func (e *enforcer) fail(what, workload string, err error) {
 	e.failures.Add(1)
 	if errors.Is(err, xdp.ErrMapFull) {
+		// The manager switched the workload to flag-only: its later alerts must not claim
+		// a drop.
+		e.mu.Lock()
+		e.degraded[workload] = true
+		e.mu.Unlock()
 		e.log.Error(what+": the XDP map is full; the workload is flagged only from now on", "workload", workload, "err", err)
 		return
 	}

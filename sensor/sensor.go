@@ -482,6 +482,21 @@ func (s *Sensor) Reload(path string) error {
 		return err
 	}
 	s.det.SetIntel(set)
+	if s.enf != nil {
+		// Per-workload modes may have changed: apply them to every attached workload.
+		s.enf.setOverrides(cfg.Enforcement.Workloads)
+		s.mu.RLock()
+		var ids []string
+		for _, w := range s.rings {
+			if w.ns.Path != "" {
+				ids = append(ids, w.id.Name)
+			}
+		}
+		s.mu.RUnlock()
+		for _, id := range ids {
+			s.enf.applyMode(id)
+		}
+	}
 	return nil
 }
 
