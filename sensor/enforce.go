@@ -22,7 +22,7 @@ type enforcer struct {
 	m         *xdp.Manager
 	log       *slog.Logger
 	mu        sync.RWMutex
-	overrides []WorkloadMode // replaced on reload
+	overrides []WorkloadMode  // replaced on reload
 	degraded  map[string]bool // workloads the manager put in flag-only because a map was full
 	identity  func(scope uint64) string
 	failures  atomic.Uint64 // blocks or attachments that failed
