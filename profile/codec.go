@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -49,11 +50,11 @@ type wireEntry struct {
 const fileKind = "MinerguardProfiles"
 
 // Decode limits: hostile files are refused before they cost more than a bounded amount of
-// memory. YAML is held to less because yaml.v3 builds a node tree (~150 bytes per node, and a
-// node can take 2 bytes of input).
+// memory (about 150 MiB at worst, measured). YAML is also limited in items (maxYAMLTokens)
+// because yaml.v3 builds a node tree of ~150 bytes per node.
 const (
-	MaxDecodeJSON    = 32 << 20
-	MaxDecodeYAML    = 2 << 20
+	MaxDecodeJSON    = 8 << 20
+	MaxDecodeYAML    = 4 << 20
 	maxDecodeItems   = 100000 // profiles, entries per profile, addresses per entry
 	maxStringLen     = 1024
 	timeFormat       = time.RFC3339Nano
@@ -293,7 +294,7 @@ func Decode(r io.Reader) ([]Profile, error) {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&f); err != nil {
-			return nil, fmt.Errorf("decoding profiles (JSON): %w", err)
+			return nil, fmt.Errorf("decoding profiles (JSON): %w", shortErr(err))
 		}
 		if dec.More() {
 			return nil, errors.New("decoding profiles (JSON): data after the top-level object")
@@ -329,23 +330,95 @@ func Decode(r io.Reader) ([]Profile, error) {
 }
 
 func decodeYAML(data []byte, f *wireFile) error {
-	var n yaml.Node
-	if err := yaml.Unmarshal(data, &n); err != nil {
-		return fmt.Errorf("decoding profiles (YAML): %w", err)
+	// yaml.v3 builds a node tree first (~150 bytes a node, and a node can cost 2 bytes of
+	// input): bound the nodes by counting the bytes that can start or separate one.
+	if n := bytes.Count(data, []byte("\n")) + countAny(data, ",:-[{"); n > maxYAMLTokens {
+		return fmt.Errorf("decoding profiles (YAML): more than %d items; use JSON for big files", maxYAMLTokens)
+	}
+	var n, extra yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&n); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decoding profiles (YAML): %w", shortErr(err))
+	}
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("decoding profiles (YAML): more than one document")
 	}
 	if err := noAliases(&n, 0); err != nil {
 		return err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
+	if len(n.Content) == 0 {
+		return nil
+	}
+	if err := knownFields(n.Content[0], reflect.TypeOf(f).Elem()); err != nil {
 		return fmt.Errorf("decoding profiles (YAML): %w", err)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("decoding profiles (YAML): more than one document")
+	if err := n.Decode(f); err != nil {
+		return fmt.Errorf("decoding profiles (YAML): %w", shortErr(err))
 	}
 	return nil
+}
+
+const maxYAMLTokens = 100000
+
+func countAny(b []byte, chars string) int {
+	n := 0
+	for _, c := range b {
+		if strings.IndexByte(chars, c) >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// shortErr keeps the first lines of yaml's error, which lists every bad value.
+func shortErr(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 3 {
+		return fmt.Errorf("%s (and %d more)", strings.Join(te.Errors[:3], "; "), len(te.Errors)-3)
+	}
+	return err
+}
+
+// knownFields refuses mapping keys that are not fields of the struct the mapping decodes
+// into (what Decoder.KnownFields does, without parsing the input a second time).
+func knownFields(n *yaml.Node, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			ft, ok := yamlField(t, k)
+			if !ok {
+				return fmt.Errorf("line %d: field %s not found in type %s", n.Content[i].Line, trunc(k), t.Name())
+			}
+			if err := knownFields(n.Content[i+1], ft); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for _, c := range n.Content {
+			if err := knownFields(c, t.Elem()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func yamlField(t reflect.Type, key string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name == key {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 func noAliases(n *yaml.Node, depth int) error {

@@ -104,7 +104,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"alias", "kind: MinerguardProfiles\nx: &a [1]\nprofiles: *a\n", "anchors and aliases are not allowed"},
 		{"two docs", "kind: MinerguardProfiles\nprofiles: []\n---\nkind: MinerguardProfiles\n", "more than one document"},
 		{"deep", "kind: MinerguardProfiles\nprofiles: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n", "nested deeper"},
-		{"yaml too big", "kind: MinerguardProfiles\n#" + strings.Repeat("x", MaxDecodeYAML) + "\n", "larger than 2 MiB of YAML"},
+		{"yaml too big", "kind: MinerguardProfiles\n#" + strings.Repeat("x", MaxDecodeYAML) + "\n", "larger than 4 MiB of YAML"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(strings.NewReader(tc.in))
