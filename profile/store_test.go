@@ -268,3 +268,80 @@ func TestOpenWritesNothingUnlessChanged(t *testing.T) {
 		t.Error("read-only open of a missing file succeeded")
 	}
 }
+
+// A failed commit is counted and its changes stay pending for the next one.
+func TestCommitErrorKeepsChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "profiles.db")
+	b, err := Open(path, Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Learn("w", obs(named("api.example", 443), "192.0.2.1"), t0)
+	db := b.db
+	db.Close() // the disk goes away under the Book
+	if err := b.Commit(); err == nil {
+		t.Fatal("commit to a closed database succeeded")
+	}
+	if s := b.Stats(); s.CommitErrors != 1 || s.Commits != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	b.db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s.Commits != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	b.Close()
+	b, err = Open(path, Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if p, ok := b.Get("w"); !ok || len(p.Entries) != 1 {
+		t.Errorf("the retried commit lost the entry: %+v", p)
+	}
+}
+
+// Check, Learn, Tick and Commit from several goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	b, err := Open(filepath.Join(t.TempDir(), "profiles.db"), Config{MinFlows: 50, Quiet: -1}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				w := fmt.Sprintf("w%d", i%3)
+				d := named(fmt.Sprintf("n%d.example", i%20), 443)
+				switch g {
+				case 0:
+					b.Learn(w, obs(d, "192.0.2.1"), t0)
+				case 1:
+					b.Check(w, d, ip("192.0.2.1"), t0)
+				case 2:
+					b.Tick(t0.Add(time.Duration(i) * time.Second))
+					b.Poison(w, named("pool.example", 3333), t0)
+				case 3:
+					if err := b.Commit(); err != nil {
+						t.Error(err)
+					}
+					b.List()
+					b.Stats()
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if s := b.Stats(); s.Profiles != 3 || s.Learning+s.Monitoring != 3 {
+		t.Errorf("stats %+v", s)
+	}
+}
