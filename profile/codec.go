@@ -241,12 +241,12 @@ func Encode(w io.Writer, ps []Profile, format string) error {
 		}
 		return enc.Close()
 	case "text":
-		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		for i, p := range ps {
 			if i > 0 {
-				fmt.Fprintln(tw)
+				fmt.Fprintln(w)
 			}
-			fmt.Fprintf(tw, "%s\t%s since %s\t%d entries\n", p.Workload, p.State, fmtTime(p.Since), len(p.Entries))
+			fmt.Fprintf(w, "%s: %s since %s, %d entries\n", p.Workload, p.State, fmtTime(p.Since), len(p.Entries))
+			tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 			for _, e := range p.Entries {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\n", e, e.App, joinIPs(e.IPs, 8))
 			}
@@ -256,8 +256,11 @@ func Encode(w io.Writer, ps []Profile, format string) error {
 			for _, s := range p.Poisoned {
 				fmt.Fprintf(tw, "  (poisoned) %s\n", s)
 			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 		}
-		return tw.Flush()
+		return nil
 	}
 	return fmt.Errorf("unknown profile format %q (want yaml, json or text)", format)
 }
