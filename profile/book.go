@@ -47,12 +47,13 @@ type profile struct {
 	image    string
 
 	entries map[key]*entry
-	cands   map[key]*entry      // waiting for MinReplicas; not matched
-	ipIdx   map[ipKey]*entry    // address recorded under a name entry → (one of) its entries
-	plens   []int               // distinct lengths of non-host Addr entries, to probe prefixes
-	anyPort int                 // entries with port 0 (any port): probe with port 0 too
-	pNames  map[string]struct{} // poisoned names
-	pNets   []netip.Prefix      // poisoned addresses/prefixes
+	cands   map[key]*entry    // waiting for MinReplicas; not matched
+	ipIdx   map[ipKey]*entry  // address recorded under a name entry → (one of) its entries
+	plens   []int             // distinct lengths of non-host Addr entries, to probe prefixes
+	anyPort int               // entries with port 0 (any port): probe with port 0 too
+	pNames  map[string]string // poisoned names → "poisoned NAME" (the alert label)
+	pNets   []netip.Prefix    // poisoned addresses/prefixes
+	pLabels []string          // "poisoned PREFIX", parallel to pNets
 }
 
 type entry struct {
@@ -99,7 +100,7 @@ func newProfile(workload string, now time.Time) *profile {
 		entries:  map[key]*entry{},
 		cands:    map[key]*entry{},
 		ipIdx:    map[ipKey]*entry{},
-		pNames:   map[string]struct{}{},
+		pNames:   map[string]string{},
 	}
 }
 
@@ -204,13 +205,13 @@ func (b *Book) denied(name string, ip netip.Addr, pfx netip.Prefix) string {
 
 func (p *profile) poisoned(name string, ip netip.Addr, pfx netip.Prefix) string {
 	if name != "" {
-		if _, ok := p.pNames[name]; ok {
-			return "poisoned"
+		if lbl, ok := p.pNames[name]; ok {
+			return lbl
 		}
 	}
-	for _, n := range p.pNets {
+	for i, n := range p.pNets {
 		if (ip.IsValid() && n.Contains(ip)) || (pfx.IsValid() && n.Overlaps(pfx)) {
-			return "poisoned"
+			return p.pLabels[i]
 		}
 	}
 	return ""
@@ -434,7 +435,7 @@ func (b *Book) Poison(workload string, d Dest, now time.Time) {
 			if full {
 				b.st.PoisonCapped++
 			} else {
-				p.pNames[d.Name] = struct{}{}
+				p.pNames[d.Name] = "poisoned " + d.Name
 			}
 		}
 	} else if !slices.Contains(p.pNets, d.Addr) {
@@ -442,6 +443,7 @@ func (b *Book) Poison(workload string, d Dest, now time.Time) {
 			b.st.PoisonCapped++
 		} else {
 			p.pNets = append(p.pNets, d.Addr)
+			p.pLabels = append(p.pLabels, "poisoned "+d.Addr.String())
 		}
 	}
 	hit := func(e *entry) bool {
@@ -740,9 +742,10 @@ func (b *Book) build(pr Profile) (*profile, error) {
 			return nil, fmt.Errorf("profile %s poisoned %q: not a name, address or prefix", w, s)
 		}
 		if name != "" {
-			p.pNames[name] = struct{}{}
+			p.pNames[name] = "poisoned " + name
 		} else if !slices.Contains(p.pNets, pf) {
 			p.pNets = append(p.pNets, pf)
+			p.pLabels = append(p.pLabels, "poisoned "+pf.String())
 		}
 	}
 	return p, nil

@@ -126,7 +126,7 @@ func TestL1Poison(t *testing.T) {
 			b.Approve("w", Monitoring, t0.Add(time.Hour))
 			for _, d := range []Dest{pool, poolTLS} {
 				r := b.Check("w", d, ip("203.0.113.50"), t0.Add(2*time.Hour))
-				if r.In || !r.Poisoned {
+				if r.In || !r.Poisoned || r.Entry != "poisoned pool.example" {
 					t.Errorf("%v: %+v, want poisoned, not in", d, r)
 				}
 			}
