@@ -209,6 +209,13 @@ func (w *Watcher) scan(fn func(NetnsEvent)) error {
 	var removed []Netns
 	for k, n := range w.current {
 		if _, ok := now[k]; !ok {
+			// A listing can miss a namespace that still exists (a name whose mount is being
+			// touched by ip-netns while we read the directory): it is gone only when the path
+			// it was found by no longer opens it. A false removal would stop its capture.
+			if still, err := statNs(n.Path); err == nil && still == k {
+				now[k] = n
+				continue
+			}
 			removed = append(removed, n)
 		}
 	}

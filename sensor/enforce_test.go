@@ -388,6 +388,8 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 		t.Fatalf("the out-of-profile connection still reaches the pool (%v, %d bytes)", err, c.got.Load()-before)
 	}
 	if err := use(l.work, 9091); err == nil {
+		blk, okb := s.enf.m.DestBlock(a, netip.MustParsePrefix(l.poolIP+"/32"), 9091, 6)
+		t.Logf("destination block %v %+v; data path %+v", okb, blk, s.enf.m.Stats())
 		t.Fatalf("a reconnect to the out-of-profile destination was answered")
 	}
 	if err := use(l.work, 8080); err != nil {

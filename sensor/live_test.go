@@ -217,7 +217,11 @@ func startSensor(t testing.TB, cfg Config, out io.Writer) *Sensor {
 	if cfg.StateDir == Default().StateDir && cfg.Profiles.State == "" {
 		cfg.StateDir = t.TempDir() // never the machine's own profile state
 	}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out)
+	var lw io.Writer = io.Discard
+	if os.Getenv("MG_DEBUG_LOG") != "" {
+		lw = os.Stderr
+	}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)), out)
 	if err != nil {
 		t.Fatal(err)
 	}
