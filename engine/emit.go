@@ -9,7 +9,7 @@ import (
 
 // emit builds the alert for one finding. Each alert carries its own flow's 5-tuple, oriented
 // so that src is the side that opened the connection or sent the query.
-func (e *Engine) emit(f *flow.Flow[state], v *detect.Verdict, fd detect.Finding, blocked bool) {
+func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 	s := &f.App
 	d := s.det
 	if d == nil {

@@ -299,10 +299,7 @@ func (e *Engine) finish(f *flow.Flow[state]) {
 	s.flags |= flagDone
 	e.table.Release(f)
 	e.stats.Bypassed++
-	if e.opt.Profiles != nil {
-		e.checkProfile(f)
-		e.learnProfile(f)
-	}
+	e.checkProfile(f) // learns it too while its workload is learning
 }
 
 func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
@@ -384,7 +381,7 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 		}
 		s.alerted = s.alerted.With(fd.Reason)
 		f.Flagged = true
-		e.emit(f, &v, fd, blocked)
+		e.emit(f, fd, blocked)
 	}
 	if s.alerted != before && s.prof&profLearning != 0 {
 		e.learnProfile(f) // a destination learned before the flag was raised is poisoned
@@ -392,12 +389,9 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 }
 
 func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
-	if e.opt.Profiles != nil {
-		// A flow that ended before anything decided it (a refused connect, a lone datagram) is
-		// still checked and learned.
-		e.checkProfile(f)
-		e.learnProfile(f)
-	}
+	// A flow that ended before anything decided it (a refused connect, a lone datagram) is
+	// still checked, and learned while its workload is learning.
+	e.checkProfile(f)
 	if f.App.prof&profBlocked != 0 {
 		e.opt.Enforcer.Unblock(e.blockOf(f))
 	}

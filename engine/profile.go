@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/profile"
@@ -48,17 +49,21 @@ const (
 	profPoisoned                   // its flagged destination was poisoned in the profile
 )
 
-// workloadName is the identity of the workload that opened f, or "" when none is known (an
-// inbound connection, or a source outside every mapped workload).
-func (e *Engine) workloadName(f *flow.Flow[state]) string {
+// workloadOf is the workload that opened f, or nil when none is known (an inbound
+// connection, or a source outside every mapped workload).
+func (e *Engine) workloadOf(f *flow.Flow[state]) *alert.Workload {
 	if e.opt.Workload == nil {
-		return ""
+		return nil
 	}
-	w := e.opt.Workload(f.Scope, f.Orig.Addr())
-	if w == nil {
-		return ""
+	return e.opt.Workload(f.Scope, f.Orig.Addr())
+}
+
+// workloadName is the identity of workloadOf(f), "" when none is known.
+func (e *Engine) workloadName(f *flow.Flow[state]) string {
+	if w := e.workloadOf(f); w != nil {
+		return w.Identity
 	}
-	return w.Identity
+	return ""
 }
 
 // dest is f's destination as the profile keys it: the name a DNS answer in the same scope
@@ -112,7 +117,7 @@ func (e *Engine) checkProfile(f *flow.Flow[state]) {
 	if r.State == profile.Enforcing {
 		det.facts.Profile = detect.ProfileEnforcing
 	}
-	det.facts.ProfileDest = destString(d, f.Resp.Addr())
+	det.facts.ProfileDest = d.String()
 	e.evaluate(f)
 }
 
@@ -125,68 +130,47 @@ func (e *Engine) learnProfile(f *flow.Flow[state]) {
 	if s.prof&profLearning == 0 || s.prof&profPoisoned != 0 {
 		return
 	}
-	var wl string
-	resolve := func() bool {
-		if wl == "" {
-			wl = e.workloadName(f)
-		}
-		return wl != ""
+	w := e.workloadOf(f)
+	if w == nil {
+		return
 	}
 	d := e.dest(f)
 	if s.app == appDNS {
 		// A lookup of a pool flags the query, not the resolver: the name is poisoned and the
 		// resolver stays learned.
-		if s.alerted.Has(detect.ReasonPoolDNS) && s.det != nil && resolve() {
-			e.opt.Profiles.Poison(wl, profile.Dest{Name: s.det.facts.DNSQuery}, e.now)
+		if s.alerted.Has(detect.ReasonPoolDNS) && s.det != nil {
+			e.opt.Profiles.Poison(w.Identity, profile.Dest{Name: s.det.facts.DNSQuery}, e.now)
 			e.stats.ProfilePoisoned++
 		}
 		if s.alerted&^(1<<detect.ReasonPoolDNS) == 0 {
-			if s.prof&profLearned == 0 && resolve() {
-				s.prof |= profLearned
-				e.learn(f, wl, d)
-			}
+			e.learn(f, w, d)
 			return
 		}
 	}
 	if s.alerted != 0 {
 		s.prof |= profPoisoned
-		if resolve() {
-			e.opt.Profiles.Poison(wl, d, e.now)
-			e.stats.ProfilePoisoned++
-		}
+		e.opt.Profiles.Poison(w.Identity, d, e.now)
+		e.stats.ProfilePoisoned++
 		return
 	}
-	if s.prof&profLearned == 0 && resolve() {
-		s.prof |= profLearned
-		e.learn(f, wl, d)
-	}
+	e.learn(f, w, d)
 }
 
-func (e *Engine) learn(f *flow.Flow[state], wl string, d profile.Dest) {
-	o := profile.Observation{Dest: d, IP: f.Resp.Addr()}
-	if w := e.opt.Workload(f.Scope, f.Orig.Addr()); w != nil {
-		o.Replica, o.Node = w.Pod, w.Node
-		if o.Replica == "" {
-			o.Replica = w.Netns
-		}
+// learn teaches f's destination once.
+func (e *Engine) learn(f *flow.Flow[state], w *alert.Workload, d profile.Dest) {
+	if f.App.prof&profLearned != 0 {
+		return
+	}
+	f.App.prof |= profLearned
+	o := profile.Observation{Dest: d, IP: f.Resp.Addr(), Replica: w.Pod, Node: w.Node}
+	if o.Replica == "" {
+		o.Replica = w.Netns
 	}
 	if o.Replica == "" {
 		o.Replica = strconv.FormatUint(f.Scope, 10)
 	}
-	e.opt.Profiles.Learn(wl, o, e.now)
+	e.opt.Profiles.Learn(w.Identity, o, e.now)
 	e.stats.ProfileLearned++
-}
-
-// destString is the destination as alerts show it: name:port/proto, else address:port/proto.
-func destString(d profile.Dest, ip netip.Addr) string {
-	p := "/tcp"
-	if d.Proto == 17 {
-		p = "/udp"
-	}
-	if d.Name != "" {
-		return d.Name + ":" + strconv.Itoa(int(d.Port)) + p
-	}
-	return netip.AddrPortFrom(ip, d.Port).String() + p
 }
 
 // block asks the enforcer to drop f once its verdict says so.
