@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,25 +21,15 @@ import (
 	"github.com/minerguard/minerguard/xdp"
 )
 
-// routedLab is a node namespace (playing the host) routing between a workload namespace and
-// a pool namespace, each joined to the node by a veth pair: the host side of the workload's
-// veth is where XDP sees its egress, as on a real node.
+// routedLab is netnstest's routed node with a bpffs pin path of its own, removed at cleanup.
 type routedLab struct {
-	node, work, pool string
-	poolIP           string
-	pinPath          string
+	netnstest.Routed
+	pinPath string
 }
 
 func newRoutedLab(t *testing.T, n int) *routedLab {
 	netnstest.RequireRoot(t)
-	l := &routedLab{node: netnstest.New(t, "node"), work: netnstest.New(t, "work"), pool: netnstest.New(t, "pool")}
-	nodeW, workIP := netnstest.Veth(t, l.node, l.work, n)
-	nodeP, poolIP := netnstest.Veth(t, l.node, l.pool, n+1)
-	l.poolIP = poolIP
-	netnstest.Run(t, "ip", "-n", l.work, "route", "add", "default", "via", nodeW)
-	netnstest.Run(t, "ip", "-n", l.pool, "route", "add", "default", "via", nodeP)
-	netnstest.Run(t, "ip", "netns", "exec", l.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	_ = workIP
+	l := &routedLab{Routed: netnstest.NewRouted(t, n)}
 	b := make([]byte, 4)
 	rand.Read(b)
 	l.pinPath = "/sys/fs/bpf/minerguard-test-" + hex.EncodeToString(b)
@@ -53,47 +42,15 @@ func newRoutedLab(t *testing.T, n int) *routedLab {
 	return l
 }
 
-// counter is a pool that counts the bytes it receives per connection and answers each line.
-type counter struct {
-	got atomic.Int64
-}
-
-func (l *routedLab) servePool(t *testing.T, port int, c *counter) {
-	var ln net.Listener
-	if err := netnstest.Do(t, l.pool, func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", l.poolIP, port))
-		return
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(60 * time.Second))
-				r := bufio.NewReader(conn)
-				for {
-					line, err := r.ReadString('\n')
-					c.got.Add(int64(len(line)))
-					if err != nil {
-						return
-					}
-					conn.Write([]byte(`{"id":1,"jsonrpc":"2.0","result":true}` + "\n"))
-				}
-			}()
-		}
-	}()
+// servePool is a pool on port of the pool namespace that answers every line.
+func (l *routedLab) servePool(t *testing.T, port int) *netnstest.LineServer {
+	return netnstest.ServeLines(t, l.Pool, fmt.Sprintf("%s:%d", l.PoolIP, port), `{"id":1,"jsonrpc":"2.0","result":true}`)
 }
 
 func (l *routedLab) dial(t *testing.T, port int) net.Conn {
 	var c net.Conn
-	if err := netnstest.Do(t, l.work, func() (err error) {
-		c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.poolIP, port), 5*time.Second)
+	if err := netnstest.Do(t, l.Work, func() (err error) {
+		c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.PoolIP, port), 5*time.Second)
 		return
 	}); err != nil {
 		t.Fatal(err)
@@ -114,22 +71,13 @@ func roundTrip(c net.Conn, r *bufio.Reader, line string, d time.Duration) error 
 
 func (l *routedLab) config() Config {
 	cfg := Default()
-	cfg.Netns = []string{l.work}
+	cfg.Netns = []string{l.Work}
 	cfg.Mode = "enforce"
 	cfg.Web.ListenAddress = "127.0.0.1:0"
 	cfg.Enforcement.PinPath = l.pinPath
-	cfg.Enforcement.HostNetns = "/var/run/netns/" + l.node
+	cfg.Enforcement.HostNetns = "/var/run/netns/" + l.Node
 	cfg.Profiles.Enabled = false
 	return cfg
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-	}
 }
 
 // Enforce mode end to end: the workload's Stratum session is dropped on the host-side veth
@@ -139,9 +87,8 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 // resetting the allowed connection.
 func TestEnforceDropsStratumKeepsAllowed(t *testing.T) {
 	l := newRoutedLab(t, 71)
-	miner, benign := &counter{}, &counter{}
-	l.servePool(t, 3333, miner)
-	l.servePool(t, 8545, benign)
+	miner := l.servePool(t, 3333)
+	l.servePool(t, 8545)
 	out := &syncBuf{}
 	cfg := l.config()
 	cfg.StateDir = t.TempDir()
@@ -162,8 +109,8 @@ func TestEnforceDropsStratumKeepsAllowed(t *testing.T) {
 			<-done
 		}
 	})
-	waitFor(t, 5*time.Second, "sensor ready", s.Ready)
-	waitFor(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	netnstest.Eventually(t, 5*time.Second, "sensor ready", s.Ready)
+	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
 
 	ok := l.dial(t, 8545)
 	okR := bufio.NewReader(ok)
@@ -177,17 +124,17 @@ func TestEnforceDropsStratumKeepsAllowed(t *testing.T) {
 	if err := roundTrip(mc, mr, login, 5*time.Second); err != nil {
 		t.Fatalf("first login: %v", err)
 	}
-	waitFor(t, 5*time.Second, "a blocked alert", func() bool { return strings.Contains(out.String(), `"action":"blocked"`) })
+	netnstest.Eventually(t, 5*time.Second, "a blocked alert", func() bool { return strings.Contains(out.String(), `"action":"blocked"`) })
 	// From here on the pool must receive nothing more from this connection.
 	time.Sleep(100 * time.Millisecond)
-	before := miner.got.Load()
+	before := miner.Received.Load()
 	unanswered := 0
 	for i := 0; i < 5; i++ {
 		if err := roundTrip(mc, mr, `{"id":2,"jsonrpc":"2.0","method":"submit","params":{"id":"1","job_id":"1","nonce":"00","result":"00"}}`+"\n", 200*time.Millisecond); err != nil {
 			unanswered++
 		}
 	}
-	if got := miner.got.Load(); got != before || unanswered != 5 {
+	if got := miner.Received.Load(); got != before || unanswered != 5 {
 		t.Fatalf("after the block the pool received %d more bytes and %d of 5 requests went unanswered", got-before, unanswered)
 	}
 	if err := roundTrip(ok, okR, rpc, 5*time.Second); err != nil {
@@ -219,20 +166,19 @@ func TestEnforceDropsStratumKeepsAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if mode, _, err := m.GetMode("netns/" + l.work); err != nil || mode != xdp.ModeFlagOnly {
+	if mode, _, err := m.GetMode("netns/" + l.Work); err != nil || mode != xdp.ModeFlagOnly {
 		t.Fatalf("after a graceful stop: mode %v, %v; want flag-only", mode, err)
 	}
 	if err := roundTrip(ok, okR, rpc, 5*time.Second); err != nil {
 		t.Fatalf("allowed flow after the sensor stopped: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the dropped bytes to arrive once flag-only", func() bool { return miner.got.Load() > before })
+	netnstest.Eventually(t, 10*time.Second, "the dropped bytes to arrive once flag-only", func() bool { return miner.Received.Load() > before })
 }
 
 // TestVerdictToDrop reports the verdict→first-drop latency over a few sessions (median, max);
 // MINERGUARD_DROP_SESSIONS sets how many (default 5).
 func TestVerdictToDrop(t *testing.T) {
 	l := newRoutedLab(t, 73)
-	c := &counter{}
 	cfg := l.config()
 	cfg.StateDir = t.TempDir()
 	out := &syncBuf{}
@@ -240,7 +186,7 @@ func TestVerdictToDrop(t *testing.T) {
 	if s.enf == nil {
 		t.Fatalf("no XDP data path (mode %s)", s.mode)
 	}
-	waitFor(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
 	n := 5
 	if v := os.Getenv("MINERGUARD_DROP_SESSIONS"); v != "" {
 		fmt.Sscan(v, &n)
@@ -249,7 +195,7 @@ func TestVerdictToDrop(t *testing.T) {
 	for i := 0; i < n; i++ {
 		// A new pool port each time: the previous session's verdict also blocked its
 		// destination, so a reconnect to it is dropped at its SYN.
-		l.servePool(t, 3400+i, c)
+		l.servePool(t, 3400+i)
 		conn := l.dial(t, 3400+i)
 		src := netip.MustParseAddrPort(conn.LocalAddr().String())
 		dst := netip.MustParseAddrPort(conn.RemoteAddr().String())
@@ -269,9 +215,9 @@ func TestVerdictToDrop(t *testing.T) {
 			}
 		}()
 		var blk xdp.Block
-		waitFor(t, 5*time.Second, "a dropped packet", func() bool {
+		netnstest.Eventually(t, 5*time.Second, "a dropped packet", func() bool {
 			var ok bool
-			blk, ok = s.enf.m.FlowBlock("netns/"+l.work, src, dst, 6)
+			blk, ok = s.enf.m.FlowBlock("netns/"+l.Work, src, dst, 6)
 			return ok && blk.FirstDropNs != 0
 		})
 		close(stop)
@@ -298,14 +244,14 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	l := newRoutedLab(t, 75)
 	// A second workload on the same node.
 	work2 := netnstest.New(t, "work2")
-	gw2, _ := netnstest.Veth(t, l.node, work2, 77)
+	gw2, _ := netnstest.Veth(t, l.Node, work2, 77)
 	netnstest.Run(t, "ip", "-n", work2, "route", "add", "default", "via", gw2)
-	c := &counter{}
-	for _, p := range []int{8080, 8081, 9090, 9091} {
-		l.servePool(t, p, c)
+	for _, p := range []int{8080, 8081, 9090} {
+		l.servePool(t, p)
 	}
+	fresh := l.servePool(t, 9091) // the destination first used once the profile is enforced
 	cfg := l.config()
-	cfg.Netns = []string{l.work, work2}
+	cfg.Netns = []string{l.Work, work2}
 	cfg.StateDir = t.TempDir()
 	cfg.Profiles.Enabled = true
 	cfg.Profiles.Window = time.Second
@@ -320,7 +266,7 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	use := func(ns string, port int) error {
 		var conn net.Conn
 		if err := netnstest.Do(t, ns, func() (err error) {
-			conn, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.poolIP, port), 2*time.Second)
+			conn, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.PoolIP, port), 2*time.Second)
 			return
 		}); err != nil {
 			return err
@@ -328,16 +274,16 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 		defer conn.Close()
 		return roundTrip(conn, bufio.NewReader(conn), rpc, time.Second)
 	}
-	a, b := "netns/"+l.work, "netns/"+work2
+	a, b := "netns/"+l.Work, "netns/"+work2
 	for i := 0; i < 3; i++ {
-		if err := use(l.work, 8080); err != nil {
+		if err := use(l.Work, 8080); err != nil {
 			t.Fatal(err)
 		}
 		if err := use(work2, 8081); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "both profiles promoted to monitoring", func() bool {
+	netnstest.Eventually(t, 10*time.Second, "both profiles promoted to monitoring", func() bool {
 		pa, okA := s.book.Get(a)
 		pb, okB := s.book.Get(b)
 		return okA && okB && pa.State.String() == "monitoring" && pb.State.String() == "monitoring"
@@ -350,10 +296,10 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	}
 
 	// Monitoring: the new destination is flagged, not dropped.
-	if err := use(l.work, 9090); err != nil {
+	if err := use(l.Work, 9090); err != nil {
 		t.Fatalf("monitored profile broke a new destination: %v", err)
 	}
-	waitFor(t, 5*time.Second, "an egress-not-in-profile alert", func() bool { return strings.Contains(out.String(), "egress-not-in-profile") })
+	netnstest.Eventually(t, 5*time.Second, "an egress-not-in-profile alert", func() bool { return strings.Contains(out.String(), "egress-not-in-profile") })
 	if !strings.Contains(out.String(), `"action":"allowed"`) || strings.Contains(out.String(), `"action":"blocked"`) {
 		t.Fatalf("monitoring alert:\n%s", out.String())
 	}
@@ -365,8 +311,8 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	// An address no answer named is judged at the flow's first payload, which therefore gets
 	// through; everything after it, and every reconnect, is dropped.
 	var conn net.Conn
-	if err := netnstest.Do(t, l.work, func() (err error) {
-		conn, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.poolIP, 9091), 2*time.Second)
+	if err := netnstest.Do(t, l.Work, func() (err error) {
+		conn, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.PoolIP, 9091), 2*time.Second)
 		return
 	}); err != nil {
 		t.Fatal(err)
@@ -374,7 +320,7 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	defer conn.Close()
 	cr := bufio.NewReader(conn)
 	roundTrip(conn, cr, rpc, time.Second)
-	waitFor(t, 5*time.Second, "a blocked egress-not-in-profile alert", func() bool {
+	netnstest.Eventually(t, 5*time.Second, "a blocked egress-not-in-profile alert", func() bool {
 		for _, line := range strings.Split(out.String(), "\n") {
 			if strings.Contains(line, "egress-not-in-profile") && strings.Contains(line, `"action":"blocked"`) && strings.Contains(line, `"dest_port":9091`) {
 				return true
@@ -383,16 +329,16 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 		return false
 	})
 	time.Sleep(50 * time.Millisecond)
-	before := c.got.Load()
-	if err := roundTrip(conn, cr, rpc, 300*time.Millisecond); err == nil || c.got.Load() != before {
-		t.Fatalf("the out-of-profile connection still reaches the pool (%v, %d bytes)", err, c.got.Load()-before)
+	before := fresh.Received.Load()
+	if err := roundTrip(conn, cr, rpc, 300*time.Millisecond); err == nil || fresh.Received.Load() != before {
+		t.Fatalf("the out-of-profile connection still reaches the pool (%v, %d bytes)", err, fresh.Received.Load()-before)
 	}
-	if err := use(l.work, 9091); err == nil {
-		blk, okb := s.enf.m.DestBlock(a, netip.MustParsePrefix(l.poolIP+"/32"), 9091, 6)
+	if err := use(l.Work, 9091); err == nil {
+		blk, okb := s.enf.m.DestBlock(a, netip.MustParsePrefix(l.PoolIP+"/32"), 9091, 6)
 		t.Logf("destination block %v %+v; data path %+v", okb, blk, s.enf.m.Stats())
 		t.Fatalf("a reconnect to the out-of-profile destination was answered")
 	}
-	if err := use(l.work, 8080); err != nil {
+	if err := use(l.Work, 8080); err != nil {
 		t.Fatalf("learned destination of the enforced workload: %v", err)
 	}
 	if err := use(work2, 8081); err != nil {

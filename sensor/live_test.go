@@ -31,32 +31,9 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 const login = `{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44wallet","pass":"x","agent":"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/12.2.0","algo":["rx/0"]}}` + "\n"
 
-// serve accepts connections in the pool namespace and answers each line with one line.
+// serve is a pool in namespace ns that answers each line with one line.
 func serve(t *testing.T, ns, addr string) {
-	var ln net.Listener
-	if err := netnstest.Do(t, ns, func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					c.Write([]byte(`{"id":1,"jsonrpc":"2.0","result":"0x10"}` + "\n"))
-				}
-			}()
-		}
-	}()
+	netnstest.ServeLines(t, ns, addr, `{"id":1,"jsonrpc":"2.0","result":"0x10"}`)
 }
 
 // talk connects from namespace ns, sends msg and waits for one line back.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -60,27 +58,14 @@ func startSensorProcess(t *testing.T, args ...string) (*exec.Cmd, *lockedBuf, *l
 	return cmd, out, errb
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-	}
-}
-
 // S1: a sensor killed with SIGKILL while enforcing leaves its pinned XDP state dropping the
 // blocked flow until the heartbeat times out, then the data path fails open; a restarted
 // sensor re-adopts the pinned program and maps (one program on the interface, the old blocks
 // enforced again). S2 follows: SIGTERM hands the workload back to flag-only.
 func TestS1KillDashNine(t *testing.T) {
 	netnstest.RequireRoot(t)
-	node, work, pool := netnstest.New(t, "node"), netnstest.New(t, "work"), netnstest.New(t, "pool")
-	gwW, _ := netnstest.Veth(t, node, work, 81)
-	gwP, poolIP := netnstest.Veth(t, node, pool, 82)
-	netnstest.Run(t, "ip", "-n", work, "route", "add", "default", "via", gwW)
-	netnstest.Run(t, "ip", "-n", pool, "route", "add", "default", "via", gwP)
-	netnstest.Run(t, "ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	lab := netnstest.NewRouted(t, 81)
+	node, work, pool, poolIP := lab.Node, lab.Work, lab.Pool, lab.PoolIP
 	b := make([]byte, 4)
 	rand.Read(b)
 	pin := "/sys/fs/bpf/minerguard-test-" + hex.EncodeToString(b)
@@ -91,40 +76,15 @@ func TestS1KillDashNine(t *testing.T) {
 		os.RemoveAll(pin)
 	})
 
-	var got atomic.Int64
-	var ln net.Listener
-	if err := netnstest.Do(t, pool, func() (err error) { ln, err = net.Listen("tcp", poolIP+":3333"); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(90 * time.Second))
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					got.Add(int64(len(line)))
-					if err != nil {
-						return
-					}
-					c.Write([]byte(`{"id":1,"jsonrpc":"2.0","result":true}` + "\n"))
-				}
-			}()
-		}
-	}()
+	srv := netnstest.ServeLines(t, pool, poolIP+":3333", `{"id":1,"jsonrpc":"2.0","result":true}`)
+	got := &srv.Received
 
 	const timeout = 3 * time.Second
 	args := []string{"--netns", work, "--mode", "enforce", "--enforcement.pin-path", pin,
 		"--enforcement.heartbeat-timeout", timeout.String(), "--enforcement.host-netns", "/var/run/netns/" + node,
 		"--state-dir", t.TempDir(), "--web.listen-address", "127.0.0.1:0"}
 	cmd, out, logs := startSensorProcess(t, args...)
-	waitUntil(t, 10*time.Second, "XDP attached", func() bool { return strings.Contains(logs.String(), "msg=enforcing") })
+	netnstest.Eventually(t, 10*time.Second, "XDP attached", func() bool { return strings.Contains(logs.String(), "msg=enforcing") })
 
 	var conn net.Conn
 	if err := netnstest.Do(t, work, func() (err error) { conn, err = net.DialTimeout("tcp", poolIP+":3333", 5*time.Second); return }); err != nil {
@@ -132,7 +92,7 @@ func TestS1KillDashNine(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.Write([]byte(`{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44w","pass":"x","agent":"XMRig/6.21.0"}}` + "\n"))
-	waitUntil(t, 5*time.Second, "a blocked alert", func() bool { return strings.Contains(out.String(), `"action":"blocked"`) })
+	netnstest.Eventually(t, 5*time.Second, "a blocked alert", func() bool { return strings.Contains(out.String(), `"action":"blocked"`) })
 	time.Sleep(100 * time.Millisecond)
 	before := got.Load()
 
@@ -148,7 +108,7 @@ func TestS1KillDashNine(t *testing.T) {
 		t.Fatalf("%d bytes reached the pool %v after SIGKILL (heartbeat timeout %v): pinned state did not keep dropping", n, time.Since(killed), timeout)
 	}
 	// After the timeout the data path fails open: a retransmission gets through.
-	waitUntil(t, timeout+10*time.Second, "fail-open after the heartbeat timeout", func() bool { return got.Load() > before })
+	netnstest.Eventually(t, timeout+10*time.Second, "fail-open after the heartbeat timeout", func() bool { return got.Load() > before })
 	if open := time.Since(killed); open < timeout/2 {
 		t.Fatalf("failed open after %v, before the %v heartbeat timeout", open, timeout)
 	}
@@ -156,7 +116,7 @@ func TestS1KillDashNine(t *testing.T) {
 	// Restart: the pinned link and maps are re-adopted, not attached twice; the destination
 	// block of the earlier verdict is enforced again, so a reconnect to the pool is dropped.
 	cmd2, _, logs2 := startSensorProcess(t, args...)
-	waitUntil(t, 10*time.Second, "re-adopted", func() bool { return strings.Contains(logs2.String(), "readopted=true") })
+	netnstest.Eventually(t, 10*time.Second, "re-adopted", func() bool { return strings.Contains(logs2.String(), "readopted=true") })
 	progs, err := exec.Command("ip", "-n", node, "-d", "link", "show").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
