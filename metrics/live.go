@@ -43,6 +43,7 @@ type XDP struct {
 	FailedOpen               uint64 // packets passed because the sensor's heartbeat expired
 	NotParsed                uint64 // frames the program could not parse (passed)
 	MapFull                  uint64 // blocks refused because a map was full (workload set to flag-only)
+	Failures                 uint64 // attachments, mode changes and blocks the sensor could not make
 }
 
 type liveCollector struct {
@@ -50,7 +51,7 @@ type liveCollector struct {
 	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
 	attribution, alertsDropped, alertsLimited, reloads, mode    *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
-	xdpAttached, xdpPackets, xdpMapFull                         *prometheus.Desc
+	xdpAttached, xdpPackets, xdpMapFull, xdpFailures            *prometheus.Desc
 }
 
 func newLiveCollector(src func() Live) *liveCollector {
@@ -77,6 +78,7 @@ func newLiveCollector(src func() Live) *liveCollector {
 		xdpAttached:   d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
 		xdpPackets:    d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
 		xdpMapFull:    d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
+		xdpFailures:   d("xdp_failures_total", "XDP attachments, mode changes and blocks that failed (the workload is flagged only)."),
 	}
 }
 
@@ -130,6 +132,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.xdpPackets, x.FailedOpen, "pass", "heartbeat_expired")
 	n(c.xdpPackets, x.NotParsed, "pass", "not_parsed")
 	n(c.xdpMapFull, x.MapFull)
+	n(c.xdpFailures, x.Failures)
 }
 
 // NewLiveRegistry exposes the engine counters of src, the sensor's own counters, Go runtime

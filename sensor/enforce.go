@@ -70,24 +70,24 @@ func (e *enforcer) setOverrides(o []WorkloadMode) {
 	e.mu.Unlock()
 }
 
-// applyMode sets a workload's mode from the current overrides.
-func (e *enforcer) applyMode(workload string) bool {
+// applyMode sets a workload's mode from the current overrides and returns it.
+func (e *enforcer) applyMode(workload string) (xdp.Mode, bool) {
 	mode, failClosed := e.modeFor(workload)
 	if err := e.m.SetMode(workload, mode, failClosed); err != nil {
 		e.failures.Add(1)
 		e.log.Warn("setting the enforcement mode", "workload", workload, "err", err)
-		return false
+		return mode, false
 	}
-	return true
+	return mode, true
 }
 
 // attach enforces on a namespace's traffic. Failures are logged and counted; the namespace is
 // still captured and flagged.
 func (e *enforcer) attach(ns capture.Netns, workload string) {
-	if !e.applyMode(workload) {
+	mode, ok := e.applyMode(workload)
+	if !ok {
 		return
 	}
-	mode, _ := e.modeFor(workload)
 	a, err := e.m.Attach(workload, ns.Path, ns.Inode)
 	if err != nil {
 		e.failures.Add(1)
@@ -190,5 +190,6 @@ func (e *enforcer) stop() {
 func (e *enforcer) metrics() metrics.XDP {
 	st := e.m.Stats()
 	return metrics.XDP{Attached: st.Attached, Passed: st.Passed, DroppedFlow: st.DroppedFlow, DroppedDest: st.DroppedDest,
-		FlaggedFlow: st.FlaggedFlow, FlaggedDest: st.FlaggedDest, FailedOpen: st.FailedOpen, NotParsed: st.NotParsed, MapFull: st.MapFull}
+		FlaggedFlow: st.FlaggedFlow, FlaggedDest: st.FlaggedDest, FailedOpen: st.FailedOpen, NotParsed: st.NotParsed, MapFull: st.MapFull,
+		Failures: e.failures.Load()}
 }

@@ -366,11 +366,16 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	}
 	aw := &alert.Workload{Identity: id.Name, Kind: id.Kind, Pod: id.Pod, Namespace: id.Namespace,
 		Container: id.Container, Image: id.Image, Node: s.node, Netns: ns.Path}
-	local, err := s.localAddrs(ns, ifname)
-	if err != nil {
-		// Without them every flow counts as the workload's own: alerts still name it, and
-		// inbound connections are checked against its egress profile too.
-		s.log.Warn("listing the namespace's addresses", "netns", ns.Path, "err", err)
+	// A namespace's own addresses tell its egress from connections made to it. A host
+	// interface gets none: it may carry other hosts' traffic (a bridge, a SPAN port), all of
+	// it attributed to the interface's workload.
+	var local []netip.Addr
+	if ifname == "" {
+		if local, err = capture.Addresses(ns); err != nil {
+			// Without them every flow counts as the workload's own: alerts still name it,
+			// and inbound connections are checked against its egress profile too.
+			s.log.Warn("listing the namespace's addresses", "netns", ns.Path, "err", err)
+		}
 	}
 	s.mu.Lock()
 	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local}
@@ -394,15 +399,6 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 		}
 	}()
 	return nil
-}
-
-// localAddrs are the addresses of a namespace. A host interface has none: it may carry other
-// hosts' traffic (a bridge, a SPAN port), all of it attributed to the interface's workload.
-func (s *Sensor) localAddrs(ns capture.Netns, ifname string) ([]netip.Addr, error) {
-	if ifname != "" {
-		return nil, nil
-	}
-	return capture.Addresses(ns)
 }
 
 // detach stops capturing a namespace. gone says the namespace was deleted: its XDP links go
