@@ -31,7 +31,7 @@ type Live struct {
 
 // ProfileCaps count the profile book's caps being hit and its commits.
 type ProfileCaps struct {
-	EntriesCapped, IPsCapped, Commits, CommitErrors uint64
+	EntriesCapped, IPsCapped, ProfilesCapped, PoisonCapped, Commits, CommitErrors uint64
 }
 
 // XDP are the enforcement data path's counters, summed over CPUs.
@@ -120,6 +120,8 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	n(c.profCapped, l.ProfileCap.EntriesCapped, "entries")
 	n(c.profCapped, l.ProfileCap.IPsCapped, "ips_per_name")
+	n(c.profCapped, l.ProfileCap.ProfilesCapped, "workloads")
+	n(c.profCapped, l.ProfileCap.PoisonCapped, "poisoned")
 	n(c.profCommits, l.ProfileCap.Commits)
 	n(c.profErrors, l.ProfileCap.CommitErrors)
 	x := l.XDP

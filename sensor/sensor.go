@@ -213,7 +213,8 @@ func (s *Sensor) live() metrics.Live {
 	if s.book != nil {
 		st := s.book.Stats()
 		l.Profiles = map[string]int{"learning": st.Learning, "monitoring": st.Monitoring, "enforcing": st.Enforcing}
-		l.ProfileCap = metrics.ProfileCaps{EntriesCapped: st.EntriesCapped, IPsCapped: st.IPsCapped, Commits: st.Commits, CommitErrors: st.CommitErrors}
+		l.ProfileCap = metrics.ProfileCaps{EntriesCapped: st.EntriesCapped, IPsCapped: st.IPsCapped,
+			ProfilesCapped: st.ProfilesCap, PoisonCapped: st.PoisonCapped, Commits: st.Commits, CommitErrors: st.CommitErrors}
 	}
 	if s.enf != nil {
 		l.XDP = s.enf.metrics()
