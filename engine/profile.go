@@ -32,6 +32,7 @@ type Enforcer interface {
 // Block is a flow the verdict says to drop, with what the data path needs to drop it and
 // the flow's later retries.
 type Block struct {
+	FlowID   uint64 // the flow's EVE flow_id, for alerts about the block itself
 	Scope    uint64
 	Workload string
 	Src, Dst netip.AddrPort // Src is the workload's side
@@ -196,6 +197,6 @@ func (e *Engine) block(f *flow.Flow[state], v *detect.Verdict) bool {
 }
 
 func (e *Engine) blockOf(f *flow.Flow[state]) Block {
-	return Block{Scope: f.Scope, Workload: e.workloadName(f), Src: f.Orig, Dst: f.Resp, Proto: f.Proto,
+	return Block{FlowID: f.ID, Scope: f.Scope, Workload: e.workloadName(f), Src: f.Orig, Dst: f.Resp, Proto: f.Proto,
 		Reasons: f.App.alerted, Tunnel: f.App.det != nil && f.App.det.tunnel != nil}
 }

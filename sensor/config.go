@@ -96,6 +96,10 @@ type EnforcementConfig struct {
 	// HostNetns is the netns holding the host side of the workloads' veths: "" for the
 	// sensor's own (hostNetwork), or a path such as /proc/1/ns/net.
 	HostNetns string `yaml:"host_netns"`
+	// MaxBlockedFlows and MaxBlockedDests size the XDP block maps (0: 65536 each). Pinned
+	// maps keep the size they were created with until they are removed.
+	MaxBlockedFlows int `yaml:"max_blocked_flows"`
+	MaxBlockedDests int `yaml:"max_blocked_dests"`
 	// Workloads override the mode per workload: the first entry whose match (path.Match on the
 	// identity) fits wins.
 	Workloads []WorkloadMode `yaml:"workloads"`
@@ -277,6 +281,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Enforcement.PinPath == "" {
 		return bad("enforcement.pin_path", "empty")
+	}
+	for key, n := range map[string]int{"enforcement.max_blocked_flows": c.Enforcement.MaxBlockedFlows,
+		"enforcement.max_blocked_dests": c.Enforcement.MaxBlockedDests} {
+		if n < 0 || n > 1<<24 {
+			return bad(key, fmt.Sprintf("%d: want 0 (default 65536) to %d", n, 1<<24))
+		}
 	}
 	for _, w := range c.Enforcement.Workloads {
 		if _, err := path.Match(w.Match, ""); err != nil || w.Match == "" {

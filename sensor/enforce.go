@@ -8,7 +8,9 @@ import (
 	"path"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/capture"
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/engine"
@@ -25,19 +27,26 @@ type enforcer struct {
 	overrides []WorkloadMode  // replaced on reload
 	degraded  map[string]bool // workloads the manager put in flag-only because a map was full
 	identity  func(scope uint64) string
+	alerts    engine.Sink   // where a workload's fall to flag-only is reported
 	failures  atomic.Uint64 // blocks or attachments that failed
 }
+
+// SIDMapFull is the signature of the alert saying a workload's enforcement fell back to
+// flag-only because an XDP block map was full: its later alerts say "allowed" and the
+// operator must raise enforcement.max_blocked_flows/dests or clear blocks.
+const SIDMapFull = 9400010
 
 // openEnforcer opens the XDP manager for enforce mode. A machine that cannot run it (no
 // CAP_BPF/CAP_NET_ADMIN, no bpffs, an old kernel) gives nil and the reason: the sensor then
 // flags only.
-func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string) (*enforcer, error) {
+func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string, alerts engine.Sink) (*enforcer, error) {
 	m, err := xdp.Open(xdp.Options{PinPath: cfg.Enforcement.PinPath, HeartbeatTimeout: cfg.Enforcement.HeartbeatTimeout,
-		HostNetns: cfg.Enforcement.HostNetns})
+		HostNetns: cfg.Enforcement.HostNetns, MaxFlows: cfg.Enforcement.MaxBlockedFlows, MaxDests: cfg.Enforcement.MaxBlockedDests})
 	if err != nil {
 		return nil, err
 	}
-	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity, degraded: map[string]bool{}}, nil
+	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity, alerts: alerts,
+		degraded: map[string]bool{}}, nil
 }
 
 // modeFor is the XDP mode of a workload: the first matching override, else enforce.
@@ -123,7 +132,7 @@ func (e *enforcer) Block(b engine.Block) bool {
 	}
 	reason := uint32(firstReason(b.Reasons))
 	if err := e.m.BlockFlow(wl, b.Src, b.Dst, b.Proto, reason); err != nil {
-		e.fail("blocking a flow", wl, err)
+		e.fail("blocking a flow", b, wl, err)
 		return false
 	}
 	if b.Reasons&destReasons != 0 && !b.Tunnel && b.Dst.Addr().IsValid() {
@@ -133,7 +142,7 @@ func (e *enforcer) Block(b engine.Block) bool {
 			port, proto = 0, 0 // a pool's address: every port
 		}
 		if err := e.m.BlockDest(wl, dst, port, proto, reason); err != nil {
-			e.fail("blocking a destination", wl, err)
+			e.fail("blocking a destination", b, wl, err)
 		}
 	}
 	return true
@@ -150,18 +159,39 @@ func (e *enforcer) Unblock(b engine.Block) {
 	}
 }
 
-func (e *enforcer) fail(what, workload string, err error) {
+func (e *enforcer) fail(what string, b engine.Block, workload string, err error) {
 	e.failures.Add(1)
-	if errors.Is(err, xdp.ErrMapFull) {
-		// The manager switched the workload to flag-only: its later alerts must not claim
-		// a drop.
-		e.mu.Lock()
-		e.degraded[workload] = true
-		e.mu.Unlock()
-		e.log.Error(what+": the XDP map is full; the workload is flagged only from now on", "workload", workload, "err", err)
+	if !errors.Is(err, xdp.ErrMapFull) {
+		e.log.Warn(what, "workload", workload, "err", err)
 		return
 	}
-	e.log.Warn(what, "workload", workload, "err", err)
+	// The manager switched the workload to flag-only: its later alerts must not claim a
+	// drop, and whoever reads the alerts must learn that this workload is no longer enforced
+	// (once, until a reload gives it another try).
+	e.mu.Lock()
+	first := !e.degraded[workload]
+	e.degraded[workload] = true
+	e.mu.Unlock()
+	if !first {
+		return
+	}
+	e.log.Error(what+": the XDP map is full; the workload is flagged only from now on", "workload", workload, "err", err)
+	if e.alerts != nil {
+		e.alerts.Alert(mapFullAlert(b, workload, time.Now()))
+	}
+}
+
+// mapFullAlert reports, on the flow whose block did not fit, that its workload fell back to
+// flag-only.
+func mapFullAlert(b engine.Block, workload string, now time.Time) *alert.Event {
+	return &alert.Event{
+		Timestamp: now, FlowID: b.FlowID, Src: b.Src, Dest: b.Dst, Proto: b.Proto,
+		CommunityID: alert.CommunityID(b.Src.Addr(), b.Src.Port(), b.Dst.Addr(), b.Dst.Port(), b.Proto),
+		Action:      "allowed", SignatureID: SIDMapFull,
+		Signature: "MINERGUARD enforcement degraded: XDP block map full, workload switched to flag-only",
+		Category:  "Enforcement Degraded", Severity: 1,
+		MG: alert.Minerguard{Detector: "xdp", Workload: &alert.Workload{Identity: workload}},
+	}
 }
 
 func firstReason(rs detect.Reasons) detect.Reason {

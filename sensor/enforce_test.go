@@ -370,3 +370,88 @@ func scrape(t *testing.T, s *Sensor) string {
 	s.Handler().ServeHTTP(rec, req)
 	return rec.Body.String()
 }
+
+// A block that does not fit in the XDP maps switches its workload to flag-only, and says so:
+// one "enforcement degraded" alert (9400010) on the flow that did not fit, that flow's own
+// alert says allowed and its traffic keeps flowing, and xdp_map_full_total counts it.
+func TestMapFullAlertsAndFlagsOnly(t *testing.T) {
+	l := newRoutedLab(t, 74)
+	l.servePool(t, 3333)
+	second := l.servePool(t, 3334)
+	cfg := l.config()
+	cfg.StateDir = t.TempDir()
+	cfg.Enforcement.MaxBlockedFlows = 1
+	out := &syncBuf{}
+	s := startSensor(t, cfg, out)
+	if s.enf == nil {
+		t.Fatalf("no XDP data path (mode %s)", s.mode)
+	}
+	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+
+	first := l.dial(t, 3333)
+	if err := roundTrip(first, bufio.NewReader(first), login, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Eventually(t, 5*time.Second, "the first session blocked", func() bool { return strings.Contains(out.String(), `"action":"blocked"`) })
+
+	c := l.dial(t, 3334)
+	cr := bufio.NewReader(c)
+	if err := roundTrip(c, cr, login, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wl := "netns/" + l.Work
+	var degraded, stratum map[string]any
+	netnstest.Eventually(t, 5*time.Second, "an enforcement-degraded alert", func() bool {
+		degraded, stratum = nil, nil
+		for _, line := range strings.Split(out.String(), "\n") {
+			var ev map[string]any
+			if json.Unmarshal([]byte(line), &ev) != nil || ev["dest_port"] != float64(3334) {
+				continue
+			}
+			switch ev["alert"].(map[string]any)["signature_id"] {
+			case float64(SIDMapFull):
+				degraded = ev
+			case float64(9400001):
+				stratum = ev
+			}
+		}
+		return degraded != nil && stratum != nil
+	})
+	mg := degraded["minerguard"].(map[string]any)
+	if mg["detector"] != "xdp" || mg["workload"].(map[string]any)["identity"] != wl || degraded["flow_id"] != stratum["flow_id"] {
+		t.Errorf("degraded alert: %v (stratum alert %v)", degraded, stratum)
+	}
+	if a := stratum["alert"].(map[string]any)["action"]; a != "allowed" {
+		t.Errorf("the stratum alert of the flow that did not fit says %v", a)
+	}
+	// Flag-only from here on: the second session keeps talking to its pool.
+	before := second.Received.Load()
+	for i := 0; i < 3; i++ {
+		if err := roundTrip(c, cr, login, 2*time.Second); err != nil {
+			t.Fatalf("request %d after the fall to flag-only: %v", i, err)
+		}
+	}
+	if second.Received.Load() == before {
+		t.Fatal("the pool received nothing after the fall to flag-only")
+	}
+	if mode, _, _ := s.enf.m.GetMode(wl); mode != xdp.ModeFlagOnly {
+		t.Errorf("mode %v, want flag-only", mode)
+	}
+	body := scrape(t, s)
+	if !strings.Contains(body, "minerguard_xdp_map_full_total 1\n") {
+		t.Errorf("metrics lack minerguard_xdp_map_full_total 1:\n%s", grepLines(body, "xdp"))
+	}
+	if n := strings.Count(out.String(), fmt.Sprintf(`"signature_id":%d`, SIDMapFull)); n != 1 {
+		t.Errorf("%d degraded alerts, want 1", n)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}

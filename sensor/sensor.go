@@ -117,7 +117,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	mode := detect.ModeMonitor
 	s.mode = cfg.Mode
 	if cfg.Mode == "enforce" {
-		enf, err := openEnforcer(cfg, log, s.identityOf)
+		enf, err := openEnforcer(cfg, log, s.identityOf, s.queue)
 		if err != nil {
 			// No data path: flag only, say once what is missing, and export the mode.
 			log.Warn("mode enforce: XDP enforcement is not available, flagging only", "err", err)
