@@ -593,6 +593,9 @@ func (b *Book) Delete(workload string) error {
 	return nil
 }
 
+// Config is the configuration the Book runs with, defaults filled in.
+func (b *Book) Config() Config { return b.cfg }
+
 // List summarises every profile, sorted by workload.
 func (b *Book) List() []Summary {
 	b.mu.RLock()

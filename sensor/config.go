@@ -63,6 +63,9 @@ type Config struct {
 
 	// StateDir holds what outlives the process (the learned profiles).
 	StateDir string `yaml:"state_dir"`
+	// ControlSocketPath is the unix socket `minerguard profiles` uses while the sensor runs
+	// (default minerguard.sock beside the profile state).
+	ControlSocketPath string `yaml:"control_socket"`
 
 	Profiles ProfilesConfig `yaml:"profiles"`
 

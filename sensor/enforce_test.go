@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/minerguard/minerguard/internal/netnstest"
+	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/xdp"
 )
 
@@ -305,7 +306,13 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	}
 
 	// Enforcing: a new destination is dropped; learned ones of both workloads keep working.
-	if err := s.book.Approve(a, 3, time.Now()); err != nil { // 3: profile.Enforcing
+	// Approved through the control socket, as `minerguard profiles approve` does while the
+	// sensor runs.
+	ctl, err := DialControl(cfg.ControlSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Approve(a, profile.Enforcing); err != nil {
 		t.Fatal(err)
 	}
 	// An address no answer named is judged at the flow's first payload, which therefore gets
@@ -360,6 +367,21 @@ func TestProfilesLiveLearnMonitorEnforce(t *testing.T) {
 	}
 	if n < 2 || strings.Contains(body, `minerguard_profile_violations_total{workload="`+b+`"}`) {
 		t.Errorf("violations by workload:\n%s", body)
+	}
+
+	// A reset through the socket sends the profile back to learning and lets go of its
+	// profile drops at once: the destination answers again.
+	if err := ctl.Reset(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.enf.m.DestBlock(a, netip.MustParsePrefix(l.PoolIP+"/32"), 9091, 6); ok {
+		t.Error("the out-of-profile destination is still blocked after a reset")
+	}
+	if err := use(l.Work, 9091); err != nil {
+		t.Errorf("after a reset (learning): %v", err)
+	}
+	if pa, _ := s.book.Get(a); pa.State != profile.Learning {
+		t.Errorf("after a reset: %v", pa.State)
 	}
 }
 

@@ -47,7 +47,7 @@ func openProfiles(cfg Config) (*profile.Book, error) {
 
 // runProfiles commits what was learned and ends learning windows every interval until ctx
 // ends, then commits a last time. Ended windows are logged; a profile that goes back to
-// learning (its image changed) has its drops removed.
+// learning (its image changed) has its profile drops removed.
 func (s *Sensor) runProfiles(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -58,11 +58,7 @@ func (s *Sensor) runProfiles(ctx context.Context, every time.Duration) {
 		case now := <-t.C:
 			for _, tr := range s.book.Tick(now) {
 				s.log.Info("profile state changed", "workload", tr.Workload, "from", tr.From, "to", tr.To, "reason", tr.Reason)
-				if tr.To == profile.Learning && s.enf != nil {
-					if err := s.enf.m.ClearWorkload(tr.Workload); err != nil {
-						s.log.Warn("removing the blocks of a relearning workload", "workload", tr.Workload, "err", err)
-					}
-				}
+				s.profileMoved(tr.Workload, tr.From, tr.To)
 			}
 			if err := s.book.Commit(); err != nil {
 				s.log.Warn("committing learned profiles; kept in memory and retried", "err", err)

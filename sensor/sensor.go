@@ -44,6 +44,7 @@ type Sensor struct {
 	mode    string    // monitor | enforce | flag-only (enforce asked for, no data path) | learn
 
 	stopBackground func() // stops the profile commits and the XDP heartbeat
+	stopControl    func() // closes the control socket
 	ready          atomic.Bool
 	reloads        atomic.Uint64
 	node           string // this node's name, for alerts
@@ -232,6 +233,18 @@ func (s *Sensor) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
+	if s.book != nil {
+		cl, err := listenControl(s.cfg.ControlSocket())
+		if err != nil {
+			srv.Close()
+			s.shutdown()
+			return err
+		}
+		csrv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go csrv.Serve(cl)
+		// Closed before the book is (shutdown), so no request sees a closed state.
+		s.stopControl = func() { csrv.Close(); os.Remove(s.cfg.ControlSocket()) }
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -428,6 +441,9 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 }
 
 func (s *Sensor) shutdown() {
+	if s.stopControl != nil {
+		s.stopControl()
+	}
 	if s.stopBackground != nil {
 		s.stopBackground()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -186,9 +187,12 @@ func (m *Manager) UnblockDest(workload string, dst netip.Prefix, port uint16, pr
 	return nil
 }
 
-// ClearWorkload removes every flow and destination block of a workload (its mode stays).
-func (m *Manager) ClearWorkload(workload string) error {
+// ClearWorkload removes a workload's flow and destination blocks (its mode stays): all of
+// them, or with reasons given only those installed for one of them (a profile that relearns
+// lets go of its profile blocks but keeps its miner's).
+func (m *Manager) ClearWorkload(workload string, reasons ...uint32) error {
 	wid := WorkloadID(workload)
+	match := func(v *bpfMgBlock) bool { return len(reasons) == 0 || slices.Contains(reasons, v.Reason) }
 	var (
 		fk    bpfMgFlowKey
 		dk    bpfMgDestKey
@@ -199,7 +203,7 @@ func (m *Manager) ClearWorkload(workload string) error {
 	// Collect first: deleting while iterating a hash map can restart the walk.
 	it := m.flows.Iterate()
 	for it.Next(&fk, &v) {
-		if fk.WorkloadId == wid {
+		if fk.WorkloadId == wid && match(&v) {
 			fkeys = append(fkeys, fk)
 		}
 	}
@@ -208,7 +212,7 @@ func (m *Manager) ClearWorkload(workload string) error {
 	}
 	it = m.dests.Iterate()
 	for it.Next(&dk, &v) {
-		if dk.WorkloadId == wid {
+		if dk.WorkloadId == wid && match(&v) {
 			dkeys = append(dkeys, dk)
 		}
 	}

@@ -81,6 +81,20 @@ func TestBlockLifecycle(t *testing.T) {
 	if err := m.UnblockDest("wl", pfx, 3333, 6); err != nil {
 		t.Errorf("unblocking twice: %v", err)
 	}
+	// A reason filter leaves other reasons' blocks: the flow (reason 9) stays, the /16 of
+	// reason 8 goes.
+	if err := m.BlockDest("wl", netip.MustParsePrefix("203.0.113.0/24"), 443, 6, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ClearWorkload("wl", 8); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.DestBlock("wl", netip.MustParsePrefix("203.0.113.0/24"), 443, 6); ok {
+		t.Error("reason-8 destination still blocked after ClearWorkload(wl, 8)")
+	}
+	if _, ok := m.FlowBlock("wl", wl4, peer4, 6); !ok {
+		t.Error("ClearWorkload(wl, 8) removed a reason-9 flow block")
+	}
 	if err := m.ClearWorkload("wl"); err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/sensor"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
@@ -21,6 +24,7 @@ const defaultProfiles = "/var/lib/minerguard/profiles.db"
 
 type profilesFlags struct {
 	path    string
+	socket  string
 	output  string
 	timeout time.Duration
 }
@@ -30,12 +34,16 @@ func profilesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "profiles",
 		Short: "Inspect, approve, reset, export and import learned egress profiles",
-		Long: "Works on the profile state file (bbolt) that `replay --learn` and the sensor write. The file\n" +
-			"is locked while a sensor runs: these commands then fail after --lock-timeout naming the\n" +
-			"holder's pid, instead of waiting.",
+		Long: "Works on the profile state file (bbolt) that `replay --learn` and the sensor write. While a\n" +
+			"sensor runs it holds the file: the commands then go through its control socket\n" +
+			"(--socket, default minerguard.sock beside the state file), see the live profiles and\n" +
+			"change them in place (an approve or reset takes effect at once and is committed before\n" +
+			"the answer). A file locked by something that does not answer on the socket fails after\n" +
+			"--lock-timeout naming the holder's pid, instead of waiting.",
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.path, "profiles", defaultProfiles, "profile state file")
+	pf.StringVar(&f.socket, "socket", "", "a running sensor's control socket (default: minerguard.sock beside --profiles)")
 	pf.StringVarP(&f.output, "output", "o", "text", "output format: text, json or yaml")
 	pf.DurationVar(&f.timeout, "lock-timeout", 2*time.Second, "how long to wait for the state file's lock")
 	cmd.AddCommand(profilesList(f), profilesShow(f), profilesDiff(f), profilesApprove(f), profilesReset(f),
@@ -46,10 +54,8 @@ func profilesCmd() *cobra.Command {
 // open opens the state: read-only for the commands that only read (they may run beside each
 // other), for writing for approve, reset and import (which alone may create the file).
 func (f *profilesFlags) open(write bool) (*profile.Book, error) {
-	switch f.output {
-	case "text", "json", "yaml":
-	default:
-		return nil, fmt.Errorf("unknown output format %q (want text, json or yaml)", f.output)
+	if err := f.checkOutput(); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(f.path); err != nil && !(write && errors.Is(err, os.ErrNotExist)) {
 		return nil, fmt.Errorf("profile state %s: %w (profiles are learned by `replay --learn --profiles` or the sensor)", f.path, errors.Unwrap(err))
@@ -60,8 +66,58 @@ func (f *profilesFlags) open(write bool) (*profile.Book, error) {
 	return profile.OpenReadOnly(f.path, profile.Config{}, f.timeout)
 }
 
-// withBook runs fn on the opened state and closes it (committing what fn changed).
+func (f *profilesFlags) checkOutput() error {
+	switch f.output {
+	case "text", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q (want text, json or yaml)", f.output)
+}
+
+// live is the control socket of a sensor running on the state, or nil when none answers.
+func (f *profilesFlags) live() *sensor.ControlClient {
+	path := f.socket
+	if path == "" {
+		path = filepath.Join(filepath.Dir(f.path), "minerguard.sock")
+	}
+	c, err := sensor.DialControl(path)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// liveBook is a snapshot of a running sensor's profiles, for the commands that only read.
+func liveBook(c *sensor.ControlClient) (*profile.Book, error) {
+	ps, err := c.Profiles()
+	if err != nil {
+		return nil, err
+	}
+	// The sensor enforced its own caps; the snapshot must hold whatever it sends.
+	b := profile.NewMemory(profile.Config{MaxEntries: math.MaxInt32, MaxIPsPerName: math.MaxInt32, MaxProfiles: math.MaxInt32})
+	for _, p := range ps {
+		if err := b.Put(p); err != nil {
+			return nil, fmt.Errorf("running sensor's profile: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// withBook runs fn on the opened state and closes it (committing what fn changed). The
+// commands that only read see a running sensor's live profiles when one answers.
 func (f *profilesFlags) withBook(write bool, fn func(*profile.Book) error) error {
+	if !write {
+		if c := f.live(); c != nil {
+			if err := f.checkOutput(); err != nil {
+				return &exitErr{exitError, err}
+			}
+			b, err := liveBook(c)
+			if err != nil {
+				return &exitErr{exitError, err}
+			}
+			return fn(b)
+		}
+	}
 	b, err := f.open(write)
 	if err != nil {
 		return &exitErr{exitError, err}
@@ -263,6 +319,13 @@ func profilesApprove(f *profilesFlags) *cobra.Command {
 			if err != nil {
 				return fail(err)
 			}
+			if c := f.live(); c != nil {
+				if err := c.Approve(args[0], st); err != nil {
+					return fail(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (running sensor)\n", args[0], st)
+				return nil
+			}
 			return f.withBook(true, func(b *profile.Book) error {
 				if err := b.Approve(args[0], st, time.Now()); err != nil {
 					return fail(err)
@@ -282,6 +345,13 @@ func profilesReset(f *profilesFlags) *cobra.Command {
 		Short: "Forget a profile's entries and learn again from now (poisoned destinations stay)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c := f.live(); c != nil {
+				if err := c.Reset(args[0]); err != nil {
+					return fail(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: learning (running sensor)\n", args[0])
+				return nil
+			}
 			return f.withBook(true, func(b *profile.Book) error {
 				if err := b.Reset(args[0], time.Now()); err != nil {
 					return fail(err)
@@ -389,6 +459,17 @@ func profilesImport(f *profilesFlags) *cobra.Command {
 					return fail(fmt.Errorf("%s: %w", args[0], err))
 				}
 			}
+			ws := make([]string, 0, len(ps))
+			for _, p := range ps {
+				ws = append(ws, p.Workload)
+			}
+			if c := f.live(); c != nil {
+				if err := c.Import(ps); err != nil {
+					return fail(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "imported %d profiles into the running sensor: %s\n", len(ps), strings.Join(ws, ", "))
+				return nil
+			}
 			return f.withBook(true, func(b *profile.Book) error {
 				for _, p := range ps {
 					if err := b.Put(p); err != nil {
@@ -397,10 +478,6 @@ func profilesImport(f *profilesFlags) *cobra.Command {
 				}
 				if err := b.Commit(); err != nil {
 					return fail(err)
-				}
-				ws := make([]string, 0, len(ps))
-				for _, p := range ps {
-					ws = append(ws, p.Workload)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "imported %d profiles: %s\n", len(ps), strings.Join(ws, ", "))
 				return nil

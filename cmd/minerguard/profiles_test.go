@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/sensor"
 	netv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -213,5 +217,91 @@ func TestProfilesStateErrors(t *testing.T) {
 	_, errs, code := run(t, "profiles", "--profiles", state, "--lock-timeout", "100ms", "list")
 	if code != 2 || !strings.Contains(errs, "is in use by another minerguard") {
 		t.Errorf("locked state: exit %d, %q", code, errs)
+	}
+}
+
+// While a sensor holds the state, the profile commands go through its control socket: they
+// see its live profiles, and approve, reset and import change them in the running sensor
+// (at once, and committed: the file says so after the sensor stopped).
+func TestProfilesThroughRunningSensor(t *testing.T) {
+	state := learnedState(t)
+	cfg := sensor.Default()
+	cfg.Netns = []string{"minerguard-test-none"} // captures nothing: only the profiles matter here
+	cfg.Web.ListenAddress = "127.0.0.1:0"
+	cfg.StateDir = filepath.Dir(state)
+	cfg.Mode = "monitor"
+	s, err := sensor.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := sensor.DialControl(cfg.ControlSocket()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sensor's control socket never answered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	web := "k8s/shop/Deployment/web"
+	p := func(args ...string) string {
+		t.Helper()
+		out, errs, code := run(t, append([]string{"profiles", "--profiles", state, "--lock-timeout", "100ms"}, args...)...)
+		if code != 0 {
+			t.Fatalf("profiles %v: exit %d: %s", args, code, errs)
+		}
+		return out
+	}
+	if out := squash(p("list")); !strings.Contains(out, web+" learning 2") || !strings.Contains(out, "netns/db enforcing 1") {
+		t.Fatalf("list through the sensor:\n%s", out)
+	}
+	if out := p("approve", web, "--to", "enforcing"); out != web+": enforcing (running sensor)\n" {
+		t.Errorf("approve: %q", out)
+	}
+	var shown struct {
+		Profiles []struct{ Workload, State string } `json:"profiles"`
+	}
+	if err := json.Unmarshal([]byte(p("show", web, "-o", "json")), &shown); err != nil || len(shown.Profiles) != 1 || shown.Profiles[0].State != "enforcing" {
+		t.Errorf("show after approve: %+v %v", shown, err)
+	}
+	p("reset", "netns/db")
+	exported := filepath.Join(t.TempDir(), "web.yaml")
+	p("export", web, "--out", exported)
+	if _, errs, code := run(t, "profiles", "--profiles", state, "approve", "nobody"); code != 2 || !strings.Contains(errs, "no profile") {
+		t.Errorf("approving an unknown workload: exit %d %q", code, errs)
+	}
+	// Import replaces web's profile with the exported one, changed to monitoring.
+	data, err := os.ReadFile(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(exported, []byte(strings.Replace(string(data), "enforcing", "monitoring", 1)), 0o600)
+	if out := p("import", exported); !strings.Contains(out, "into the running sensor") {
+		t.Errorf("import: %q", out)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	done <- nil
+	b, err := profile.OpenReadOnly(state, profile.Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if pr, _ := b.Get(web); pr.State != profile.Monitoring || len(pr.Entries) != 2 {
+		t.Errorf("web on disk: %v with %d entries, want monitoring with 2", pr.State, len(pr.Entries))
+	}
+	if pr, _ := b.Get("netns/db"); pr.State != profile.Learning || len(pr.Entries) != 0 {
+		t.Errorf("db on disk: %v with %d entries, want learning with 0", pr.State, len(pr.Entries))
 	}
 }
