@@ -43,6 +43,7 @@ type XDP struct {
 	FailedOpen               uint64 // packets passed because the sensor's heartbeat expired
 	NotParsed                uint64 // frames the program could not parse (passed)
 	MapFull                  uint64 // blocks refused because a map was full (workload set to flag-only)
+	Pruned                   uint64 // flow blocks removed because no packet hit them for a while
 	Failures                 uint64 // attachments, mode changes and blocks the sensor could not make
 }
 
@@ -51,7 +52,7 @@ type liveCollector struct {
 	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
 	attribution, alertsDropped, alertsLimited, reloads, mode    *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
-	xdpAttached, xdpPackets, xdpMapFull, xdpFailures            *prometheus.Desc
+	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 }
 
 func newLiveCollector(src func() Live) *liveCollector {
@@ -79,6 +80,7 @@ func newLiveCollector(src func() Live) *liveCollector {
 		xdpPackets:    d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
 		xdpMapFull:    d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
 		xdpFailures:   d("xdp_failures_total", "XDP attachments, mode changes and blocks that failed (the workload is flagged only)."),
+		xdpPruned:     d("xdp_flow_blocks_pruned_total", "Flow blocks removed because no packet hit them for enforcement.stale_flow_block."),
 	}
 }
 
@@ -135,6 +137,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.xdpPackets, x.NotParsed, "pass", "not_parsed")
 	n(c.xdpMapFull, x.MapFull)
 	n(c.xdpFailures, x.Failures)
+	n(c.xdpPruned, x.Pruned)
 }
 
 // NewLiveRegistry exposes the engine counters of src, the sensor's own counters, Go runtime

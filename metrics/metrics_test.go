@@ -64,7 +64,7 @@ func TestSeriesIndependentOfFlows(t *testing.T) {
 
 func TestLiveHandler(t *testing.T) {
 	var st engine.Stats
-	live := Live{Namespaces: 2, RingDrops: 7, Mode: "flag-only", Profiles: map[string]int{"monitoring": 3}, Violations: map[string]uint64{"shop/web": 2}, XDP: XDP{Attached: 3, DroppedFlow: 5, Failures: 1}, ProfileCap: ProfileCaps{ProfilesCapped: 4}}
+	live := Live{Namespaces: 2, RingDrops: 7, Mode: "flag-only", Profiles: map[string]int{"monitoring": 3}, Violations: map[string]uint64{"shop/web": 2}, XDP: XDP{Attached: 3, DroppedFlow: 5, Failures: 1, Pruned: 6}, ProfileCap: ProfileCaps{ProfilesCapped: 4}}
 	reg := NewLiveRegistry(func() (engine.Stats, string) { return st, "netns" }, func() Live { return live })
 	var ready atomic.Bool
 	srv := httptest.NewServer(Handler(reg, &ready))
@@ -91,7 +91,7 @@ func TestLiveHandler(t *testing.T) {
 		`minerguard_enforcement_mode{mode="flag-only"} 1`, `minerguard_enforcement_mode{mode="enforce"} 0`,
 		`minerguard_profiles{state="monitoring"} 3`, `minerguard_profiles{state="learning"} 0`,
 		`minerguard_profile_violations_total{workload="shop/web"} 2`, "minerguard_xdp_attached_interfaces 3",
-		`minerguard_xdp_packets_total{action="drop",match="flow"} 5`, "minerguard_xdp_failures_total 1",
+		`minerguard_xdp_packets_total{action="drop",match="flow"} 5`, "minerguard_xdp_failures_total 1", "minerguard_xdp_flow_blocks_pruned_total 6",
 		`minerguard_profile_caps_hit_total{cap="workloads"} 4`, "minerguard_build_info{", "go_goroutines"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

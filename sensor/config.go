@@ -102,7 +102,10 @@ type EnforcementConfig struct {
 	// MaxBlockedFlows and MaxBlockedDests size the XDP block maps (0: 65536 each). Pinned
 	// maps keep the size they were created with until they are removed.
 	MaxBlockedFlows int `yaml:"max_blocked_flows"`
-	MaxBlockedDests int `yaml:"max_blocked_dests"`
+	// StaleFlowBlock is how long a flow block may go without a dropped packet before it is
+	// removed (blocks of flows the sensor never saw end: it was killed, or restarted).
+	StaleFlowBlock  time.Duration `yaml:"stale_flow_block"`
+	MaxBlockedDests int           `yaml:"max_blocked_dests"`
 	// Workloads override the mode per workload: the first entry whose match (path.Match on the
 	// identity) fits wins.
 	Workloads []WorkloadMode `yaml:"workloads"`
@@ -146,6 +149,7 @@ func Default() Config {
 	c.Profiles.CommitInterval = 5 * time.Second
 	c.Enforcement.PinPath = "/sys/fs/bpf/minerguard"
 	c.Enforcement.HeartbeatTimeout = 30 * time.Second
+	c.Enforcement.StaleFlowBlock = 15 * time.Minute
 	return c
 }
 
@@ -284,6 +288,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Enforcement.PinPath == "" {
 		return bad("enforcement.pin_path", "empty")
+	}
+	if c.Enforcement.StaleFlowBlock < time.Second {
+		return bad("enforcement.stale_flow_block", fmt.Sprintf("%v: want at least 1s (default 15m: longer than a TCP flow's idle timeout)", c.Enforcement.StaleFlowBlock))
 	}
 	for key, n := range map[string]int{"enforcement.max_blocked_flows": c.Enforcement.MaxBlockedFlows,
 		"enforcement.max_blocked_dests": c.Enforcement.MaxBlockedDests} {

@@ -28,6 +28,7 @@ type enforcer struct {
 	degraded  map[string]bool // workloads the manager put in flag-only because a map was full
 	identity  func(scope uint64) string
 	alerts    engine.Sink   // where a workload's fall to flag-only is reported
+	stale     time.Duration // flow blocks without a drop this long are removed
 	failures  atomic.Uint64 // blocks or attachments that failed
 }
 
@@ -46,7 +47,7 @@ func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string, al
 		return nil, err
 	}
 	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity, alerts: alerts,
-		degraded: map[string]bool{}}, nil
+		stale: cfg.Enforcement.StaleFlowBlock, degraded: map[string]bool{}}, nil
 }
 
 // modeFor is the XDP mode of a workload: the first matching override, else enforce.
@@ -203,8 +204,28 @@ func firstReason(rs detect.Reasons) detect.Reason {
 	return 0
 }
 
-// run writes the heartbeat until ctx ends.
-func (e *enforcer) run(ctx context.Context) { e.m.Run(ctx) }
+// run writes the heartbeat and prunes stale flow blocks until ctx ends.
+func (e *enforcer) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { e.m.Run(ctx) })
+	defer wg.Wait()
+	every := min(time.Minute, e.stale/4)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := e.m.PruneFlows(now, e.stale)
+			if err != nil {
+				e.log.Warn("pruning stale flow blocks", "err", err)
+			} else if n > 0 {
+				e.log.Info("removed stale flow blocks", "count", n, "idle", e.stale)
+			}
+		}
+	}
+}
 
 // stop hands every workload back to flag-only (a stopped sensor must not leave traffic
 // dropped that nobody watches) and closes the manager, keeping the pins for the next start.
@@ -221,5 +242,5 @@ func (e *enforcer) metrics() metrics.XDP {
 	st := e.m.Stats()
 	return metrics.XDP{Attached: st.Attached, Passed: st.Passed, DroppedFlow: st.DroppedFlow, DroppedDest: st.DroppedDest,
 		FlaggedFlow: st.FlaggedFlow, FlaggedDest: st.FlaggedDest, FailedOpen: st.FailedOpen, NotParsed: st.NotParsed, MapFull: st.MapFull,
-		Failures: e.failures.Load()}
+		Pruned: st.Pruned, Failures: e.failures.Load()}
 }

@@ -266,3 +266,58 @@ func (m *Manager) DestBlock(workload string, dst netip.Prefix, port uint16, prot
 	}
 	return Block{}, false
 }
+
+// flowSeen is what PruneFlows remembers of a flow block: its drop count and since when.
+type flowSeen struct {
+	drops uint64
+	since time.Time
+}
+
+// PruneFlows removes the flow blocks no packet has hit for idle, and returns how many. The
+// sensor removes a flow's block when the flow leaves its table, but the blocks of a sensor
+// that was killed (or of flows it never saw end) would stay for ever and fill the map: a
+// block whose drop count has not moved for longer than a flow's idle timeout belongs to a
+// flow that is over (a live blocked flow's retransmissions keep counting). Call it
+// periodically; the first call only takes note.
+func (m *Manager) PruneFlows(now time.Time, idle time.Duration) (int, error) {
+	m.pruneMu.Lock()
+	defer m.pruneMu.Unlock()
+	if m.seen == nil {
+		m.seen = map[bpfMgFlowKey]flowSeen{}
+	}
+	var (
+		k     bpfMgFlowKey
+		v     bpfMgBlock
+		stale []bpfMgFlowKey
+	)
+	live := make(map[bpfMgFlowKey]struct{}, len(m.seen))
+	it := m.flows.Iterate()
+	for it.Next(&k, &v) {
+		live[k] = struct{}{}
+		s, ok := m.seen[k]
+		switch {
+		case !ok || s.drops != v.Drops:
+			m.seen[k] = flowSeen{drops: v.Drops, since: now}
+		case now.Sub(s.since) >= idle:
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("listing flow blocks: %w", err)
+	}
+	for k := range m.seen {
+		if _, ok := live[k]; !ok {
+			delete(m.seen, k)
+		}
+	}
+	n := 0
+	for i := range stale {
+		if err := m.flows.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("pruning a flow block: %w", err)
+		}
+		delete(m.seen, stale[i])
+		n++
+	}
+	m.pruned.Add(uint64(n))
+	return n, nil
+}

@@ -83,6 +83,7 @@ type Stats struct {
 	NotParsed   uint64 // not Ethernet/VLAN/IPv4/IPv6, or truncated: passed
 	Bypass      uint64 // workload in bypass mode: passed without lookups
 	MapFull     uint64 // blocks refused because a map was full
+	Pruned      uint64 // flow blocks PruneFlows removed as stale
 	Attached    int    // XDP links held
 }
 
@@ -111,6 +112,10 @@ type Manager struct {
 	config  *ebpf.Map
 	hostNs  netns.NsHandle
 	mapFull atomic.Uint64
+	pruned  atomic.Uint64
+
+	pruneMu sync.Mutex
+	seen    map[bpfMgFlowKey]flowSeen // PruneFlows' memory
 
 	mu    sync.Mutex
 	links map[string]*pinnedLink // by pin name "<nsInode>_<ifname>"
@@ -304,7 +309,7 @@ func (m *Manager) Stats() Stats {
 		Passed: c[ctrPassed], DroppedFlow: c[ctrDroppedFlow], DroppedDest: c[ctrDroppedDest],
 		FlaggedFlow: c[ctrFlaggedFlow], FlaggedDest: c[ctrFlaggedDest], FailedOpen: c[ctrFailedOpen],
 		NotParsed: c[ctrNotParsed], Bypass: c[ctrBypass],
-		MapFull: m.mapFull.Load(), Attached: attached,
+		MapFull: m.mapFull.Load(), Pruned: m.pruned.Load(), Attached: attached,
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/minerguard/minerguard/internal/netnstest"
 )
 
@@ -179,5 +181,51 @@ func TestUnsupportedWithoutCapabilities(t *testing.T) {
 		if !strings.Contains(string(out), "errors.Is(ErrUnsupported)=true") || !strings.Contains(string(out), c.want) {
 			t.Errorf("dropping %s: child output %q: want ErrUnsupported naming %s", c.drop, out, c.want)
 		}
+	}
+}
+
+// PruneFlows removes exactly the flow blocks whose drop count stopped moving for idle: a
+// blocked flow still being retried stays, one nobody sends on goes.
+func TestPruneFlows(t *testing.T) {
+	m := openTest(t, Options{})
+	quiet := netip.AddrPortFrom(wl4.Addr(), 2000)
+	retried := netip.AddrPortFrom(wl4.Addr(), 2001)
+	for _, src := range []netip.AddrPort{quiet, retried} {
+		if err := m.BlockFlow("wl", src, peer4, 6, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bump := func(src netip.AddrPort) { // what the program does on a drop
+		k := flowKey(WorkloadID("wl"), src, peer4, 6)
+		var v bpfMgBlock
+		if err := m.flows.Lookup(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		v.Drops++
+		if err := m.flows.Update(&k, &v, ebpf.UpdateExist); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	idle := 15 * time.Minute
+	if n, err := m.PruneFlows(t0, idle); n != 0 || err != nil {
+		t.Fatalf("first call: %d, %v; it only takes note", n, err)
+	}
+	bump(retried)
+	if n, _ := m.PruneFlows(t0.Add(10*time.Minute), idle); n != 0 {
+		t.Fatalf("pruned %d before idle passed", n)
+	}
+	bump(retried)
+	if n, _ := m.PruneFlows(t0.Add(16*time.Minute), idle); n != 1 {
+		t.Fatalf("pruned %d at 16 min, want the quiet one", n)
+	}
+	if _, ok := m.FlowBlock("wl", quiet, peer4, 6); ok {
+		t.Error("the quiet flow's block is still there")
+	}
+	if _, ok := m.FlowBlock("wl", retried, peer4, 6); !ok {
+		t.Error("the retried flow's block was pruned")
+	}
+	if n, _ := m.PruneFlows(t0.Add(32*time.Minute), idle); n != 1 || m.Stats().Pruned != 2 {
+		t.Fatalf("no retry after 16 min: pruned %d at 32 min (total %d)", n, m.Stats().Pruned)
 	}
 }

@@ -82,7 +82,7 @@ func TestS1KillDashNine(t *testing.T) {
 	const timeout = 3 * time.Second
 	args := []string{"--netns", work, "--mode", "enforce", "--enforcement.pin-path", pin,
 		"--enforcement.heartbeat-timeout", timeout.String(), "--enforcement.host-netns", "/var/run/netns/" + node,
-		"--state-dir", t.TempDir(), "--web.listen-address", "127.0.0.1:0"}
+		"--state-dir", t.TempDir(), "--web.listen-address", "127.0.0.1:0", "--enforcement.stale-flow-block", "2s"}
 	cmd, out, logs := startSensorProcess(t, args...)
 	netnstest.Eventually(t, 10*time.Second, "XDP attached", func() bool { return strings.Contains(logs.String(), "msg=enforcing") })
 
@@ -134,6 +134,13 @@ func TestS1KillDashNine(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+
+	// The killed sensor's flow block outlived its flow's owner: the restarted sensor removes
+	// it once no packet has hit it for stale-flow-block (the destination block stays: the
+	// reconnect above was dropped).
+	netnstest.Eventually(t, 10*time.Second, "the stale flow block pruned", func() bool {
+		return strings.Contains(logs2.String(), `msg="removed stale flow blocks" count=1`)
+	})
 
 	// S2: SIGTERM switches the workload to flag-only before exit.
 	cmd2.Process.Signal(syscall.SIGTERM)

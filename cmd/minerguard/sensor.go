@@ -110,6 +110,8 @@ func sensorCmd() *cobra.Command {
 	f.String("enforcement.pin-path", def.Enforcement.PinPath, "bpffs directory for the pinned XDP maps and links (enforce mode)")
 	f.Duration("enforcement.heartbeat-timeout", def.Enforcement.HeartbeatTimeout, "the data path fails open when the sensor is silent this long")
 	f.String("enforcement.host-netns", "", "netns of the workloads' host-side veths (default: the sensor's own)")
+	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "a flow block no packet hit this long is removed")
+	f.String("control-socket", "", "unix socket for `minerguard profiles` while the sensor runs (default: minerguard.sock beside the profile state)")
 	return cmd
 }
 
@@ -158,5 +160,10 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 		return
 	})
 	set("enforcement.host-netns", func() (e error) { cfg.Enforcement.HostNetns, e = f.GetString("enforcement.host-netns"); return })
+	set("enforcement.stale-flow-block", func() (e error) {
+		cfg.Enforcement.StaleFlowBlock, e = f.GetDuration("enforcement.stale-flow-block")
+		return
+	})
+	set("control-socket", func() (e error) { cfg.ControlSocketPath, e = f.GetString("control-socket"); return })
 	return err
 }
