@@ -161,6 +161,8 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 		// A TCP flow to an address no answer named waits for its ClientHello: the server
 		// name is a better key than the address.
 		e.checkProfile(f)
+	} else {
+		e.checkEarly(f)
 	}
 }
 

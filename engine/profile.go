@@ -98,7 +98,36 @@ func (e *Engine) checkProfile(f *flow.Flow[state]) {
 		return
 	}
 	d := e.dest(f)
+	e.judgeProfile(f, d, e.opt.Profiles.Check(wl, d, f.Resp.Addr(), e.now))
+}
+
+// checkEarly judges a TCP flow to an address no answer named at its first packet when the
+// wait for its ClientHello cannot change the verdict: its workload enforces, the address is
+// not in the profile, and no name entry exists on that port and transport that a server name
+// could match. The SYN is then dropped and not a byte of the flow leaves. Otherwise the flow
+// waits for its server name as before (monitoring waits too: the alert then carries the name).
+func (e *Engine) checkEarly(f *flow.Flow[state]) {
+	s := &f.App
+	if e.opt.Profiles == nil || e.opt.Enforcer == nil || s.prof&profChecked != 0 {
+		return
+	}
+	wl := e.workloadName(f)
+	if wl == "" {
+		return
+	}
+	d := e.dest(f)
 	r := e.opt.Profiles.Check(wl, d, f.Resp.Addr(), e.now)
+	if r.State != profile.Enforcing || r.In || r.NameMayMatch {
+		return
+	}
+	s.prof |= profChecked
+	e.stats.ProfileEarly++
+	e.judgeProfile(f, d, r)
+}
+
+// judgeProfile acts on the check of f's destination: learn it, pass it, or flag it.
+func (e *Engine) judgeProfile(f *flow.Flow[state], d profile.Dest, r profile.Result) {
+	s := &f.App
 	e.stats.ProfileChecks++
 	if !r.Exists || r.State == profile.Learning {
 		s.prof |= profLearning

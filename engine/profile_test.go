@@ -194,3 +194,59 @@ func TestEnforcerBlocksOncePerFlow(t *testing.T) {
 		t.Errorf("monitor mode blocked %v", enf.blocked)
 	}
 }
+
+// An enforcing workload's TCP flow to an address nothing named is judged at its SYN when no
+// server name could still match (no name entry on that port): the block is asked for before
+// any payload. A port the profile knows by name waits for the ClientHello; so does every
+// flow of a monitored workload (its alert then carries the name).
+func TestProfileEarlyVerdictAtSYN(t *testing.T) {
+	for _, st := range []profile.State{profile.Enforcing, profile.Monitoring} {
+		book := profile.NewMemory(profile.Config{})
+		book.Learn("shop/web", profile.Observation{Dest: profile.Dest{Name: "api.example.com", Port: 443, Proto: profile.TCP},
+			IP: netip.MustParseAddr("10.1.1.1")}, epoch)
+		book.Learn("shop/web", profile.Observation{Dest: profile.Dest{Port: 5432, Proto: profile.TCP},
+			IP: netip.MustParseAddr("10.5.5.5")}, epoch)
+		if err := book.Approve("shop/web", st, epoch); err != nil {
+			t.Fatal(err)
+		}
+		enf := &fakeEnforcer{ok: true}
+		c := &collect{}
+		e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeEnforce), Sink: c, Workload: oneWorkload,
+			Profiles: book, Enforcer: enf})
+		later := epoch.Add(time.Hour)
+		syn := func(port uint16, cport uint16) {
+			x := newSession(t, endpoint{"10.0.0.2", cport}, endpoint{"10.7.7.7", port})
+			feedAt(e, later, x.frames[:1])
+		}
+		syn(3333, 42001) // a new port: nothing could name it
+		syn(443, 42002)  // api.example.com's port: a ClientHello might
+		syn(5432, 42003) // in the profile by address? no: 10.7.7.7 is not 10.5.5.5, and no name on 5432
+		var at []string
+		for _, b := range enf.blocked {
+			at = append(at, b.Dst.String())
+		}
+		got := strings.Join(at, ",")
+		want := "10.7.7.7:3333,10.7.7.7:5432"
+		if st == profile.Monitoring {
+			want = ""
+		}
+		if got != want {
+			t.Errorf("%v: blocked at the SYN %q, want %q", st, got, want)
+		}
+		if st == profile.Enforcing {
+			if n := e.Stats().ProfileEarly; n != 2 {
+				t.Errorf("ProfileEarly = %d, want 2", n)
+			}
+			var reasons []string
+			for _, ev := range c.events {
+				if ev.Dest.Port() == 3333 {
+					reasons = append(reasons, ev.MG.Detector+"/"+ev.Action)
+				}
+			}
+			sort.Strings(reasons)
+			if r := strings.Join(reasons, ","); r != "egress-not-in-profile/blocked,unresolved-ip/blocked" {
+				t.Errorf("alerts of the SYN to :3333: %s", r)
+			}
+		}
+	}
+}

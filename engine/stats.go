@@ -51,6 +51,7 @@ type Stats struct {
 
 	ProfileChecks     uint64 // flows whose destination was checked against a profile
 	ProfileViolations uint64 // of those, outside a monitored or enforced profile
+	ProfileEarly      uint64 // of those, unnamed TCP flows judged at their first packet (enforcing, no name could match)
 	ProfileLearned    uint64 // flows taught to a learning profile
 	ProfilePoisoned   uint64 // flagged flows whose destination was kept out of a learning profile
 	Blocked           uint64 // flows the enforcer is dropping

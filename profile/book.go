@@ -51,6 +51,7 @@ type profile struct {
 	ipIdx   map[ipKey]*entry  // address recorded under a name entry → (one of) its entries
 	plens   []int             // distinct lengths of non-host Addr entries, to probe prefixes
 	anyPort int               // entries with port 0 (any port): probe with port 0 too
+	named   map[portProto]int // name entries per port and transport (port 0: any port)
 	pNames  map[string]string // poisoned names → "poisoned NAME" (the alert label)
 	pNets   []netip.Prefix    // poisoned addresses/prefixes
 	pLabels []string          // "poisoned PREFIX", parallel to pNets
@@ -59,6 +60,11 @@ type profile struct {
 type entry struct {
 	Entry
 	label string // Entry.String(), computed once so that Check returns it without allocating
+}
+
+type portProto struct {
+	port  uint16
+	proto uint8
 }
 
 type ipKey struct {
@@ -168,6 +174,7 @@ func (b *Book) check(p *profile, d Dest, ip netip.Addr) Result {
 	}
 	e := p.match(d, ip)
 	if e == nil {
+		r.NameMayMatch = d.Name == "" && (p.named[portProto{d.Port, d.Proto}] > 0 || p.named[portProto{0, d.Proto}] > 0)
 		return r
 	}
 	if e.Name != "" {
@@ -390,6 +397,12 @@ func (p *profile) add(e *entry) {
 	if e.Port == 0 {
 		p.anyPort++
 	}
+	if e.Name != "" {
+		if p.named == nil {
+			p.named = map[portProto]int{}
+		}
+		p.named[portProto{e.Port, e.Proto}]++
+	}
 	for _, ip := range e.IPs {
 		k := ipKey{ip, e.Port, e.Proto}
 		if p.ipIdx[k] == nil {
@@ -405,7 +418,7 @@ func (p *profile) add(e *entry) {
 // reindex rebuilds the derived indexes after removals (rare: Poison, Reset).
 func (p *profile) reindex() {
 	es := p.entries
-	p.entries, p.ipIdx, p.plens, p.anyPort = make(map[key]*entry, len(es)), map[ipKey]*entry{}, nil, 0
+	p.entries, p.ipIdx, p.plens, p.anyPort, p.named = make(map[key]*entry, len(es)), map[ipKey]*entry{}, nil, 0, nil
 	for _, e := range es {
 		p.add(e)
 	}

@@ -182,12 +182,15 @@ func parseDeny(s string) (netip.Prefix, string, error) {
 
 // Result answers Check.
 type Result struct {
-	State    State  // the profile's state (0 when there is none)
-	Exists   bool   // false: no profile yet (one was created, learning from now)
-	In       bool   // the destination is in the profile
-	Denied   bool   // the deny list matched (In is false)
-	Poisoned bool   // a detector flagged this destination in this workload (In is false)
-	Entry    string // what matched, for alerts: an entry ("api.example:443/tcp"), "deny pool.example" or "poisoned pool.example"
+	State    State // the profile's state (0 when there is none)
+	Exists   bool  // false: no profile yet (one was created, learning from now)
+	In       bool  // the destination is in the profile
+	Denied   bool  // the deny list matched (In is false)
+	Poisoned bool  // a detector flagged this destination in this workload (In is false)
+	// NameMayMatch: the destination has no name and is not In, but a name entry on its port
+	// and transport exists, so a server name seen later (TLS SNI) might still match.
+	NameMayMatch bool
+	Entry        string // what matched, for alerts: an entry ("api.example:443/tcp"), "deny pool.example" or "poisoned pool.example"
 }
 
 // Entry is one learned destination.
