@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -59,6 +60,9 @@ type Config struct {
 	Workloads struct {
 		Static string   `yaml:"static"` // YAML map of netns/container to workload names
 		Select []string `yaml:"select"` // capture only workloads whose identity matches one of these path.Match patterns
+		// Addresses are CIDR=NAME pairs naming a packet's workload by its source address in
+		// `replay --config` (live, a namespace is the workload).
+		Addresses []string `yaml:"addresses"`
 	} `yaml:"workloads"`
 
 	// StateDir holds what outlives the process (the learned profiles).
@@ -285,6 +289,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Enforcement.HeartbeatTimeout < time.Second {
 		return bad("enforcement.heartbeat_timeout", fmt.Sprintf("%v: want at least 1s", c.Enforcement.HeartbeatTimeout))
+	}
+	for _, a := range c.Workloads.Addresses {
+		cidr, name, ok := strings.Cut(a, "=")
+		_, perr := netip.ParsePrefix(strings.TrimSpace(cidr))
+		_, aerr := netip.ParseAddr(strings.TrimSpace(cidr))
+		if !ok || strings.TrimSpace(name) == "" || (perr != nil && aerr != nil) {
+			return bad("workloads.addresses", fmt.Sprintf("%q: want CIDR=NAME (10.0.1.0/24=shop/web)", a))
+		}
 	}
 	if c.Enforcement.PinPath == "" {
 		return bad("enforcement.pin_path", "empty")

@@ -145,3 +145,70 @@ func TestProfilesReplayReadOnly(t *testing.T) {
 		t.Errorf("bad --workload: exit %d: %s", code, errs)
 	}
 }
+
+// replay --config takes the workloads (workloads.addresses) and the deny list from the
+// sensor's config file: the same capture gives the same violations as --workload-file, and a
+// learned name the deny list covers is a violation again.
+func TestProfilesReplayConfig(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "profiles.db")
+	conf := filepath.Join(t.TempDir(), "minerguard.yaml")
+	write := func(extra string) {
+		y := "netns: [all]\nworkloads:\n  addresses: [\"10.88.1.0/24=web\", \"10.88.2.0/24=api\", \"10.88.3.0/24=worker\"]\n" + extra
+		if err := os.WriteFile(conf, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	if _, errs, code := run(t, "replay", "-q", "--learn", "--config", conf, "--profiles", state, filepath.Join(profData, "baseline.pcap")); code != 0 {
+		t.Fatalf("learn: %s", errs)
+	}
+	check := func() []string {
+		out, errs, code := run(t, "replay", "-q", "-o", "json", "--config", conf, "--profiles", state, filepath.Join(profData, "later-benign.pcap"))
+		if code != 0 {
+			t.Fatalf("check: exit %d: %s", code, errs)
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var a profAlert
+			if line != "" && json.Unmarshal([]byte(line), &a) == nil && a.MGX.Detector == "egress-not-in-profile" {
+				got = append(got, a.MGX.Workload.Identity+" "+a.MGX.Profile.Destination)
+			}
+		}
+		sort.Strings(got)
+		return got
+	}
+	if got := check(); len(got) != 0 {
+		t.Fatalf("later-benign.pcap through --config: %q", got)
+	}
+	// Deny one name api learned: its flows in the same capture are violations now.
+	b, err := profile.OpenReadOnly(state, profile.Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Get("api")
+	b.Close()
+	denied := ""
+	for _, e := range p.Entries {
+		if e.Name != "" {
+			denied = e.Name
+			break
+		}
+	}
+	if denied == "" {
+		t.Fatalf("api learned no name: %+v", p.Entries)
+	}
+	write("profiles:\n  deny: [" + denied + "]\n")
+	got := check()
+	if len(got) == 0 {
+		t.Fatalf("denying %s in the config changed nothing", denied)
+	}
+	for _, g := range got {
+		if !strings.HasPrefix(g, "api "+denied+":") {
+			t.Errorf("violation %q: only api's flows to %s should be", g, denied)
+		}
+	}
+	os.WriteFile(conf, []byte("netns: [all]\nworkloads:\n  addresses: [\"10.88.1.0/33=web\"]\n"), 0o600)
+	if _, errs, code := run(t, "replay", "-q", "--config", conf, filepath.Join(profData, "later.pcap")); code != exitError || !strings.Contains(errs, "workloads.addresses") {
+		t.Errorf("bad workloads.addresses: exit %d: %s", code, errs)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/metrics"
+	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/sensor"
 	"github.com/spf13/cobra"
 )
 
@@ -30,6 +32,7 @@ type replayOpts struct {
 	quiet       bool
 	cpuProfile  string
 
+	config        string
 	profiles      string
 	learn         bool
 	workloads     []string
@@ -51,7 +54,10 @@ func replayCmd() *cobra.Command {
 			"talks to in the capture (flows a detector flags are never learned) and marks the profiles\n" +
 			"monitored at the end; a later --profiles STATE run reports every flow that left its\n" +
 			"workload's profile (egress-not-in-profile, unresolved-ip). A packet's workload comes from\n" +
-			"--workload CIDR=NAME by its source address, else each capture interface is one workload.",
+			"--workload CIDR=NAME by its source address, else each capture interface is one workload.\n\n" +
+			"--config FILE takes from the sensor's config file its intel.files, workloads.addresses\n" +
+			"(CIDR=NAME pairs) and the profiles.deny list and caps, so a capture is judged as the sensor\n" +
+			"would judge it; flags add to it.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runReplay(cmd, args, o) },
 	}
@@ -66,6 +72,7 @@ func replayCmd() *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for development)")
 	f.MarkHidden("cpuprofile")
+	f.StringVar(&o.config, "config", "", "sensor config file: its intel files, workloads.addresses and profile deny list and caps apply")
 	f.StringVar(&o.profiles, "profiles", "", "learned profile state (bbolt file): check flows against it, or build it with --learn")
 	f.BoolVar(&o.learn, "learn", false, "learn the workloads' egress profiles from the capture into --profiles")
 	f.StringArrayVar(&o.workloads, "workload", nil, "CIDR=NAME: packets from this source prefix belong to workload NAME; repeatable")
@@ -122,6 +129,16 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	if err != nil {
 		return &exitErr{exitError, err}
 	}
+	var pcfg profile.Config
+	if o.config != "" {
+		c, err := sensor.Load(o.config)
+		if err != nil {
+			return &exitErr{exitError, fmt.Errorf("--config %s: %w", o.config, err)}
+		}
+		o.intel = append(c.Intel.Files, o.intel...)
+		o.workloads = append(c.Workloads.Addresses, o.workloads...)
+		pcfg = profile.Config{Deny: c.Profiles.Deny, MaxEntries: c.Profiles.MaxEntries, MaxIPsPerName: c.Profiles.MaxIPsPerName}
+	}
 	set, err := loadIntel(o.intel)
 	if err != nil {
 		return &exitErr{exitError, err}
@@ -133,7 +150,7 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		Sink:        sink,
 		RedactLogin: o.redact,
 	}
-	book, err := openProfiles(o.profiles, o.learn)
+	book, err := openProfiles(o.profiles, o.learn, pcfg)
 	if err != nil {
 		return &exitErr{exitError, err}
 	}

@@ -109,7 +109,7 @@ func (m *workloadMap) of(scope uint64, src netip.Addr) *alert.Workload {
 
 // openProfiles opens the profile state for replay. Learning replays teach every workload whose
 // profile is new or still learning; checking replays never write the state.
-func openProfiles(path string, learn bool) (*profile.Book, error) {
+func openProfiles(path string, learn bool, cfg profile.Config) (*profile.Book, error) {
 	if path == "" {
 		if learn {
 			return nil, fmt.Errorf("--learn needs --profiles STATE (the file the profiles are kept in)")
@@ -122,7 +122,7 @@ func openProfiles(path string, learn bool) (*profile.Book, error) {
 		}
 	}
 	// Replay learns for as long as the capture lasts; the profiles are promoted at its end.
-	cfg := profile.Config{Promote: profile.Learning}
+	cfg.Promote = profile.Learning
 	if !learn {
 		return profile.OpenReadOnly(path, cfg, 5*time.Second)
 	}
