@@ -191,8 +191,71 @@ func (m *Manager) UnblockDest(workload string, dst netip.Prefix, port uint16, pr
 // them, or with reasons given only those installed for one of them (a profile that relearns
 // lets go of its profile blocks but keeps its miner's).
 func (m *Manager) ClearWorkload(workload string, reasons ...uint32) error {
-	wid := WorkloadID(workload)
-	match := func(v *bpfMgBlock) bool { return len(reasons) == 0 || slices.Contains(reasons, v.Reason) }
+	_, err := m.Clear(WorkloadID(workload), func(e Entry) bool { return len(reasons) == 0 || slices.Contains(reasons, e.Reason) })
+	if err != nil {
+		return fmt.Errorf("clearing %s: %w", workload, err)
+	}
+	return nil
+}
+
+// Entry is one block as listed: a flow (Src, Dst, Proto) or a destination (Prefix, Port and
+// Proto, 0 meaning any).
+type Entry struct {
+	WorkloadID uint64
+	Flow       bool
+	Src, Dst   netip.AddrPort // flow blocks
+	Prefix     netip.Prefix   // destination blocks
+	Port       uint16         // destination blocks
+	Proto      uint8
+	Block
+}
+
+func flowEntry(k *bpfMgFlowKey, v *bpfMgBlock) Entry {
+	return Entry{WorkloadID: k.WorkloadId, Flow: true, Proto: k.Proto,
+		Src:   netip.AddrPortFrom(netip.AddrFrom16(k.Src).Unmap(), be16(k.Sport)),
+		Dst:   netip.AddrPortFrom(netip.AddrFrom16(k.Dst).Unmap(), be16(k.Dport)),
+		Block: Block{v.InstalledNs, v.FirstDropNs, v.Drops, v.Reason}}
+}
+
+func destEntry(k *bpfMgDestKey, v *bpfMgBlock) Entry {
+	a := netip.AddrFrom16(k.Addr)
+	bits := int(k.Prefixlen) - 128
+	if a.Is4In6() {
+		a, bits = a.Unmap(), bits-96
+	}
+	pfx, _ := a.Prefix(max(bits, 0))
+	return Entry{WorkloadID: k.WorkloadId, Prefix: pfx, Port: be16(k.Port), Proto: k.Proto,
+		Block: Block{v.InstalledNs, v.FirstDropNs, v.Drops, v.Reason}}
+}
+
+// Blocks lists every flow and destination block of every workload (a diagnostic: it walks
+// both maps).
+func (m *Manager) Blocks() ([]Entry, error) {
+	var (
+		fk  bpfMgFlowKey
+		dk  bpfMgDestKey
+		v   bpfMgBlock
+		out []Entry
+	)
+	it := m.flows.Iterate()
+	for it.Next(&fk, &v) {
+		out = append(out, flowEntry(&fk, &v))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("listing flow blocks: %w", err)
+	}
+	it = m.dests.Iterate()
+	for it.Next(&dk, &v) {
+		out = append(out, destEntry(&dk, &v))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("listing destination blocks: %w", err)
+	}
+	return out, nil
+}
+
+// Clear removes the blocks of workload wid that match says to, and returns how many.
+func (m *Manager) Clear(wid uint64, match func(Entry) bool) (int, error) {
 	var (
 		fk    bpfMgFlowKey
 		dk    bpfMgDestKey
@@ -203,37 +266,48 @@ func (m *Manager) ClearWorkload(workload string, reasons ...uint32) error {
 	// Collect first: deleting while iterating a hash map can restart the walk.
 	it := m.flows.Iterate()
 	for it.Next(&fk, &v) {
-		if fk.WorkloadId == wid && match(&v) {
+		if fk.WorkloadId == wid && match(flowEntry(&fk, &v)) {
 			fkeys = append(fkeys, fk)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("listing flows of %s: %w", workload, err)
+		return 0, fmt.Errorf("listing flow blocks: %w", err)
 	}
 	it = m.dests.Iterate()
 	for it.Next(&dk, &v) {
-		if dk.WorkloadId == wid && match(&v) {
+		if dk.WorkloadId == wid && match(destEntry(&dk, &v)) {
 			dkeys = append(dkeys, dk)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("listing destinations of %s: %w", workload, err)
+		return 0, fmt.Errorf("listing destination blocks: %w", err)
 	}
+	n := 0
 	var errs []error
 	for i := range fkeys {
 		if err := m.flows.Delete(&fkeys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, err)
+		} else {
+			n++
 		}
 	}
 	for i := range dkeys {
 		if err := m.dests.Delete(&dkeys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, err)
+		} else {
+			n++
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("clearing %s: %w", workload, err)
+	return n, errors.Join(errs...)
+}
+
+// Wall converts a CLOCK_MONOTONIC time of the data path (InstalledNs, FirstDropNs) to wall
+// time; zero stays zero.
+func Wall(mono uint64) time.Time {
+	if mono == 0 {
+		return time.Time{}
 	}
-	return nil
+	return time.Now().Add(-time.Duration(monoNow() - mono))
 }
 
 // FlowBlock reads a flow block back.

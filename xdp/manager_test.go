@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,63 @@ func TestPruneFlows(t *testing.T) {
 	}
 	if n, _ := m.PruneFlows(t0.Add(32*time.Minute), idle); n != 1 || m.Stats().Pruned != 2 {
 		t.Fatalf("no retry after 16 min: pruned %d at 32 min (total %d)", n, m.Stats().Pruned)
+	}
+}
+
+// Blocks lists what BlockFlow and BlockDest installed, keys decoded back; Clear removes only
+// what its filter matches.
+func TestBlocksListAndClear(t *testing.T) {
+	m := openTest(t, Options{})
+	src := netip.MustParseAddrPort("10.0.0.2:40000")
+	dst6 := netip.MustParseAddrPort("[2001:db8::9]:3333")
+	if err := m.BlockFlow("wl", src, netip.MustParseAddrPort("192.0.2.9:3333"), 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.BlockFlow("wl", netip.MustParseAddrPort("[2001:db8::2]:40001"), dst6, 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.BlockDest("wl", netip.MustParsePrefix("192.0.2.9/32"), 0, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.BlockDest("wl", netip.MustParsePrefix("2001:db8::/64"), 443, 6, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.BlockDest("other", netip.MustParsePrefix("192.0.2.9/32"), 0, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	es, err := m.Blocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		if e.WorkloadID != WorkloadID("wl") {
+			continue
+		}
+		if e.Flow {
+			got = append(got, fmt.Sprintf("flow %v>%v/%d r%d", e.Src, e.Dst, e.Proto, e.Reason))
+		} else {
+			got = append(got, fmt.Sprintf("dest %v:%d/%d r%d", e.Prefix, e.Port, e.Proto, e.Reason))
+		}
+		if Wall(e.InstalledNs).After(time.Now()) || time.Since(Wall(e.InstalledNs)) > time.Minute {
+			t.Errorf("installed at %v", Wall(e.InstalledNs))
+		}
+	}
+	sort.Strings(got)
+	want := []string{"dest 192.0.2.9/32:0/0 r4", "dest 2001:db8::/64:443/6 r8",
+		"flow 10.0.0.2:40000>192.0.2.9:3333/6 r1", "flow [2001:db8::2]:40001>[2001:db8::9]:3333/6 r1"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("blocks\n got %q\nwant %q", got, want)
+	}
+	// Clear what concerns 192.0.2.9 only: the v4 flow and the v4 destination of wl.
+	pool := netip.MustParseAddr("192.0.2.9")
+	n, err := m.Clear(WorkloadID("wl"), func(e Entry) bool {
+		return (e.Flow && e.Dst.Addr() == pool) || (!e.Flow && e.Prefix.Contains(pool))
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("Clear: %d, %v; want 2", n, err)
+	}
+	if es, _ = m.Blocks(); len(es) != 3 {
+		t.Fatalf("%d blocks left, want 3 (wl's IPv6 flow and prefix, other's destination)", len(es))
 	}
 }
