@@ -3,38 +3,50 @@ package sensor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/xdp"
 )
 
-// The control socket: a running sensor holds its profile state exclusively (bbolt), so
-// `minerguard profiles` reads and changes the profiles through this unix socket instead.
+// The control socket: a running sensor holds its profile state exclusively (bbolt) and its
+// XDP maps, so `minerguard profiles` and `minerguard blocks` read and change them through
+// this unix socket.
 // HTTP on a root-only socket (0600 in the 0700 state directory): nothing on the network can
 // approve or reset a profile.
 const (
 	ctlProfiles = "/v1/profiles"         // GET: every profile (export JSON); POST: import one export
 	ctlApprove  = "/v1/profiles/approve" // POST ?workload=W&to=monitoring|enforcing
 	ctlReset    = "/v1/profiles/reset"   // POST ?workload=W
+	ctlBlocks   = "/v1/blocks"           // GET: every XDP block
+	ctlClear    = "/v1/blocks/clear"     // POST ?workload=W[&dest=ADDRESS|PREFIX]
 
 	maxImportBytes = 256 << 20
 )
 
 // ControlSocket is the control socket's path: control_socket, else minerguard.sock beside the
-// profile state.
+// profile state; "" when there is no state directory to put it in.
 func (c *Config) ControlSocket() string {
 	if c.ControlSocketPath != "" {
 		return c.ControlSocketPath
+	}
+	if c.Profiles.State == "" && c.StateDir == "" {
+		return ""
 	}
 	return filepath.Join(filepath.Dir(c.ProfileState()), "minerguard.sock")
 }
@@ -45,6 +57,9 @@ func listenControl(path string) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s: another minerguard answers on it", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
@@ -64,6 +79,12 @@ func listenControl(path string) (net.Listener, error) {
 // committed before the answer, so an answered approve is on disk.
 func (s *Sensor) controlHandler() http.Handler {
 	mux := http.NewServeMux()
+	s.blockHandlers(mux)
+	if s.book == nil {
+		mux.HandleFunc(ctlProfiles+"/", profilesOff)
+		mux.HandleFunc(ctlProfiles, profilesOff)
+		return mux
+	}
 	mux.HandleFunc("GET "+ctlProfiles, func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer
 		if err := profile.Encode(&buf, s.book.Profiles(), "json"); err != nil {
@@ -125,6 +146,110 @@ func (s *Sensor) controlHandler() http.Handler {
 		s.commitAnswer(w, profile.Learning.String())
 	})
 	return mux
+}
+
+func profilesOff(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "profiles are disabled in this sensor (profiles.enabled: false)", http.StatusConflict)
+}
+
+// BlockInfo is one XDP block as the control socket lists it.
+type BlockInfo struct {
+	Workload  string    `json:"workload" yaml:"workload"`
+	Kind      string    `json:"kind" yaml:"kind"` // flow or destination
+	Src       string    `json:"src,omitempty" yaml:"src,omitempty"`
+	Dest      string    `json:"dest" yaml:"dest"`                     // flow: address:port; destination: prefix
+	Port      uint16    `json:"port,omitempty" yaml:"port,omitempty"` // destination: 0 for every port
+	Proto     string    `json:"proto" yaml:"proto"`                   // TCP, UDP, or any
+	Reason    string    `json:"reason" yaml:"reason"`
+	Installed time.Time `json:"installed" yaml:"installed"`
+	FirstDrop time.Time `json:"first_drop,omitzero" yaml:"first_drop,omitempty"`
+	Drops     uint64    `json:"drops" yaml:"drops"`
+}
+
+func (s *Sensor) blockHandlers(mux *http.ServeMux) {
+	off := func(w http.ResponseWriter) bool {
+		if s.enf == nil {
+			http.Error(w, fmt.Sprintf("this sensor does not enforce (mode %s): there are no blocks", s.mode), http.StatusConflict)
+			return true
+		}
+		return false
+	}
+	mux.HandleFunc("GET "+ctlBlocks, func(w http.ResponseWriter, r *http.Request) {
+		if off(w) {
+			return
+		}
+		es, err := s.enf.m.Blocks()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		out := make([]BlockInfo, 0, len(es))
+		for _, e := range es {
+			b := BlockInfo{Workload: s.enf.nameOf(e.WorkloadID), Kind: "destination", Dest: e.Prefix.String(), Port: e.Port,
+				Proto: "any", Reason: detect.Reason(e.Reason).String(), Installed: xdp.Wall(e.InstalledNs),
+				FirstDrop: xdp.Wall(e.FirstDropNs), Drops: e.Drops}
+			if e.Proto != 0 {
+				b.Proto = alert.ProtoName(e.Proto)
+			}
+			if e.Flow {
+				b.Kind, b.Src, b.Dest, b.Port = "flow", e.Src.String(), e.Dst.String(), 0
+			}
+			out = append(out, b)
+		}
+		sort.Slice(out, func(i, j int) bool {
+			if out[i].Workload != out[j].Workload {
+				return out[i].Workload < out[j].Workload
+			}
+			return out[i].Installed.Before(out[j].Installed)
+		})
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("POST "+ctlClear, func(w http.ResponseWriter, r *http.Request) {
+		if off(w) {
+			return
+		}
+		wl := r.URL.Query().Get("workload")
+		if wl == "" {
+			http.Error(w, "workload: missing", http.StatusBadRequest)
+			return
+		}
+		id := xdp.WorkloadID(wl)
+		if h, ok := strings.CutPrefix(wl, "id:"); ok {
+			v, err := strconv.ParseUint(h, 16, 64)
+			if err != nil {
+				http.Error(w, "workload "+wl+": want a name or id:HEX", http.StatusBadRequest)
+				return
+			}
+			id = v
+		}
+		match := func(xdp.Entry) bool { return true }
+		if d := r.URL.Query().Get("dest"); d != "" {
+			pfx, err := netip.ParsePrefix(d)
+			if err != nil {
+				a, aerr := netip.ParseAddr(d)
+				if aerr != nil {
+					http.Error(w, "dest "+d+": want an address or a prefix", http.StatusBadRequest)
+					return
+				}
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			}
+			pfx = pfx.Masked()
+			match = func(e xdp.Entry) bool {
+				if e.Flow {
+					return pfx.Contains(e.Dst.Addr())
+				}
+				return pfx.Overlaps(e.Prefix)
+			}
+		}
+		n, err := s.enf.m.Clear(id, match)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.log.Info("blocks cleared through the control socket", "workload", wl, "dest", r.URL.Query().Get("dest"), "count", n)
+		fmt.Fprintf(w, "%d\n", n)
+	})
 }
 
 func controlError(w http.ResponseWriter, err error) {
@@ -224,6 +349,33 @@ func (c *ControlClient) Approve(workload string, to profile.State) error {
 func (c *ControlClient) Reset(workload string) error {
 	_, err := c.do("POST", ctlReset, url.Values{"workload": {workload}}, nil)
 	return err
+}
+
+// Blocks lists the running sensor's XDP blocks.
+func (c *ControlClient) Blocks() ([]BlockInfo, error) {
+	b, err := c.do("GET", ctlBlocks, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []BlockInfo
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("running sensor: %w", err)
+	}
+	return out, nil
+}
+
+// ClearBlocks removes a workload's blocks, only those towards dest when it is not empty (an
+// address or prefix), and returns how many went.
+func (c *ControlClient) ClearBlocks(workload, dest string) (int, error) {
+	q := url.Values{"workload": {workload}}
+	if dest != "" {
+		q.Set("dest", dest)
+	}
+	b, err := c.do("POST", ctlClear, q, nil)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 // Import replaces the given workloads' profiles, all or none.

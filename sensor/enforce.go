@@ -3,6 +3,7 @@ package sensor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"path"
@@ -24,8 +25,9 @@ type enforcer struct {
 	m         *xdp.Manager
 	log       *slog.Logger
 	mu        sync.RWMutex
-	overrides []WorkloadMode  // replaced on reload
-	degraded  map[string]bool // workloads the manager put in flag-only because a map was full
+	overrides []WorkloadMode    // replaced on reload
+	degraded  map[string]bool   // workloads the manager put in flag-only because a map was full
+	names     map[uint64]string // xdp.WorkloadID → identity, for listing blocks
 	identity  func(scope uint64) string
 	alerts    engine.Sink   // where a workload's fall to flag-only is reported
 	stale     time.Duration // flow blocks without a drop this long are removed
@@ -47,7 +49,7 @@ func openEnforcer(cfg Config, log *slog.Logger, identity func(uint64) string, al
 		return nil, err
 	}
 	return &enforcer{m: m, log: log, overrides: cfg.Enforcement.Workloads, identity: identity, alerts: alerts,
-		stale: cfg.Enforcement.StaleFlowBlock, degraded: map[string]bool{}}, nil
+		stale: cfg.Enforcement.StaleFlowBlock, degraded: map[string]bool{}, names: map[uint64]string{}}, nil
 }
 
 // modeFor is the XDP mode of a workload: the first matching override, else enforce.
@@ -71,6 +73,27 @@ func (e *enforcer) modeFor(workload string) (xdp.Mode, bool) {
 	return xdp.ModeEnforce, false
 }
 
+// remember keeps the identity behind a workload's map ID (bounded: the maps hold at most
+// that many workloads anyway).
+func (e *enforcer) remember(workload string) {
+	e.mu.Lock()
+	if len(e.names) < 1<<16 {
+		e.names[xdp.WorkloadID(workload)] = workload
+	}
+	e.mu.Unlock()
+}
+
+// nameOf is the identity of a map ID, or the ID in hex for blocks a sensor before this one
+// installed for a workload not seen since.
+func (e *enforcer) nameOf(id uint64) string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if n, ok := e.names[id]; ok {
+		return n
+	}
+	return fmt.Sprintf("id:%016x", id)
+}
+
 // setOverrides replaces the per-workload modes (reload); workloads degraded by a full map get
 // another try.
 func (e *enforcer) setOverrides(o []WorkloadMode) {
@@ -82,6 +105,7 @@ func (e *enforcer) setOverrides(o []WorkloadMode) {
 
 // applyMode sets a workload's mode from the current overrides and returns it.
 func (e *enforcer) applyMode(workload string) (xdp.Mode, bool) {
+	e.remember(workload)
 	mode, failClosed := e.modeFor(workload)
 	if err := e.m.SetMode(workload, mode, failClosed); err != nil {
 		e.failures.Add(1)
@@ -131,6 +155,7 @@ func (e *enforcer) Block(b engine.Block) bool {
 	if mode, _ := e.modeFor(wl); mode != xdp.ModeEnforce {
 		return false
 	}
+	e.remember(wl)
 	reason := uint32(firstReason(b.Reasons))
 	if err := e.m.BlockFlow(wl, b.Src, b.Dst, b.Proto, reason); err != nil {
 		e.fail("blocking a flow", b, wl, err)

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -474,4 +475,63 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return b.String()
+}
+
+// The control socket lists the data path's blocks by workload and clears them: after a clear
+// of the pool's address, the stalled Stratum connection's retransmission reaches the pool.
+func TestBlocksListAndClearLive(t *testing.T) {
+	l := newRoutedLab(t, 76)
+	miner := l.servePool(t, 3333)
+	cfg := l.config()
+	cfg.StateDir = t.TempDir()
+	out := &syncBuf{}
+	s := startSensor(t, cfg, out)
+	if s.enf == nil {
+		t.Fatalf("no XDP data path (mode %s)", s.mode)
+	}
+	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	c := l.dial(t, 3333)
+	cr := bufio.NewReader(c)
+	if err := roundTrip(c, cr, login, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Eventually(t, 5*time.Second, "a blocked alert", func() bool { return strings.Contains(out.String(), `"action":"blocked"`) })
+	time.Sleep(50 * time.Millisecond)
+	before := miner.Received.Load()
+	c.Write([]byte(login)) // dropped, retransmitted until the block goes
+
+	ctl, err := DialControl(cfg.ControlSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := ctl.Blocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := "netns/" + l.Work
+	var kinds []string
+	for _, b := range bs {
+		if b.Workload != wl || b.Reason != "stratum" || b.Proto != "TCP" || b.Installed.IsZero() || time.Since(b.Installed) > time.Minute {
+			t.Errorf("block %+v", b)
+		}
+		kinds = append(kinds, b.Kind+" "+b.Dest)
+	}
+	sort.Strings(kinds)
+	want := "destination " + l.PoolIP + "/32,flow " + l.PoolIP + ":3333"
+	if strings.Join(kinds, ",") != want {
+		t.Fatalf("blocks %q, want %q", kinds, want)
+	}
+	if n, err := ctl.ClearBlocks(wl, "192.0.2.0/24"); err != nil || n != 0 {
+		t.Fatalf("clearing another destination: %d, %v", n, err)
+	}
+	if miner.Received.Load() != before {
+		t.Fatal("bytes reached the pool before the clear")
+	}
+	if n, err := ctl.ClearBlocks(wl, l.PoolIP); err != nil || n != 2 {
+		t.Fatalf("clearing the pool: %d, %v; want 2", n, err)
+	}
+	netnstest.Eventually(t, 10*time.Second, "the retransmission to reach the pool", func() bool { return miner.Received.Load() > before })
+	if bs, _ := ctl.Blocks(); len(bs) != 0 {
+		t.Errorf("blocks after the clear: %+v", bs)
+	}
 }

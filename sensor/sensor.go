@@ -233,8 +233,8 @@ func (s *Sensor) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
-	if s.book != nil {
-		cl, err := listenControl(s.cfg.ControlSocket())
+	if sock := s.cfg.ControlSocket(); sock != "" {
+		cl, err := listenControl(sock)
 		if err != nil {
 			srv.Close()
 			s.shutdown()
@@ -243,7 +243,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 		csrv := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go csrv.Serve(cl)
 		// Closed before the book is (shutdown), so no request sees a closed state.
-		s.stopControl = func() { csrv.Close(); os.Remove(s.cfg.ControlSocket()) }
+		s.stopControl = func() { csrv.Close(); os.Remove(sock) }
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

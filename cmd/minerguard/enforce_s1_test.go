@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,9 +82,10 @@ func TestS1KillDashNine(t *testing.T) {
 	got := &srv.Received
 
 	const timeout = 3 * time.Second
+	state := t.TempDir()
 	args := []string{"--netns", work, "--mode", "enforce", "--enforcement.pin-path", pin,
 		"--enforcement.heartbeat-timeout", timeout.String(), "--enforcement.host-netns", "/var/run/netns/" + node,
-		"--state-dir", t.TempDir(), "--web.listen-address", "127.0.0.1:0", "--enforcement.stale-flow-block", "2s"}
+		"--state-dir", state, "--web.listen-address", "127.0.0.1:0", "--enforcement.stale-flow-block", "2s"}
 	cmd, out, logs := startSensorProcess(t, args...)
 	netnstest.Eventually(t, 10*time.Second, "XDP attached", func() bool { return strings.Contains(logs.String(), "msg=enforcing") })
 
@@ -141,6 +144,31 @@ func TestS1KillDashNine(t *testing.T) {
 	netnstest.Eventually(t, 10*time.Second, "the stale flow block pruned", func() bool {
 		return strings.Contains(logs2.String(), `msg="removed stale flow blocks" count=1`)
 	})
+
+	// `minerguard blocks` sees what is left through the restarted sensor's control socket
+	// (the destination block, named by its workload) and clears it: the pool is reachable.
+	sock := filepath.Join(state, "minerguard.sock")
+	out2, errs, code := run(t, "blocks", "--socket", sock, "list", "-o", "json")
+	var bl []struct{ Workload, Kind, Dest, Reason string }
+	if err := json.Unmarshal([]byte(out2), &bl); code != 0 || err != nil || len(bl) != 1 ||
+		bl[0] != (struct{ Workload, Kind, Dest, Reason string }{"netns/" + work, "destination", poolIP + "/32", "stratum"}) {
+		t.Fatalf("blocks list: exit %d %s: %q (%v)", code, errs, out2, err)
+	}
+	if txt, _, _ := run(t, "blocks", "--socket", sock, "list"); !strings.Contains(squash(txt), "netns/"+work+" destination - "+poolIP+"/32 port 3333 TCP stratum") {
+		t.Errorf("blocks list as text:\n%s", txt)
+	}
+	if out2, errs, code = run(t, "blocks", "--socket", sock, "clear", "netns/"+work, "--dest", poolIP); code != 0 || !strings.Contains(out2, "1 blocks removed") {
+		t.Fatalf("blocks clear: exit %d %s: %q", code, errs, out2)
+	}
+	if err := netnstest.Do(t, work, func() error {
+		c, err := net.DialTimeout("tcp", poolIP+":3333", 3*time.Second)
+		if err != nil {
+			return fmt.Errorf("the pool is unreachable after its block was cleared: %w", err)
+		}
+		return c.Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	// S2: SIGTERM switches the workload to flag-only before exit.
 	cmd2.Process.Signal(syscall.SIGTERM)

@@ -45,7 +45,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(replayCmd(), sensorCmd(), intelCmd(), profilesCmd(), versionCmd())
+	root.AddCommand(replayCmd(), sensorCmd(), intelCmd(), profilesCmd(), blocksCmd(), versionCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -305,3 +305,10 @@ func TestProfilesThroughRunningSensor(t *testing.T) {
 		t.Errorf("db on disk: %v with %d entries, want learning with 0", pr.State, len(pr.Entries))
 	}
 }
+
+func TestBlocksWithoutSensor(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "minerguard.sock")
+	if _, errs, code := run(t, "blocks", "--socket", sock, "list"); code != 2 || !strings.Contains(errs, "no sensor answers on "+sock) {
+		t.Errorf("blocks list without a sensor: exit %d %q", code, errs)
+	}
+}
