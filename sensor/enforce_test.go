@@ -44,6 +44,19 @@ func newRoutedLab(t *testing.T, n int) *routedLab {
 	return l
 }
 
+// startEnforcing starts a sensor with cfg (its own state directory) and waits until its XDP
+// program is attached.
+func startEnforcing(t *testing.T, cfg Config) (*Sensor, *syncBuf) {
+	t.Helper()
+	out := &syncBuf{}
+	s := startSensor(t, cfg, out)
+	if s.enf == nil {
+		t.Fatalf("no XDP data path (mode %s)", s.mode)
+	}
+	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	return s, out
+}
+
 // servePool is a pool on port of the pool namespace that answers every line.
 func (l *routedLab) servePool(t *testing.T, port int) *netnstest.LineServer {
 	return netnstest.ServeLines(t, l.Pool, fmt.Sprintf("%s:%d", l.PoolIP, port), `{"id":1,"jsonrpc":"2.0","result":true}`)
@@ -181,14 +194,7 @@ func TestEnforceDropsStratumKeepsAllowed(t *testing.T) {
 // MINERGUARD_DROP_SESSIONS sets how many (default 5).
 func TestVerdictToDrop(t *testing.T) {
 	l := newRoutedLab(t, 73)
-	cfg := l.config()
-	cfg.StateDir = t.TempDir()
-	out := &syncBuf{}
-	s := startSensor(t, cfg, out)
-	if s.enf == nil {
-		t.Fatalf("no XDP data path (mode %s)", s.mode)
-	}
-	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	s, _ := startEnforcing(t, l.config())
 	n := 5
 	if v := os.Getenv("MINERGUARD_DROP_SESSIONS"); v != "" {
 		fmt.Sscan(v, &n)
@@ -400,14 +406,8 @@ func TestMapFullAlertsAndFlagsOnly(t *testing.T) {
 	l.servePool(t, 3333)
 	second := l.servePool(t, 3334)
 	cfg := l.config()
-	cfg.StateDir = t.TempDir()
 	cfg.Enforcement.MaxBlockedFlows = 1
-	out := &syncBuf{}
-	s := startSensor(t, cfg, out)
-	if s.enf == nil {
-		t.Fatalf("no XDP data path (mode %s)", s.mode)
-	}
-	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	s, out := startEnforcing(t, cfg)
 
 	first := l.dial(t, 3333)
 	if err := roundTrip(first, bufio.NewReader(first), login, 5*time.Second); err != nil {
@@ -483,13 +483,8 @@ func TestBlocksListAndClearLive(t *testing.T) {
 	l := newRoutedLab(t, 76)
 	miner := l.servePool(t, 3333)
 	cfg := l.config()
-	cfg.StateDir = t.TempDir()
-	out := &syncBuf{}
-	s := startSensor(t, cfg, out)
-	if s.enf == nil {
-		t.Fatalf("no XDP data path (mode %s)", s.mode)
-	}
-	netnstest.Eventually(t, 5*time.Second, "XDP attached", func() bool { return s.enf.m.Stats().Attached > 0 })
+	cfg.StateDir = t.TempDir() // where the control socket is
+	_, out := startEnforcing(t, cfg)
 	c := l.dial(t, 3333)
 	cr := bufio.NewReader(c)
 	if err := roundTrip(c, cr, login, 5*time.Second); err != nil {
