@@ -160,15 +160,31 @@ func TestS1KillDashNine(t *testing.T) {
 	if out2, errs, code = run(t, "blocks", "--socket", sock, "clear", "netns/"+work, "--dest", poolIP); code != 0 || !strings.Contains(out2, "1 blocks removed") {
 		t.Fatalf("blocks clear: exit %d %s: %q", code, errs, out2)
 	}
-	if err := netnstest.Do(t, work, func() error {
-		c, err := net.DialTimeout("tcp", poolIP+":3333", 3*time.Second)
-		if err != nil {
-			return fmt.Errorf("the pool is unreachable after its block was cleared: %w", err)
-		}
-		return c.Close()
-	}); err != nil {
+	// reach dials the pool from the workload, then sends line on the connection if not empty.
+	reach := func(line string) error {
+		return netnstest.Do(t, work, func() error {
+			c, err := net.DialTimeout("tcp", poolIP+":3333", 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if line != "" {
+				_, err = c.Write([]byte(line))
+			}
+			return err
+		})
+	}
+	if err := reach(""); err != nil {
+		t.Fatalf("the pool is unreachable after its block was cleared: %v", err)
+	}
+	// A miner that logs in again is blocked again.
+	if err := reach(`{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44w","pass":"x","agent":"XMRig/6.21.0"}}` + "\n"); err != nil {
 		t.Fatal(err)
 	}
+	netnstest.Eventually(t, 5*time.Second, "the pool blocked again", func() bool {
+		txt, _, _ := run(t, "blocks", "--socket", sock, "list")
+		return strings.Contains(squash(txt), poolIP+"/32 port 3333 TCP stratum")
+	})
 
 	// S2: SIGTERM switches the workload to flag-only before exit.
 	cmd2.Process.Signal(syscall.SIGTERM)
@@ -183,13 +199,7 @@ func TestS1KillDashNine(t *testing.T) {
 	if mode, _, err := m.GetMode("netns/" + work); err != nil || mode != xdp.ModeFlagOnly {
 		t.Fatalf("after SIGTERM: mode %v (%v), want flag-only", mode, err)
 	}
-	if err := netnstest.Do(t, work, func() error {
-		c, err := net.DialTimeout("tcp", poolIP+":3333", 3*time.Second)
-		if err != nil {
-			return fmt.Errorf("flag-only after a graceful stop, yet the pool is unreachable: %w", err)
-		}
-		return c.Close()
-	}); err != nil {
-		t.Fatal(err)
+	if err := reach(""); err != nil {
+		t.Fatalf("flag-only after a graceful stop, yet the pool is unreachable: %v", err)
 	}
 }
