@@ -36,6 +36,13 @@ type Options struct {
 	// interface) and source address; nil (or a nil result) leaves it out of alerts and
 	// profiles. It is called when an alert is raised and when a flow meets a profile.
 	Workload func(scope uint64, src netip.Addr) *alert.Workload
+	// NameScope, when set, narrows the DNS answers that name a flow's destination for its
+	// profile: an answer to a client is also kept under NameScope(scope, client), and a flow's
+	// profile destination takes its name from NameScope(scope, its source) only. Replay of a
+	// capture holding several workloads uses it, so one workload's lookups do not make
+	// another's address literal "resolved" (live, the scope is already the workload's
+	// namespace). Detection still reads every answer of the scope.
+	NameScope func(scope uint64, client netip.Addr) uint64
 	// Profiles, when set, checks every flow's destination against its workload's learned
 	// egress profile and teaches the profiles that are learning.
 	Profiles Profiles
@@ -149,7 +156,17 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 	named := false
 	if name, ok := e.names.Lookup(f.Scope, f.Resp.Addr(), e.now); ok {
 		e.detail(f).facts.DstName = name
-		named = true
+		named = e.opt.NameScope == nil
+	}
+	if e.opt.NameScope != nil {
+		if ns := e.nameScope(f); ns != f.Scope {
+			if name, ok := e.names.Lookup(ns, f.Resp.Addr(), e.now); ok {
+				e.detail(f).ownName = name
+				named = true
+			}
+		} else if named = s.det != nil && s.det.facts.DstName != ""; named {
+			s.det.ownName = s.det.facts.DstName
+		}
 	}
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
@@ -164,6 +181,19 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 	} else {
 		e.checkEarly(f)
 	}
+}
+
+// nameScope is where f's DNS answers are kept and its destination's name is looked up: f's
+// scope, narrowed to its client's workload when Options.NameScope says so.
+func (e *Engine) nameScope(f *flow.Flow[state]) uint64 {
+	if e.opt.NameScope == nil {
+		return f.Scope
+	}
+	client := f.Orig.Addr()
+	if f.Orig.Port() == 53 && f.Resp.Port() != 53 {
+		client = f.Resp.Addr() // an answer seen without its query opened the flow
+	}
+	return e.opt.NameScope(f.Scope, client)
 }
 
 func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
@@ -185,7 +215,14 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 		return
 	}
 	for _, an := range m.AddrNames() {
+		// Detection reads the whole capture's answers (a pool name resolved by anyone
+		// marks its address); profiles read the workload's own (NameScope).
 		e.names.Add(f.Scope, an.Addr, an.Name, an.TTL, e.now)
+		if e.opt.NameScope != nil {
+			if ns := e.nameScope(f); ns != f.Scope {
+				e.names.Add(ns, an.Addr, an.Name, an.TTL, e.now)
+			}
+		}
 	}
 	if f.Proto == 17 && f.Packets[flow.DirOrig] > 0 {
 		// The lookup was answered: nothing more will come that matters.

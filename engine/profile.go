@@ -73,6 +73,9 @@ func (e *Engine) dest(f *flow.Flow[state]) profile.Dest {
 	d := profile.Dest{Port: f.Resp.Port(), Proto: f.Proto, App: f.App.app.String()}
 	if det := f.App.det; det != nil {
 		d.Name = det.facts.DstName
+		if e.opt.NameScope != nil {
+			d.Name = det.ownName
+		}
 		if d.Name == "" {
 			d.Name = det.facts.SNI
 		}

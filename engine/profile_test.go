@@ -250,3 +250,58 @@ func TestProfileEarlyVerdictAtSYN(t *testing.T) {
 		}
 	}
 }
+
+// With NameScope (replay of a capture holding several workloads), a workload connecting to an
+// address only another workload looked up has not resolved it: its profile sees the address
+// (unresolved-ip), while detection still reads every answer. Without NameScope the other
+// workload's answer names it.
+func TestProfileNameScopePerWorkload(t *testing.T) {
+	two := func(scope uint64, a netip.Addr) *alert.Workload {
+		switch a {
+		case netip.MustParseAddr("10.0.0.2"):
+			return &alert.Workload{Identity: "a"}
+		case netip.MustParseAddr("10.0.0.3"):
+			return &alert.Workload{Identity: "b"}
+		}
+		return nil
+	}
+	byHost := func(scope uint64, a netip.Addr) uint64 {
+		if w := two(scope, a); w != nil {
+			return scope ^ uint64(len(w.Identity))<<40 ^ uint64(w.Identity[0])
+		}
+		return scope
+	}
+	for _, scoped := range []bool{false, true} {
+		book := profile.NewMemory(profile.Config{})
+		book.Learn("b", profile.Observation{Dest: profile.Dest{Name: "other.example", Port: 443, Proto: profile.TCP}, IP: netip.MustParseAddr("10.3.3.3")}, epoch)
+		if err := book.Approve("b", profile.Monitoring, epoch); err != nil {
+			t.Fatal(err)
+		}
+		c := &collect{}
+		o := Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: two, Profiles: book}
+		if scoped {
+			o.NameScope = byHost
+		}
+		e := New(o)
+		// a looks api.example.com up; b connects to its address by literal.
+		frames := lookupAndGet(t, "api.example.com", "10.1.1.1", 443, 40001, 1)[:2]
+		x := newSession(t, endpoint{"10.0.0.3", 40002}, endpoint{"10.1.1.1", 443})
+		x.client("GET / HTTP/1.1\r\n\r\n", 1500)
+		feedAt(e, epoch.Add(time.Hour), append(frames, x.frames...))
+		e.Flush()
+		var got []string
+		for _, ev := range c.events {
+			if ev.MG.Profile != nil {
+				got = append(got, ev.MG.Detector+" "+ev.MG.Profile.Destination)
+			}
+		}
+		sort.Strings(got)
+		want := "egress-not-in-profile api.example.com:443/tcp"
+		if scoped {
+			want = "egress-not-in-profile 10.1.1.1:443/tcp,unresolved-ip 10.1.1.1:443/tcp"
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("scoped=%v: %q, want %q", scoped, got, want)
+		}
+	}
+}

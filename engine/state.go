@@ -55,7 +55,10 @@ func (a appProto) String() string {
 
 // detail is what the detectors learned about a flow.
 type detail struct {
-	facts   detect.Facts // the name-bearing facts; addresses come from the flow
+	facts detect.Facts // the name-bearing facts; addresses come from the flow
+	// ownName is the name an answer to the flow's own workload gave its destination, when
+	// Options.NameScope narrows names (facts.DstName is from any answer in the capture).
+	ownName string
 	stratum stratum.Result
 	hello   *alert.TLS
 	tunnel  *proxy.Tunnel

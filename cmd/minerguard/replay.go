@@ -164,6 +164,9 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 			return &exitErr{exitError, err}
 		}
 		opts.Workload = wm.of
+		if len(wm.prefixes) > 0 {
+			opts.NameScope = wm.nameScope
+		}
 	}
 	eng := engine.New(opts)
 	if o.cpuProfile != "" {

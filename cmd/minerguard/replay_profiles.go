@@ -107,6 +107,19 @@ func (m *workloadMap) of(scope uint64, src netip.Addr) *alert.Workload {
 	return nil
 }
 
+// nameScope keeps DNS answers per mapped workload (engine.Options.NameScope): within one
+// capture, a workload's lookups name destinations for it alone, as its own namespace would
+// live. Addresses outside every prefix share the capture's scope.
+func (m *workloadMap) nameScope(scope uint64, client netip.Addr) uint64 {
+	client = client.Unmap()
+	for i, p := range m.prefixes {
+		if p.Contains(client) {
+			return scope ^ (uint64(i+1) * 0x9e3779b97f4a7c15)
+		}
+	}
+	return scope
+}
+
 // openProfiles opens the profile state for replay. Learning replays teach every workload whose
 // profile is new or still learning; checking replays never write the state.
 func openProfiles(path string, learn bool, cfg profile.Config) (*profile.Book, error) {
