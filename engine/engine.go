@@ -156,17 +156,22 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 	named := false
 	if name, ok := e.names.Lookup(f.Scope, f.Resp.Addr(), e.now); ok {
 		e.detail(f).facts.DstName = name
-		named = e.opt.NameScope == nil
+		named = true
 	}
 	if e.opt.NameScope != nil {
-		if ns := e.nameScope(f); ns != f.Scope {
-			if name, ok := e.names.Lookup(ns, f.Resp.Addr(), e.now); ok {
-				e.detail(f).ownName = name
-				named = true
+		// The profile takes the name from the workload's own answers only.
+		own := ""
+		if ns := e.nameScope(f); ns == f.Scope {
+			if named {
+				own = s.det.facts.DstName
 			}
-		} else if named = s.det != nil && s.det.facts.DstName != ""; named {
-			s.det.ownName = s.det.facts.DstName
+		} else if name, ok := e.names.Lookup(ns, f.Resp.Addr(), e.now); ok {
+			own = name
 		}
+		if own != "" {
+			e.detail(f).ownName = own
+		}
+		named = own != ""
 	}
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
