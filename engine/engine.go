@@ -182,9 +182,9 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 	if named || f.Proto == 17 {
 		// A TCP flow to an address no answer named waits for its ClientHello: the server
 		// name is a better key than the address.
-		e.checkProfile(f)
+		e.checkProfile(f, false)
 	} else {
-		e.checkEarly(f)
+		e.checkProfile(f, true)
 	}
 }
 
@@ -299,7 +299,7 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 		}
 	}
 	if in.tlsDone && s.prof&profChecked == 0 {
-		e.checkProfile(f)
+		e.checkProfile(f, false)
 	}
 	scanned := mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
 	if (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated) {
@@ -343,7 +343,7 @@ func (e *Engine) finish(f *flow.Flow[state]) {
 	s.flags |= flagDone
 	e.table.Release(f)
 	e.stats.Bypassed++
-	e.checkProfile(f) // learns it too while its workload is learning
+	e.checkProfile(f, false) // learns it too while its workload is learning
 }
 
 func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
@@ -435,7 +435,7 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 	// A flow that ended before anything decided it (a refused connect, a lone datagram) is
 	// still checked, and learned while its workload is learning.
-	e.checkProfile(f)
+	e.checkProfile(f, false)
 	if f.App.prof&profBlocked != 0 {
 		e.opt.Enforcer.Unblock(e.blockOf(f))
 	}

@@ -90,41 +90,32 @@ func (e *Engine) dest(f *flow.Flow[state]) profile.Dest {
 // checkProfile checks f's destination against its workload's profile once, as soon as the
 // destination's name is as good as it will get: at the first packet when a DNS answer named
 // it or the flow is UDP, else after the ClientHello (its server name) or when inspection ends.
-func (e *Engine) checkProfile(f *flow.Flow[state]) {
+//
+// early is the first packet of a TCP flow to an address no answer named: it is judged then
+// only when waiting for its ClientHello cannot change the verdict (its workload enforces, the
+// address is not in the profile, and no name entry on that port and transport could match a
+// server name). Its block is then in place before its first payload; the SYN itself has
+// already passed. Otherwise it is checked again later; monitoring always waits, so the alert
+// carries the server name.
+func (e *Engine) checkProfile(f *flow.Flow[state], early bool) {
 	s := &f.App
-	if e.opt.Profiles == nil || s.prof&profChecked != 0 {
-		return
-	}
-	s.prof |= profChecked
-	wl := e.workloadName(f)
-	if wl == "" {
-		return
-	}
-	d := e.dest(f)
-	e.judgeProfile(f, d, e.opt.Profiles.Check(wl, d, f.Resp.Addr(), e.now))
-}
-
-// checkEarly judges a TCP flow to an address no answer named at its first packet when the
-// wait for its ClientHello cannot change the verdict: its workload enforces, the address is
-// not in the profile, and no name entry exists on that port and transport that a server name
-// could match. The SYN is then dropped and not a byte of the flow leaves. Otherwise the flow
-// waits for its server name as before (monitoring waits too: the alert then carries the name).
-func (e *Engine) checkEarly(f *flow.Flow[state]) {
-	s := &f.App
-	if e.opt.Profiles == nil || e.opt.Enforcer == nil || s.prof&profChecked != 0 {
+	if e.opt.Profiles == nil || s.prof&profChecked != 0 || (early && e.opt.Enforcer == nil) {
 		return
 	}
 	wl := e.workloadName(f)
 	if wl == "" {
+		s.prof |= profChecked
 		return
 	}
 	d := e.dest(f)
 	r := e.opt.Profiles.Check(wl, d, f.Resp.Addr(), e.now)
-	if r.State != profile.Enforcing || r.In || r.NameMayMatch {
-		return
+	if early {
+		if r.State != profile.Enforcing || r.In || r.NameMayMatch {
+			return
+		}
+		e.stats.ProfileEarly++
 	}
 	s.prof |= profChecked
-	e.stats.ProfileEarly++
 	e.judgeProfile(f, d, r)
 }
 
