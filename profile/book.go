@@ -622,6 +622,16 @@ func (b *Book) List() []Summary {
 	return out
 }
 
+// State is the workload's profile state, without copying the profile (0, false: none).
+func (b *Book) State(workload string) (State, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if p := b.profiles[workload]; p != nil {
+		return p.state, true
+	}
+	return 0, false
+}
+
 // Get returns a copy of the workload's profile.
 func (b *Book) Get(workload string) (Profile, bool) {
 	b.mu.RLock()

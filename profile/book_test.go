@@ -447,3 +447,15 @@ func TestProfileMemory(t *testing.T) {
 		t.Errorf("1,000-entry profile takes %d bytes", n)
 	}
 }
+
+func TestState(t *testing.T) {
+	b := NewMemory(Config{})
+	if st, ok := b.State("w"); ok || st != 0 {
+		t.Fatalf("no profile: %v %v", st, ok)
+	}
+	b.Learn("w", Observation{Dest: Dest{Port: 53, Proto: UDP}, IP: netip.MustParseAddr("10.0.0.53")}, time.Now())
+	b.Approve("w", Enforcing, time.Now())
+	if st, ok := b.State("w"); !ok || st != Enforcing {
+		t.Fatalf("after approve: %v %v", st, ok)
+	}
+}

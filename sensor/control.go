@@ -109,12 +109,12 @@ func (s *Sensor) controlHandler() http.Handler {
 			}
 		}
 		for _, p := range ps {
-			old, _ := s.book.Get(p.Workload)
+			old, _ := s.book.State(p.Workload)
 			if err := s.book.Put(p); err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			s.profileMoved(p.Workload, old.State, p.State)
+			s.profileMoved(p.Workload, old, p.State)
 		}
 		s.commitAnswer(w, fmt.Sprintf("imported %d profiles", len(ps)))
 	})
@@ -125,24 +125,24 @@ func (s *Sensor) controlHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		old, _ := s.book.Get(wl)
+		old, _ := s.book.State(wl)
 		if err := s.book.Approve(wl, to, time.Now()); err != nil {
 			controlError(w, err)
 			return
 		}
-		s.log.Info("profile state changed", "workload", wl, "from", old.State, "to", to, "reason", "approved")
-		s.profileMoved(wl, old.State, to)
+		s.log.Info("profile state changed", "workload", wl, "from", old, "to", to, "reason", "approved")
+		s.profileMoved(wl, old, to)
 		s.commitAnswer(w, to.String())
 	})
 	mux.HandleFunc("POST "+ctlReset, func(w http.ResponseWriter, r *http.Request) {
 		wl := r.URL.Query().Get("workload")
-		old, _ := s.book.Get(wl)
+		old, _ := s.book.State(wl)
 		if err := s.book.Reset(wl, time.Now()); err != nil {
 			controlError(w, err)
 			return
 		}
-		s.log.Info("profile state changed", "workload", wl, "from", old.State, "to", profile.Learning, "reason", "reset")
-		s.profileMoved(wl, old.State, profile.Learning)
+		s.log.Info("profile state changed", "workload", wl, "from", old, "to", profile.Learning, "reason", "reset")
+		s.profileMoved(wl, old, profile.Learning)
 		s.commitAnswer(w, profile.Learning.String())
 	})
 	return mux

@@ -76,9 +76,16 @@ func (e *enforcer) modeFor(workload string) (xdp.Mode, bool) {
 // remember keeps the identity behind a workload's map ID (bounded: the maps hold at most
 // that many workloads anyway).
 func (e *enforcer) remember(workload string) {
+	id := xdp.WorkloadID(workload)
+	e.mu.RLock()
+	_, known := e.names[id]
+	e.mu.RUnlock()
+	if known {
+		return // the usual case on a block: no write lock
+	}
 	e.mu.Lock()
 	if len(e.names) < 1<<16 {
-		e.names[xdp.WorkloadID(workload)] = workload
+		e.names[id] = workload
 	}
 	e.mu.Unlock()
 }
