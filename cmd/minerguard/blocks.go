@@ -39,8 +39,8 @@ func blocksCmd() *cobra.Command {
 		Short: "List every block",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" && output != "yaml" {
-				return fail(fmt.Errorf("unknown output format %q (want text, json or yaml)", output))
+			if err := checkOutput(output); err != nil {
+				return fail(err)
 			}
 			c, err := dial()
 			if err != nil {

@@ -66,12 +66,15 @@ func (f *profilesFlags) open(write bool) (*profile.Book, error) {
 	return profile.OpenReadOnly(f.path, profile.Config{}, f.timeout)
 }
 
-func (f *profilesFlags) checkOutput() error {
-	switch f.output {
+func (f *profilesFlags) checkOutput() error { return checkOutput(f.output) }
+
+// checkOutput accepts the -o formats of the commands that list state.
+func checkOutput(format string) error {
+	switch format {
 	case "text", "json", "yaml":
 		return nil
 	}
-	return fmt.Errorf("unknown output format %q (want text, json or yaml)", f.output)
+	return fmt.Errorf("unknown output format %q (want text, json or yaml)", format)
 }
 
 // live is the control socket of a sensor running on the state, or nil when none answers.

@@ -311,4 +311,7 @@ func TestBlocksWithoutSensor(t *testing.T) {
 	if _, errs, code := run(t, "blocks", "--socket", sock, "list"); code != 2 || !strings.Contains(errs, "no sensor answers on "+sock) {
 		t.Errorf("blocks list without a sensor: exit %d %q", code, errs)
 	}
+	if _, errs, code := run(t, "blocks", "--socket", sock, "list", "-o", "xml"); code != 2 || !strings.Contains(errs, "unknown output format") {
+		t.Errorf("blocks list -o xml: exit %d %q", code, errs)
+	}
 }

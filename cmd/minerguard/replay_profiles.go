@@ -98,24 +98,29 @@ func (m *workloadMap) of(scope uint64, src netip.Addr) *alert.Workload {
 		}
 		return w
 	}
-	src = src.Unmap()
-	for i, p := range m.prefixes {
-		if p.Contains(src) {
-			return m.names[i]
-		}
+	if i := m.find(src); i >= 0 {
+		return m.names[i]
 	}
 	return nil
+}
+
+// find is the index of the longest prefix containing a, or -1.
+func (m *workloadMap) find(a netip.Addr) int {
+	a = a.Unmap()
+	for i, p := range m.prefixes {
+		if p.Contains(a) {
+			return i
+		}
+	}
+	return -1
 }
 
 // nameScope keeps DNS answers per mapped workload (engine.Options.NameScope): within one
 // capture, a workload's lookups name destinations for it alone, as its own namespace would
 // live. Addresses outside every prefix share the capture's scope.
 func (m *workloadMap) nameScope(scope uint64, client netip.Addr) uint64 {
-	client = client.Unmap()
-	for i, p := range m.prefixes {
-		if p.Contains(client) {
-			return scope ^ (uint64(i+1) * 0x9e3779b97f4a7c15)
-		}
+	if i := m.find(client); i >= 0 {
+		return scope ^ (uint64(i+1) * 0x9e3779b97f4a7c15)
 	}
 	return scope
 }
