@@ -35,9 +35,11 @@ const (
 	ctlReset    = "/v1/profiles/reset"   // POST ?workload=W
 	ctlBlocks   = "/v1/blocks"           // GET: every XDP block
 	ctlClear    = "/v1/blocks/clear"     // POST ?workload=W[&dest=ADDRESS|PREFIX]
-
-	maxImportBytes = 256 << 20
 )
+
+// maxImportBytes bounds an import's body and an answer read by the client; a larger import is
+// refused with 413 (a variable so the test can lower it).
+var maxImportBytes int64 = 256 << 20
 
 // ControlSocket is the control socket's path: control_socket, else minerguard.sock beside the
 // profile state; "" when there is no state directory to put it in.
@@ -96,6 +98,10 @@ func (s *Sensor) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("POST "+ctlProfiles, func(w http.ResponseWriter, r *http.Request) {
 		ps, err := profile.Decode(http.MaxBytesReader(w, r.Body, maxImportBytes))
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("import larger than %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

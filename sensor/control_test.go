@@ -20,6 +20,8 @@ func TestControlRejectsBadRequests(t *testing.T) {
 	b := profile.NewMemory(profile.Config{})
 	b.Learn("shop/web", profile.Observation{Dest: profile.Dest{Port: 443, Proto: profile.TCP}, IP: netip.MustParseAddr("192.0.2.1")}, time.Now())
 	s := &Sensor{book: b, log: slog.New(slog.NewTextHandler(io.Discard, nil)), mode: "monitor"}
+	defer func(n int64) { maxImportBytes = n }(maxImportBytes)
+	maxImportBytes = 4 << 10
 	h := s.controlHandler()
 	do := func(method, target, body string) (int, string) {
 		rec := httptest.NewRecorder()
@@ -36,7 +38,8 @@ func TestControlRejectsBadRequests(t *testing.T) {
 		{"POST", ctlApprove + "?workload=shop/web&to=bogus", "", http.StatusBadRequest, "unknown profile state"},
 		{"POST", ctlReset + "?workload=nobody", "", http.StatusNotFound, "no profile"},
 		{"POST", ctlProfiles, `{"profiles":[{"workload":"x","state":"enforcing","entries":[{"dest":"not a dest"}]}]}`, http.StatusBadRequest, ""},
-		{"POST", ctlProfiles, strings.Repeat("[", 1<<20), http.StatusBadRequest, ""},
+		{"POST", ctlProfiles, strings.Repeat("[", 3<<10), http.StatusBadRequest, ""},
+		{"POST", ctlProfiles, `{"profiles":[` + strings.Repeat(" ", 4<<10) + `]}`, http.StatusRequestEntityTooLarge, "larger than 4096 bytes"},
 		{"GET", ctlBlocks, "", http.StatusConflict, "does not enforce (mode monitor)"},
 		{"POST", ctlClear + "?workload=shop/web", "", http.StatusConflict, "does not enforce"},
 		{"DELETE", ctlProfiles, "", http.StatusMethodNotAllowed, ""},

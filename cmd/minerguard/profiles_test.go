@@ -237,9 +237,12 @@ func TestProfilesThroughRunningSensor(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	stopped := false
 	defer func() {
-		cancel()
-		<-done
+		if !stopped {
+			cancel()
+			<-done
+		}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -289,10 +292,10 @@ func TestProfilesThroughRunningSensor(t *testing.T) {
 	}
 
 	cancel()
+	stopped = true
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	done <- nil
 	b, err := profile.OpenReadOnly(state, profile.Config{}, time.Second)
 	if err != nil {
 		t.Fatal(err)
