@@ -15,8 +15,8 @@ import (
 
 func nsPath(name string) string { return "/var/run/netns/" + name }
 
-// xdpProg is the id of the XDP program on interface ifname in netns name (0 = none).
-func xdpProg(t *testing.T, name, ifname string) uint32 {
+// handleIn is a netlink handle inside netns name, closed at cleanup.
+func handleIn(t *testing.T, name string) *netlink.Handle {
 	t.Helper()
 	ns, err := netns.GetFromPath(nsPath(name))
 	if err != nil {
@@ -27,8 +27,14 @@ func xdpProg(t *testing.T, name, ifname string) uint32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	l, err := h.LinkByName(ifname)
+	t.Cleanup(h.Close)
+	return h
+}
+
+// xdpProg is the id of the XDP program on interface ifname in netns name (0 = none).
+func xdpProg(t *testing.T, name, ifname string) uint32 {
+	t.Helper()
+	l, err := handleIn(t, name).LinkByName(ifname)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +130,7 @@ func TestAttachReadopt(t *testing.T) {
 }
 
 func linksIn(t *testing.T, name string) []string {
-	ns, err := netns.GetFromPath(nsPath(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ls, err := h.LinkList()
+	ls, err := handleIn(t, name).LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,21 +161,8 @@ func TestAttachIngressFallback(t *testing.T) {
 
 	// Real traffic into the workload: its peer's datagrams are dropped by destination and
 	// by flow (the flow oriented as the workload sees it).
-	var rx, tx net.PacketConn
-	if err := netnstest.Do(t, wl, func() (err error) {
-		rx, err = net.ListenPacket("udp4", ipW+":0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	if err := netnstest.Do(t, host, func() (err error) {
-		tx, err = net.ListenPacket("udp4", ipH+":0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	rx := netnstest.ListenUDP(t, wl, ipW+":0")
+	tx := netnstest.ListenUDP(t, host, ipH+":0")
 	wlAddr := netip.MustParseAddrPort(rx.LocalAddr().String())
 	peerAddr := netip.MustParseAddrPort(tx.LocalAddr().String())
 	arrives := func() bool {

@@ -66,14 +66,7 @@ func BenchmarkVeth(b *testing.B) {
 			wl := netnstest.New(b, "bw")
 			host := netnstest.New(b, "bh")
 			_, ipH := netnstest.Veth(b, wl, host, 65)
-			var rx net.PacketConn
-			if err := netnstest.Do(b, host, func() (err error) {
-				rx, err = net.ListenPacket("udp4", ipH+":0")
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			defer rx.Close()
+			rx := netnstest.ListenUDP(b, host, ipH+":0")
 			var tx *net.UDPConn
 			if err := netnstest.Do(b, wl, func() error {
 				c, err := net.Dial("udp4", rx.LocalAddr().String())

@@ -63,14 +63,7 @@ func TestKill9(t *testing.T) {
 		}
 	})
 
-	var rx net.PacketConn
-	if err := netnstest.Do(t, host, func() (err error) {
-		rx, err = net.ListenPacket("udp4", ipH+":0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := netnstest.ListenUDP(t, host, ipH+":0")
 	var got atomic.Int64
 	go func() {
 		buf := make([]byte, 2048)

@@ -15,6 +15,17 @@ type LineServer struct {
 	Received atomic.Int64
 }
 
+// ListenUDP opens a UDP4 socket on addr inside netns ns, closed at cleanup.
+func ListenUDP(t testing.TB, ns, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	if err := Do(t, ns, func() (err error) { pc, err = net.ListenPacket("udp4", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
 // ServeLines listens on addr inside namespace ns until the test ends. Each connection lives at
 // most a minute.
 func ServeLines(t testing.TB, ns, addr, reply string) *LineServer {
