@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/structured"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -229,17 +231,7 @@ func Encode(w io.Writer, ps []Profile, format string) error {
 		for _, p := range ps {
 			f.Profiles = append(f.Profiles, toWire(p))
 		}
-		if format == "json" {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(f)
-		}
-		enc := yaml.NewEncoder(w)
-		enc.SetIndent(2)
-		if err := enc.Encode(f); err != nil {
-			return err
-		}
-		return enc.Close()
+		return structured.Write(w, format, f)
 	case "text":
 		for i, p := range ps {
 			if i > 0 {

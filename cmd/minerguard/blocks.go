@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/structured"
+
 	"github.com/minerguard/minerguard/sensor"
 	"github.com/spf13/cobra"
 )
@@ -52,7 +54,7 @@ func blocksCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if output != "text" {
-				return fail(writeStructured(out, output, bs))
+				return fail(structured.Write(out, output, bs))
 			}
 			tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "WORKLOAD\tKIND\tSOURCE\tDESTINATION\tPROTO\tREASON\tINSTALLED\tFIRST DROP\tDROPS")

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,10 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/structured"
+
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/sensor"
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 )
 
 // defaultProfiles is where the sensor keeps its learned profiles.
@@ -148,21 +147,6 @@ func get(b *profile.Book, w string) (profile.Profile, error) {
 	return p, nil
 }
 
-// writeStructured writes v as JSON or YAML.
-func writeStructured(w io.Writer, format string, v any) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	return enc.Close()
-}
-
 func timeOrDash(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -206,7 +190,7 @@ func profilesList(f *profilesFlags) *cobra.Command {
 					}
 					rows = append(rows, r)
 				}
-				return writeStructured(out, f.output, rows)
+				return structured.Write(out, f.output, rows)
 			})
 		},
 	}
@@ -299,7 +283,7 @@ func profilesDiff(f *profilesFlags) *cobra.Command {
 					Added    []string `json:"added" yaml:"added"`
 					Removed  []string `json:"removed" yaml:"removed"`
 				}{args[0], names(added), names(removed)}
-				if err := writeStructured(out, f.output, v); err != nil {
+				if err := structured.Write(out, f.output, v); err != nil {
 					return fail(err)
 				}
 			}
