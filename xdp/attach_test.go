@@ -54,16 +54,23 @@ func pair(t *testing.T, n int) (wl, host, ipW, ipH string) {
 	return
 }
 
+// reopen closes m (if still open) and opens its pins again with host's veths as the host
+// side: a sensor restart.
+func reopen(t *testing.T, m *Manager, host string) *Manager {
+	t.Helper()
+	m.Close()
+	m2, err := Open(Options{PinPath: m.opts.PinPath, HostNetns: nsPath(host)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m2
+}
+
 func TestAttachReadopt(t *testing.T) {
 	m := openTest(t, Options{})
 	pinPath := m.opts.PinPath
 	wl, host, _, _ := pair(t, 61)
-	m.Close()
-
-	m, err := Open(Options{PinPath: pinPath, HostNetns: nsPath(host)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m = reopen(t, m, host)
 	a, err := m.Attach("wl", nsPath(wl), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -85,14 +92,10 @@ func TestAttachReadopt(t *testing.T) {
 		t.Fatalf("second Attach = %+v, %v: want the same link re-adopted", a2, err)
 	}
 	m.Close() // a sensor restart: pins stay, enforcement continues
-
 	if got := xdpProg(t, host, hostIf); got == 0 {
 		t.Fatal("XDP program gone after Close; pinned link should keep it")
 	}
-	m, err = Open(Options{PinPath: pinPath, HostNetns: nsPath(host)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m = reopen(t, m, host)
 	t.Cleanup(func() { m.Remove() })
 	if st := m.Stats(); st.Attached != 1 {
 		t.Errorf("after reopen Attached = %d, want the pinned link", st.Attached)
@@ -203,21 +206,14 @@ func TestOpenDropsStaleLinks(t *testing.T) {
 	m := openTest(t, Options{})
 	pinPath := m.opts.PinPath
 	wl, host, _, _ := pair(t, 63)
-	m.Close()
-	m, err := Open(Options{PinPath: pinPath, HostNetns: nsPath(host)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m = reopen(t, m, host)
 	a, err := m.Attach("wl", nsPath(wl), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Close()
 	netnstest.Run(t, "ip", "-n", host, "link", "del", a.Links[0].Ifname)
-	m, err = Open(Options{PinPath: pinPath, HostNetns: nsPath(host)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m = reopen(t, m, host)
 	t.Cleanup(func() { m.Remove() })
 	if st := m.Stats(); st.Attached != 0 {
 		t.Errorf("Attached = %d after the interface was deleted, want 0", st.Attached)
