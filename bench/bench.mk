@@ -1,5 +1,6 @@
-# Side-by-side throughput benchmark (minerguard replay vs Suricata 7 + ET Open
-# coin-miner rules); included from the top-level Makefile. See bench/README.md.
+# Benchmarks, included from the top-level Makefile (see bench/README.md): the side-by-side
+# replay benchmark (minerguard replay vs Suricata 7 + ET Open coin-miner rules) and the live
+# one (bench-live: the sensor under node load, root only).
 
 .PHONY: bench bench-quick bench-gen bench-go
 
@@ -16,3 +17,11 @@ bench-gen: ## (re)generate the 2M-packet benchmark capture bench/out/mixed.pcap
 
 bench-go: ## the Go micro-benchmarks: engine hot path, profile checks, XDP data path (root for xdp)
 	go test -run '^$$' -bench . -benchmem ./engine ./profile ./flow ./protocols/... ./xdp
+
+.PHONY: bench-live bench-live-quick
+
+bench-live: ## live sensor under node load (root): flood with/without the sensor, Suricata, 110 namespaces
+	go run ./bench/live
+
+bench-live-quick: ## bench-live with a 4 s load and 20 namespaces
+	BENCH_QUICK=1 go run ./bench/live
