@@ -42,10 +42,13 @@ type config struct {
 	Sessions   int    // Stratum sessions from one process
 	Namespaces int    // scale scenario
 	Suricata   bool   // measure Suricata too (where installed)
-	Flood      bool
-	Scale      bool
-	Shared     string // shared/ (Suricata's ET rules)
-	Quick      bool
+	// SuricataOffloadOff keeps Suricata's default of turning GSO/TSO off on the interface it
+	// captures (off by default here: it changes the workload, not just the sensor).
+	SuricataOffloadOff bool
+	Flood              bool
+	Scale              bool
+	Shared             string // shared/ (Suricata's ET rules)
+	Quick              bool
 }
 
 func configFromEnv(root string) config {
@@ -70,6 +73,7 @@ func configFromEnv(root string) config {
 		c.Flood, c.Scale = strings.Contains(s, "flood"), strings.Contains(s, "scale")
 	}
 	c.Bitrate = os.Getenv("BENCH_BITRATE")
+	c.SuricataOffloadOff = os.Getenv("BENCH_SURICATA_OFFLOADING") == "default"
 	if v := os.Getenv("BENCH_MINERGUARD"); v != "" {
 		c.Minerguard = v
 	}

@@ -111,7 +111,11 @@ func (r *result) print(w io.Writer) {
 		for _, b := range r.Baselines {
 			gb = append(gb, fmt.Sprintf("%.2f", b/1e9))
 		}
-		fmt.Fprintf(w, "runs without a sensor, in order (Gbit/s): %s\n", strings.Join(gb, ", "))
+		lo, hi := r.Baselines[0], r.Baselines[0]
+		for _, b := range r.Baselines {
+			lo, hi = min(lo, b), max(hi, b)
+		}
+		fmt.Fprintf(w, "runs without a sensor, in order (Gbit/s): %s; max/min %.2f (the noise floor of the throughput ratios)\n", strings.Join(gb, ", "), hi/lo)
 	}
 	for _, s := range []*sensorFigures{r.Minerguard, r.Suricata, r.SuricataBypass} {
 		if s == nil || !s.Ran {
