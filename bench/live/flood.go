@@ -372,6 +372,9 @@ func (f *floodLab) withMinerguard(ctx context.Context) (*sensorFigures, error) {
 	m2, _ := scrape(base, filepath.Join(f.cfg.Out, "mg-metrics-end.txt"))
 	p.stop(10 * time.Second)
 	s.With, s.Cores, s.PeakMiB = run.Bps, run.Cores, run.PeakMiB
+	if _, ok := m1["minerguard_ring_packets_total"]; !ok {
+		s.Note = "the sensor exports no minerguard_ring_packets_total: ring figures not read"
+	}
 	s.Offered = m1["minerguard_ring_packets_total"] - m0["minerguard_ring_packets_total"]
 	s.Drops = m1["minerguard_ring_drops_total"] - m0["minerguard_ring_drops_total"]
 	if m2 != nil {

@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -101,6 +102,10 @@ func main() {
 	res, err := run(ctx, cfg)
 	if res != nil {
 		res.print(os.Stdout)
+		// The figures as JSON too, for comparing runs.
+		if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
+			os.WriteFile(filepath.Join(cfg.Out, "result.json"), append(b, '\n'), 0o644)
+		}
 	}
 	if err != nil {
 		fatal(err)
