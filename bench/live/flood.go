@@ -358,6 +358,9 @@ func (f *floodLab) withMinerguard(ctx context.Context) (*sensorFigures, error) {
 	}
 	run, err := f.load(ctx, "minerguard", p.pid())
 	if err != nil {
+		if p.exited() {
+			err = fmt.Errorf("%w; the sensor exited: %s", err, lastLines([]byte(readString(filepath.Join(f.cfg.Out, "mg-sensor.log"))), 5))
+		}
 		return nil, err
 	}
 	m1, err := scrape(base, filepath.Join(f.cfg.Out, "mg-metrics-after.txt"))

@@ -134,7 +134,12 @@ func (r *result) print(w io.Writer) {
 		}
 	}
 	if s := r.Scale; s != nil {
-		fmt.Fprintf(w, "scale: peak RSS %.0f MiB; lab set up in %.1f s\n", s.PeakMiB, s.SetupSecond)
+		fmt.Fprintf(w, "scale: peak RSS %.0f MiB; lab set up in %.1f s", s.PeakMiB, s.SetupSecond)
+		if s.OneRSSMiB > 0 {
+			fmt.Fprintf(w, "; RSS with 1 namespace %.0f MiB, so %.2f MiB per further namespace at rest (target ≤ 1 MiB)",
+				s.OneRSSMiB, (s.RSSMiB-s.OneRSSMiB)/float64(s.Namespaces-1))
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "outputs and logs: %s\n", c.Out)
 }

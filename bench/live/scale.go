@@ -11,6 +11,7 @@ type scaleFigures struct {
 	Namespaces  int
 	ReadyAfter  time.Duration // start until /readyz and namespaces_monitored == N
 	RSSMiB      float64       // VmRSS a few seconds after ready
+	OneRSSMiB   float64       // the same with one namespace (0 when N is 1)
 	PeakMiB     float64       // VmHWM since start
 	Monitored   int
 	Rings       []ring // the rings in one of the namespaces, from the kernel
@@ -57,6 +58,24 @@ func scaleScenario(ctx context.Context, cfg config, l *lab, res *result) error {
 	}
 	sc := &scaleFigures{Namespaces: n, SetupSecond: time.Since(t0).Seconds()}
 	res.Scale = sc
+	// The same sensor on one namespace first: the difference is what each further namespace
+	// costs at rest (issue 17 asks ≤ 1 MiB).
+	if n > 1 {
+		p, _, _, err := startSensor(ctx, cfg, l, "scale1", names[:1])
+		if err != nil {
+			return err
+		}
+		if err := sleep(ctx, 3*time.Second); err != nil {
+			p.stop(10 * time.Second)
+			return err
+		}
+		rss, err := statusKiB(p.pid(), "VmRSS")
+		p.stop(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		sc.OneRSSMiB = float64(rss) / 1024
+	}
 	p, base, readyAfter, err := startSensor(ctx, cfg, l, "scale", names)
 	if err != nil {
 		return err
