@@ -143,8 +143,8 @@ func (f *floodLab) load(ctx context.Context, label string, pid int) (loadRun, er
 	}
 	ssErr := ss.wait(ctx, bound)
 	if ipErr != nil {
-		b, _ := os.ReadFile(ipOut)
-		return r, fmt.Errorf("%s: iperf3: %v %s", label, ipErr, firstLine(b))
+		_, why := iperfResult(ipOut) // iperf3 -J puts its error in the JSON
+		return r, fmt.Errorf("%s: iperf3: %v (%v)", label, ipErr, why)
 	}
 	if ssErr != nil {
 		b, _ := os.ReadFile(sessOut + ".err")
