@@ -105,7 +105,7 @@ type proc struct {
 }
 
 // start runs argv (in namespace ns unless ns is ""), stdout and stderr to the files out and
-// errPath ("" for /dev/null).
+// errPath ("" for /dev/null; the same path for both shares one file).
 func (l *lab) start(name, ns, out, errPath string, env []string, argv ...string) (*proc, error) {
 	if ns != "" {
 		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
@@ -113,13 +113,19 @@ func (l *lab) start(name, ns, out, errPath string, env []string, argv ...string)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), env...)
-	var err error
-	if cmd.Stdout, err = openOut(out); err != nil {
+	stdout, err := openOut(out)
+	if err != nil {
 		return nil, err
 	}
-	if cmd.Stderr, err = openOut(errPath); err != nil {
-		return nil, err
+	defer stdout.Close() // the child has its own copy once started
+	stderr := stdout
+	if errPath != out {
+		if stderr, err = openOut(errPath); err != nil {
+			return nil, err
+		}
+		defer stderr.Close()
 	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
