@@ -155,31 +155,3 @@ func BenchmarkEngineNewFlows(b *testing.B) {
 		e.Packet(flow.LinkEthernet, data, ts, 1)
 	}
 }
-
-// A flood of flows that never decide cannot blind the engine for long: once their inspection
-// is older than StealAfter, a new flow takes a slot, and a miner connecting then is found.
-// While every slot is fresh, a new flow goes uninspected and is counted.
-func TestInspectSlotsUnderFlood(t *testing.T) {
-	c := &collect{}
-	e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: c, MaxInspecting: 100})
-	syn := tcpFrame(t, endpoint{"10.1.0.0", 1}, endpoint{"10.2.0.1", 443}, 1, 0, true, false, false, nil)
-	data := tcpFrame(t, endpoint{"10.1.0.0", 1}, endpoint{"10.2.0.1", 443}, 2, 0, false, true, false, []byte("{"))
-	for i := 0; i < 150; i++ {
-		setSrc(syn, uint32(10<<24|1<<16), uint16(1000+i))
-		setSrc(data, uint32(10<<24|1<<16), uint16(1000+i))
-		e.Packet(flow.LinkEthernet, syn, epoch, 1)
-		e.Packet(flow.LinkEthernet, data, epoch, 1)
-	}
-	st := e.Stats()
-	if st.Inspecting != 100 || st.InspectExhausted != 50 {
-		t.Fatalf("inspecting %d, exhausted %d; want 100, 50", st.Inspecting, st.InspectExhausted)
-	}
-	x := newSession(t, client, poolEP)
-	x.client(xmrigLogin, 1500)
-	for _, f := range x.frames {
-		e.Packet(flow.LinkEthernet, f, epoch.Add(StealAfter+time.Second), 1)
-	}
-	if len(c.events) != 1 || e.Stats().InspectStolen != 1 {
-		t.Fatalf("miner after the flood went stale: %d alerts, %d stolen", len(c.events), e.Stats().InspectStolen)
-	}
-}

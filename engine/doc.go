@@ -4,5 +4,15 @@
 // allocation-free for packets of flows that are already classified or carry no payload.
 //
 // Per flow it inspects at most the first StreamDepth bytes of each direction and stops once
-// every detector has decided, after which the flow is counted, not inspected.
+// every detector has decided, after which the flow is counted, not inspected (finish is the
+// one place a flow becomes done).
+//
+// Inspection cannot be flooded away: every payload of an undecided flow is parsed. Parser
+// state kept between packets (a slot, Options.MaxInspecting of them) only saves re-parsing; a
+// flow without one is parsed from its stored bytes (the whole stream up to 4 KiB, so a
+// message split over segments is seen whole; past that from the last line boundary) and then
+// takes a slot or stays deferred until its next payload. Slots are shared fairly per scope
+// (netns live; capture interface, or workload with a workload map, in replay), and a slot
+// held by a flow that sent nothing decisive within ReclaimAfter or ReclaimLooks segments goes
+// to the next flow that needs one. All of it is counted (Stats.Inspect*).
 package engine

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"time"
@@ -26,10 +27,12 @@ type Options struct {
 	Sink     Sink
 	// DNSMaxAddrs bounds the answer→name cache (default 65,536 addresses).
 	DNSMaxAddrs int
-	// MaxInspecting bounds the flows whose payload is being parsed at once (default 16,384).
-	// When all are taken, a flow that has been inspected for longer than StealAfter without a
-	// decision gives its slot up (miners speak within milliseconds of connecting); if none
-	// has, the new flow is judged by destination only. Both are counted.
+	// MaxInspecting bounds the flows that hold parser state between packets (default
+	// 16,384). A slot only saves re-parsing: a flow without one is still looked at, from its
+	// stored bytes, at every payload (its first bytes always), and keeps waiting for a slot
+	// while undecided (deferred). When all are held, a scope holding more than its fair share
+	// gives one up to another scope's flow, and a flow undecided after ReclaimAfter or
+	// ReclaimLooks segments gives its slot up to any flow. Every outcome is counted.
 	MaxInspecting int
 	RedactLogin   bool
 	// Workload names the workload that opened a flow, from its scope (netns or capture
@@ -56,10 +59,13 @@ type Engine struct {
 	table *flow.Table[state]
 	names *dns.Cache
 	insp  pool
-	pkt   flow.Packet
-	stats Stats
-	now   time.Time
-	label string // replay: the capture file being read
+	// scratch is the parser state of a flow looked at without a slot; it lives only for the
+	// duration of one inspect call.
+	scratch inspect
+	pkt     flow.Packet
+	stats   Stats
+	now     time.Time
+	label   string // replay: the capture file being read
 
 	lastExpire time.Time
 }
@@ -173,12 +179,12 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 		}
 		named = own != ""
 	}
+	e.evaluate(f)
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
-		s.flags |= flagDone
-		f.Bypass = true
+		e.finish(f, finishUDP) // checks the profile too
+		return
 	}
-	e.evaluate(f)
 	if named || f.Proto == 17 {
 		// A TCP flow to an address no answer named waits for its ClientHello: the server
 		// name is a better key than the address.
@@ -240,19 +246,31 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 	}
 }
 
-// inspect runs the stream detectors on direction dir after its prefix grew.
+// inspect runs the stream detectors on direction dir after its prefix grew. A flow holding a
+// slot continues where its parsers stopped; one without a slot is looked at with the scratch
+// parser state (relook), so its first payload in each direction, and every later one, is
+// always parsed, and then takes a slot if its scope can have one, or stays deferred.
 func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 	s := &f.App
 	in := s.insp
 	if in == nil {
-		if in = e.takeInspect(); in == nil {
-			e.stats.InspectExhausted++
-			e.finish(f)
-			return
-		}
-		in.owner, in.since = f, e.now
-		s.insp = in
+		in = e.relook(f)
+		e.stats.InspectSlotless++
 	}
+	in.looks++
+	if e.run(f, in, dir) {
+		e.finish(f, finishDecided)
+		return
+	}
+	if in == &e.scratch {
+		e.keep(f, in)
+	}
+}
+
+// run is one inspection of direction dir with parser state in; it reports whether every
+// detector has decided f.
+func (e *Engine) run(f *flow.Flow[state], in *inspect, dir flow.Dir) bool {
+	s := &f.App
 	st := &f.Stream[dir]
 	if st.Resync {
 		// A hole was skipped: parsers restart after it, as after a mid-stream pickup.
@@ -272,7 +290,7 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 	}
 	data := st.Data()
 	if in.base[dir] > len(data) {
-		return
+		return false
 	}
 	data = data[in.base[dir]:]
 	if dir == flow.DirOrig && !in.tlsDone {
@@ -302,47 +320,168 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 		e.checkProfile(f, false)
 	}
 	scanned := mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
-	if (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated) {
-		e.finish(f)
-	}
+	return (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated)
 }
 
-// StealAfter is how long a flow may be inspected without a decision before a new flow may
-// take its inspection slot when all are in use.
-const StealAfter = 10 * time.Second
+// Slot reclaim bounds: a flow that has sent nothing decisive for this long (packet time), or
+// in this many payload segments, gives its slot up when another flow needs one. Miners speak
+// in their first message and pools answer it within a round trip, so both are generous.
+const (
+	ReclaimAfter = 250 * time.Millisecond
+	ReclaimLooks = 16
+)
 
-// stealProbes bounds the clock hand's walk per new flow, so a full pool costs O(1) per flow.
+// relookFull is the stream length up to which a flow without a slot is parsed again from its
+// first byte (a message split over segments is seen whole); past it, a retry resumes at the
+// last line boundary already looked at, so a deferred flow costs O(new bytes) per packet.
+const relookFull = 4 << 10
+
+// relook prepares the scratch parser state for f, which holds no slot, from what its earlier
+// looks decided.
+func (e *Engine) relook(f *flow.Flow[state]) *inspect {
+	s := &f.App
+	in := &e.scratch
+	*in = inspect{owner: f}
+	in.tlsDone = s.look&lookTLSDone != 0
+	in.isTLS = s.look&lookIsTLS != 0
+	in.proxyDone = s.look&lookProxyDone != 0
+	in.wsFailed = s.look&lookWSFailed != 0
+	in.scanDone = [2]bool{s.look&lookScanDone0 != 0, s.look&lookScanDone1 != 0}
+	in.dnsNext = [2]int{int(s.dnsNext[0]), int(s.dnsNext[1])}
+	var skip [2]int
+	if s.det != nil && s.det.tunnel != nil {
+		skip = [2]int{s.det.tunnel.ClientSkip, s.det.tunnel.ServerSkip}
+	}
+	for d := range 2 {
+		st := &f.Stream[d]
+		data := st.Data()
+		seen := min(int(s.looked[d]), len(data))
+		if !st.Gap && (seen == 0 || len(data) <= relookFull) {
+			in.base[d] = skip[d]
+			continue
+		}
+		// Resume in mid-stream mode at the newline that ended the last complete line looked
+		// at (the scanner skips up to the first newline), after any hole and preamble.
+		b := skip[d]
+		if st.Gap {
+			b = max(b, int(st.GapOffset))
+		}
+		b = min(b, seen)
+		if i := bytes.LastIndexByte(data[b:seen], '\n'); i >= 0 {
+			b += i
+		} else {
+			b = seen
+		}
+		in.base[d], in.resync[d] = b, true
+	}
+	return in
+}
+
+// keep gives f, undecided after a look with the scratch state in, a slot to continue in, or
+// leaves it deferred with what the look decided.
+func (e *Engine) keep(f *flow.Flow[state], in *inspect) {
+	s := &f.App
+	slot := e.takeInspect(e.fairKey(f))
+	if slot == nil {
+		e.stats.InspectDeferred++
+		e.deferFlow(f, in)
+		return
+	}
+	key := slot.key
+	*slot = *in
+	slot.owner, slot.since, slot.key, slot.looks = f, e.now, key, 0
+	s.insp = slot
+	s.flags &^= flagDeferred
+	*in = inspect{}
+}
+
+// deferFlow records what in decided about f, which is left without a slot.
+func (e *Engine) deferFlow(f *flow.Flow[state], in *inspect) {
+	s := &f.App
+	var b uint8
+	for _, x := range [...]struct {
+		set bool
+		bit uint8
+	}{{in.tlsDone, lookTLSDone}, {in.isTLS, lookIsTLS}, {in.proxyDone, lookProxyDone}, {in.wsFailed, lookWSFailed}, {in.scanDone[0], lookScanDone0}, {in.scanDone[1], lookScanDone1}} {
+		if x.set {
+			b |= x.bit
+		}
+	}
+	s.look = b
+	s.dnsNext = [2]uint32{uint32(in.dnsNext[0]), uint32(in.dnsNext[1])}
+	s.looked = [2]uint32{uint32(len(f.Stream[0].Data())), uint32(len(f.Stream[1].Data()))}
+	s.flags |= flagDeferred
+}
+
+// fairKey is the scope whose share of the slots f counts against: its workload where replay
+// maps addresses to workloads (NameScope), else its capture scope (netns live, capture
+// interface in replay).
+func (e *Engine) fairKey(f *flow.Flow[state]) uint64 { return e.nameScope(f) }
+
+// stealProbes bounds the clock hand's walk per slot request, so a full pool costs O(1) per
+// flow.
 const stealProbes = 64
 
-// takeInspect returns a free inspect object, or takes one back from a flow that has been
-// undecided for longer than StealAfter.
-func (e *Engine) takeInspect() *inspect {
-	if in := e.insp.get(); in != nil {
+// takeInspect returns a slot counted against key: a free one, or one taken back from an
+// undecided flow (which is deferred, not dropped) when key is under its fair share and the
+// holder's scope over it, or when the holder has sent nothing decisive within ReclaimAfter
+// or ReclaimLooks.
+func (e *Engine) takeInspect(key uint64) *inspect {
+	p := &e.insp
+	if in := p.get(key); in != nil {
 		return in
 	}
-	p := &e.insp
+	share := p.share(key)
+	under := p.byKey[key] < share
 	for i := 0; i < stealProbes && len(p.all) > 0; i++ {
 		in := p.all[p.hand]
 		p.hand = (p.hand + 1) % len(p.all)
-		if in.owner != nil && e.now.Sub(in.since) > StealAfter {
-			e.stats.InspectStolen++
-			e.finish(in.owner)
-			return p.get()
+		if in.owner == nil {
+			continue
 		}
+		var why ReclaimReason
+		switch {
+		case under && in.key != key && p.byKey[in.key] > share:
+			why = ReclaimFair
+		case e.now.Sub(in.since) >= ReclaimAfter:
+			why = ReclaimAge
+		case in.looks >= ReclaimLooks:
+			why = ReclaimSegments
+		default:
+			continue
+		}
+		e.stats.InspectReclaimed[why]++
+		owner := in.owner
+		e.deferFlow(owner, in)
+		owner.App.insp = nil
+		p.put(in)
+		return p.get(key)
 	}
 	return nil
 }
 
-// finish stops inspecting f: the rest of it is counted, not parsed.
-func (e *Engine) finish(f *flow.Flow[state]) {
+// finishReason says why a flow is done.
+type finishReason uint8
+
+const (
+	finishDecided finishReason = iota // every detector decided, or both directions reached the depth
+	finishUDP                         // a datagram flow other than DNS: judged by destination only
+)
+
+// finish is the one place a flow becomes done: it stops inspecting f, releases its stream
+// buffers and marks it Bypass, so the rest of it is counted, not parsed. Whatever must happen
+// when a flow stops being inspected (a kernel bypass) belongs here.
+func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 	s := &f.App
 	if s.insp != nil {
 		e.insp.put(s.insp)
 		s.insp = nil
 	}
-	s.flags |= flagDone
+	s.flags = s.flags&^flagDeferred | flagDone
 	e.table.Release(f)
-	e.stats.Bypassed++
+	if why == finishDecided {
+		e.stats.Bypassed++
+	}
 	e.checkProfile(f, false) // learns it too while its workload is learning
 }
 

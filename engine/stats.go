@@ -27,6 +27,32 @@ func (p Proto) String() string {
 // NumProtos is the number of Proto values.
 const NumProtos = int(numProtos)
 
+// ReclaimReason says why an undecided flow's inspection slot was taken back for another flow.
+// The flow is deferred, not dropped: it is looked at again at its next payload.
+type ReclaimReason uint8
+
+const (
+	ReclaimAge      ReclaimReason = iota // held ReclaimAfter without a decision
+	ReclaimSegments                      // ReclaimLooks payload segments inspected without a decision
+	ReclaimFair                          // its scope held more than its share while another scope's flow needed one
+	numReclaimReasons
+)
+
+// NumReclaimReasons is the number of ReclaimReason values.
+const NumReclaimReasons = int(numReclaimReasons)
+
+func (r ReclaimReason) String() string {
+	switch r {
+	case ReclaimAge:
+		return "age"
+	case ReclaimSegments:
+		return "segments"
+	case ReclaimFair:
+		return "fair_share"
+	}
+	return "unknown"
+}
+
 // Stats are the engine's counters. Plain integers: an engine is single-goroutine and the
 // metrics package reads a copy at scrape time.
 type Stats struct {
@@ -41,9 +67,13 @@ type Stats struct {
 	StratumOverflows uint64 // lines over stratum.MaxLine skipped
 	Bypassed         uint64 // flows whose inspection finished early
 	OtherProto       uint64 // IP packets that are neither TCP nor UDP (ICMP, ...)
-	InspectExhausted uint64 // flows not inspected because MaxInspecting flows already were
-	InspectStolen    uint64 // undecided flows whose inspection was ended to make room
-	Inspecting       int    // flows under inspection now
+	// Inspection slots (Options.MaxInspecting). No flow goes uninspected for lack of one: a
+	// flow without a slot is looked at from its stored bytes (InspectSlotless) and, when that
+	// does not decide it, deferred to its next payload.
+	InspectSlotless  uint64                    // payload inspections run without a slot (first looks and retries)
+	InspectDeferred  uint64                    // undecided flows left without a slot until their next payload
+	InspectReclaimed [NumReclaimReasons]uint64 // slots taken back from undecided flows, by ReclaimReason
+	Inspecting       int                       // flows holding a slot now
 	FlowsEnded       uint64
 	FlaggedFlows     uint64
 	Alerts           [16]uint64 // by detect.Reason

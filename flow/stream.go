@@ -78,8 +78,9 @@ type ReassemblyStats struct {
 
 // minBufClass is the smallest stream buffer: most streams that matter (a
 // Stratum login, a ClientHello) need a few hundred bytes, and keeping small
-// streams small is what keeps a full table within its memory bound.
-const minBufClass = 128
+// streams small is what keeps a full table within its memory bound (a flood
+// flow's first segment, which the engine keeps to look at again, fits in 64).
+const minBufClass = 64
 
 // reassembler holds what all streams of a Table share: the buffer free
 // lists, the global budget, and the counters.

@@ -24,7 +24,8 @@ type collector struct {
 	flowsActive, flowsCreated, evictions, detections          *prometheus.Desc
 	reasmGaps, reasmOverlapMismatch, reasmDepth, reasmBudget  *prometheus.Desc
 	reasmBytes, stratumOverflows, dnsCacheEntries, bypassed   *prometheus.Desc
-	inspectSkipped, inspectStolen, inspecting, wsFull         *prometheus.Desc
+	inspectSlotless, inspectDeferred, inspectReclaimed        *prometheus.Desc
+	inspecting, wsFull                                        *prometheus.Desc
 	profChecks, profLearned, profPoisoned, blocked, blockFail *prometheus.Desc
 }
 
@@ -52,9 +53,10 @@ func newCollector(src Source) *collector {
 		stratumOverflows:     d("stratum_line_overflows_total", "Lines longer than the 64 KiB line cap that were skipped.", "source"),
 		dnsCacheEntries:      d("dns_cache_entries", "Answered addresses kept for name attribution.", "source"),
 		bypassed:             d("flows_bypassed_total", "Flows whose inspection finished before their end (classified or decided).", "source"),
-		inspectSkipped:       d("inspect_skipped_total", "Flows judged by destination only because every inspection slot was in use.", "source"),
-		inspectStolen:        d("inspect_stolen_total", "Long-undecided flows whose inspection ended to make room for a new flow.", "source"),
-		inspecting:           d("flows_inspecting", "Flows whose payload is being parsed now.", "source"),
+		inspectSlotless:      d("inspect_slotless_total", "Payload inspections run without an inspection slot (a flow's first bytes, or a deferred flow's retry).", "source"),
+		inspectDeferred:      d("inspect_deferred_total", "Undecided flows left without an inspection slot until their next payload.", "source"),
+		inspectReclaimed:     d("inspect_reclaimed_total", "Inspection slots taken back from undecided flows (which are deferred, not dropped), by reason.", "source", "reason"),
+		inspecting:           d("flows_inspecting", "Flows holding an inspection slot now.", "source"),
 		wsFull:               d("websocket_buffer_full_total", "WebSocket tunnel directions whose unwrapped messages reached the 64 KiB cap; later messages are not read.", "source"),
 		profChecks:           d("profile_checks_total", "Flows whose destination was checked against their workload's profile, by result.", "source", "result"),
 		profLearned:          d("profile_learned_flows_total", "Flows taught to a learning profile.", "source"),
@@ -104,8 +106,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.stratumOverflows, s.StratumOverflows)
 	gauge(c.dnsCacheEntries, float64(s.DNSCache.Entries))
 	counter(c.bypassed, s.Bypassed)
-	counter(c.inspectSkipped, s.InspectExhausted)
-	counter(c.inspectStolen, s.InspectStolen)
+	counter(c.inspectSlotless, s.InspectSlotless)
+	counter(c.inspectDeferred, s.InspectDeferred)
+	for r := engine.ReclaimReason(0); int(r) < engine.NumReclaimReasons; r++ {
+		counter(c.inspectReclaimed, s.InspectReclaimed[r], r.String())
+	}
 	gauge(c.inspecting, float64(s.Inspecting))
 	counter(c.wsFull, s.WSBufferFull)
 	counter(c.profChecks, s.ProfileChecks-s.ProfileViolations, "in_profile_or_learning")

@@ -21,6 +21,8 @@ func TestExposition(t *testing.T) {
 	st.Decode[flow.ErrTruncated] = 3
 	st.Alerts[detect.ReasonStratum] = 2
 	st.Flow.Evicted.Cap = 5
+	st.InspectDeferred = 7
+	st.InspectReclaimed[engine.ReclaimFair] = 4
 	reg := NewRegistry(func() (engine.Stats, string) { return st, "replay" })
 	want := `
 # HELP minerguard_packets_total Packets read.
@@ -38,6 +40,9 @@ minerguard_packets_total{source="replay"} 10
 		`minerguard_decode_errors_total{protocol="packet",reason="truncated",source="replay"} 3`,
 		`minerguard_detections_total{action="flag",detector="stratum",source="replay"} 2`,
 		`minerguard_flow_evictions_total{reason="cap",source="replay"} 5`,
+		`minerguard_inspect_deferred_total{source="replay"} 7`,
+		`minerguard_inspect_reclaimed_total{reason="fair_share",source="replay"} 4`,
+		`minerguard_inspect_reclaimed_total{reason="age",source="replay"} 0`,
 	} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("missing %s in\n%s", line, b.String())
