@@ -11,6 +11,12 @@
 // Usage:
 //
 //	go run ./bench/gen -o bench/out/mixed.pcap -packets 2000000 -seed 1
+//
+// With -flood N it writes instead the flood capture of issue 14 (bench-flood): N distinct TCP
+// flows (SYN + 27 bytes of HTTP) spread over -flood-span, with -flood-sessions real Stratum
+// sessions (the recorded XMRig session of -flood-miner, each from its own client) through it:
+//
+//	go run ./bench/gen -o bench/out/flood.pcap -flood 1000000 -flood-sessions 6
 package main
 
 import (
@@ -18,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 )
 
 func main() {
@@ -27,7 +34,19 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; same seed, same bytes")
 	flag.IntVar(&o.snaplen, "snaplen", 65535, "capture length cap per packet (frames longer than this are truncated)")
 	flag.IntVar(&o.workloads, "workloads", 2000, "number of client workloads")
+	var fo floodOptions
+	flag.IntVar(&fo.flows, "flood", 0, "write the flood capture with this many flows instead")
+	flag.DurationVar(&fo.span, "flood-span", 10*time.Second, "capture time the flood's flows are spread over")
+	flag.IntVar(&fo.sessions, "flood-sessions", 6, "Stratum sessions spread through the flood")
+	flag.StringVar(&fo.miner, "flood-miner", "testdata/captures/mining-xmrig-login-3333.pcap", "capture of a real miner session replayed for each Stratum session")
 	flag.Parse()
+	if fo.flows > 0 {
+		if err := runFlood(o.out, fo); err != nil {
+			fmt.Fprintln(os.Stderr, "gen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
@@ -52,6 +71,26 @@ func run(o options) error {
 	}
 	fmt.Fprintf(os.Stderr, "gen: packets=%d bytes=%d flows=%d mining_flows=%d mining_packets=%d dns_flows=%d duration=%.1fs file=%s\n",
 		s.Packets, s.Bytes, s.Flows, s.MiningFlows, s.MiningPkts, s.DNSFlows, s.Duration.Seconds(), o.out)
+	return nil
+}
+
+func runFlood(out string, o floodOptions) error {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	s, err := writeFlood(bw, o)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	fmt.Fprintf(os.Stderr, "gen: flood flows=%d sessions=%d packets=%d span=%s file=%s\n", s.Flows, s.Sessions, s.Packets, o.span, out)
 	return nil
 }
 

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// floodOptions describe the flood capture of issue 14: many distinct TCP flows (a SYN and one
+// short HTTP segment each, never answered) spread evenly over a span of capture time, with
+// real Stratum sessions (replayed from a recorded miner's capture, each from its own client
+// address) starting at even intervals through it.
+type floodOptions struct {
+	flows    int
+	span     time.Duration
+	sessions int
+	miner    string // pcap of a real miner session; its TCP packets are replayed per session
+	payload  string
+}
+
+// floodSummary is what writeFlood reports.
+type floodSummary struct {
+	Packets, Flows, Sessions int
+	SessionClients           []netip.AddrPort
+}
+
+// floodPayload is 27 bytes of an HTTP request that never completes, as in issue 14.
+const floodPayload = "GET / HTTP/1.1\r\nHost: x.y\r\n"
+
+// sessionPacket is one TCP packet of the recorded miner session, with its offset from the
+// session's first packet.
+type sessionPacket struct {
+	at      time.Duration
+	fromCli bool
+	tcp     layers.TCP
+	payload []byte
+	srv     netip.AddrPort
+}
+
+// readSession returns the TCP packets of the first TCP connection in a capture; the client
+// is the side that sent the SYN.
+func readSession(path string) ([]sessionPacket, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []sessionPacket
+	var cli netip.AddrPort
+	var first time.Time
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip == nil || tcp == nil {
+			continue
+		}
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip.SrcIP.To4())), uint16(tcp.SrcPort))
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip.DstIP.To4())), uint16(tcp.DstPort))
+		if !cli.IsValid() {
+			if !tcp.SYN || tcp.ACK {
+				continue
+			}
+			cli, first = src, ci.Timestamp
+		}
+		sp := sessionPacket{at: ci.Timestamp.Sub(first), tcp: *tcp, payload: append([]byte(nil), tcp.Payload...)}
+		switch {
+		case src == cli:
+			sp.fromCli, sp.srv = true, dst
+		case dst == cli:
+			sp.srv = src
+		default:
+			continue
+		}
+		out = append(out, sp)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no TCP connection with its SYN", path)
+	}
+	return out, nil
+}
+
+type timedFrame struct {
+	ts    time.Time
+	frame []byte
+}
+
+// writeFlood writes the flood capture to w.
+func writeFlood(w io.Writer, o floodOptions) (floodSummary, error) {
+	var s floodSummary
+	if o.flows <= 0 || o.span <= 0 {
+		return s, fmt.Errorf("flood: flows and span must be positive")
+	}
+	if o.payload == "" {
+		o.payload = floodPayload
+	}
+	sess, err := readSession(o.miner)
+	if err != nil {
+		return s, err
+	}
+	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	// The sessions' packets, each session from 10.77.1.<i+1>, sorted by time.
+	var miners []timedFrame
+	for i := range o.sessions {
+		at := start.Add(o.span * time.Duration(2*i+1) / time.Duration(2*o.sessions))
+		cli := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 77, 1, byte(i + 1)}), uint16(40000+i))
+		s.SessionClients = append(s.SessionClients, cli)
+		for _, sp := range sess {
+			src, dst := cli, sp.srv
+			if !sp.fromCli {
+				src, dst = sp.srv, cli
+			}
+			tcp := sp.tcp
+			tcp.SrcPort, tcp.DstPort = layers.TCPPort(src.Port()), layers.TCPPort(dst.Port())
+			b, err := tcpPacket(src.Addr(), dst.Addr(), &tcp, sp.payload)
+			if err != nil {
+				return s, err
+			}
+			miners = append(miners, timedFrame{at.Add(sp.at), b})
+		}
+	}
+	sort.SliceStable(miners, func(i, j int) bool { return miners[i].ts.Before(miners[j].ts) })
+	s.Sessions = o.sessions
+
+	pw := pcapgo.NewWriter(w)
+	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		return s, err
+	}
+	write := func(f timedFrame) error {
+		s.Packets++
+		return pw.WritePacket(gopacket.CaptureInfo{Timestamp: f.ts, CaptureLength: len(f.frame), Length: len(f.frame)}, f.frame)
+	}
+	// One template per packet kind; addresses and ports are patched per flow (checksums
+	// recomputed) rather than serialised a million times.
+	dst := netip.AddrFrom4([4]byte{10, 2, 0, 1})
+	src0 := netip.AddrFrom4([4]byte{10, 100, 0, 0})
+	syn, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 80, Seq: 1, SYN: true, Window: 64240}, nil)
+	if err != nil {
+		return s, err
+	}
+	data, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 80, Seq: 2, ACK: true, PSH: true, Window: 64240}, []byte(o.payload))
+	if err != nil {
+		return s, err
+	}
+	m := 0
+	for k := range o.flows {
+		ts := start.Add(o.span * time.Duration(k) / time.Duration(o.flows))
+		for ; m < len(miners) && !miners[m].ts.After(ts); m++ {
+			if err := write(miners[m]); err != nil {
+				return s, err
+			}
+		}
+		ip := [4]byte{10, 100, byte(k / 50000 >> 8), byte(k / 50000)}
+		port := uint16(10000 + k%50000)
+		for _, fr := range [][]byte{syn, data} {
+			patchFlow(fr, ip, port)
+			if err := write(timedFrame{ts, fr}); err != nil {
+				return s, err
+			}
+		}
+		s.Flows++
+	}
+	for ; m < len(miners); m++ {
+		if err := write(miners[m]); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// tcpPacket serialises an Ethernet/IPv4/TCP frame with correct checksums.
+func tcpPacket(src, dst netip.Addr, tcp *layers.TCP, payload []byte) ([]byte, error) {
+	eth := &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	s4, d4 := src.As4(), dst.As4()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: s4[:], DstIP: d4[:], Flags: layers.IPv4DontFragment}
+	t := *tcp
+	t.Options = nil // the recorded options (timestamps) are not needed and would be stale
+	t.Padding = nil
+	t.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, &t, gopacket.Payload(payload)); err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), buf.Bytes()...), nil
+}
+
+// patchFlow rewrites the IPv4 source address and TCP source port of a frame built by
+// tcpPacket and fixes both checksums.
+func patchFlow(fr []byte, src [4]byte, port uint16) {
+	const ipOff, tcpOff = 14, 14 + 20
+	copy(fr[ipOff+12:], src[:])
+	binary.BigEndian.PutUint16(fr[tcpOff:], port)
+	binary.BigEndian.PutUint16(fr[ipOff+10:], 0)
+	binary.BigEndian.PutUint16(fr[ipOff+10:], ^fold(sum16(fr[ipOff:tcpOff], 0)))
+	tcpLen := len(fr) - tcpOff
+	ph := uint32(6) + uint32(tcpLen)
+	ph = sum16(fr[ipOff+12:ipOff+20], ph)
+	binary.BigEndian.PutUint16(fr[tcpOff+16:], 0)
+	binary.BigEndian.PutUint16(fr[tcpOff+16:], ^fold(sum16(fr[tcpOff:], ph)))
+}
