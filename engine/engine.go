@@ -87,6 +87,9 @@ func New(o Options) *Engine {
 	return e
 }
 
+// FlowConfig is the flow table's configuration with its defaults filled in.
+func (e *Engine) FlowConfig() flow.Config { return e.table.Config() }
+
 // Now is the time of the last packet (packet time in replay).
 func (e *Engine) Now() time.Time { return e.now }
 

@@ -217,3 +217,65 @@ func patchFlow(fr []byte, src [4]byte, port uint16) {
 	binary.BigEndian.PutUint16(fr[tcpOff+16:], 0)
 	binary.BigEndian.PutUint16(fr[tcpOff+16:], ^fold(sum16(fr[tcpOff:], ph)))
 }
+
+// writeNoNewline writes flows TCP connections that each send size bytes without a newline
+// (after a Stratum-looking opening, so a line parser keeps reading), interleaved segment by
+// segment so that every flow is open at once: the worst case for reassembly memory (issue 14,
+// docs/testing.md R2).
+func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
+	var s floodSummary
+	pw := pcapgo.NewWriter(w)
+	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		return s, err
+	}
+	const mss = 1448
+	dst := netip.AddrFrom4([4]byte{10, 3, 0, 1})
+	src0 := netip.AddrFrom4([4]byte{10, 101, 0, 0})
+	syn, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 0, SYN: true, Window: 64240}, nil)
+	if err != nil {
+		return s, err
+	}
+	seg := make([]byte, mss)
+	for i := range seg {
+		seg[i] = 'a'
+	}
+	copy(seg, `{"id":1,"method":"mining.subscribe","params":["`)
+	data, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 1, ACK: true, PSH: true, Window: 64240}, seg)
+	if err != nil {
+		return s, err
+	}
+	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	ts := start
+	addr := func(k int) ([4]byte, uint16) {
+		return [4]byte{10, 101, byte(k / 50000 >> 8), byte(k / 50000)}, uint16(10000 + k%50000)
+	}
+	emit := func(fr []byte) error {
+		s.Packets++
+		ts = ts.Add(time.Microsecond)
+		return pw.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(fr), Length: len(fr)}, fr)
+	}
+	for k := range flows {
+		ip, port := addr(k)
+		patchFlow(syn, ip, port)
+		if err := emit(syn); err != nil {
+			return s, err
+		}
+	}
+	for off := 0; off < size; off += mss {
+		if off == mss {
+			for i := range len(`{"id":1,"method":"mining.subscribe","params":["`) {
+				data[len(data)-mss+i] = 'a' // only the first segment opens the line
+			}
+		}
+		binary.BigEndian.PutUint32(data[14+20+4:], uint32(1+off))
+		for k := range flows {
+			ip, port := addr(k)
+			patchFlow(data, ip, port)
+			if err := emit(data); err != nil {
+				return s, err
+			}
+		}
+	}
+	s.Flows = flows
+	return s, nil
+}

@@ -39,7 +39,32 @@ func main() {
 	flag.DurationVar(&fo.span, "flood-span", 10*time.Second, "capture time the flood's flows are spread over")
 	flag.IntVar(&fo.sessions, "flood-sessions", 6, "Stratum sessions spread through the flood")
 	flag.StringVar(&fo.miner, "flood-miner", "testdata/captures/mining-xmrig-login-3333.pcap", "capture of a real miner session replayed for each Stratum session")
+	var nnFlows, nnBytes int
+	flag.IntVar(&nnFlows, "nonewline", 0, "write instead this many flows that each send -nonewline-bytes without a newline")
+	flag.IntVar(&nnBytes, "nonewline-bytes", 100<<10, "bytes each -nonewline flow sends")
 	flag.Parse()
+	if nnFlows > 0 {
+		w := bufio.NewWriterSize(os.Stdout, 1<<20)
+		if o.out != "-" {
+			f, err := os.Create(o.out)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "gen:", err)
+				os.Exit(1)
+			}
+			defer f.Close()
+			w = bufio.NewWriterSize(f, 1<<20)
+		}
+		s, err := writeNoNewline(w, nnFlows, nnBytes)
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gen:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "gen: nonewline flows=%d bytes_each=%d packets=%d\n", s.Flows, nnBytes, s.Packets)
+		return
+	}
 	if fo.flows > 0 {
 		if err := runFlood(o.out, fo); err != nil {
 			fmt.Fprintln(os.Stderr, "gen:", err)
