@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/minerguard/minerguard/internal/floodgen"
 )
 
 func main() {
@@ -34,11 +36,11 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed; same seed, same bytes")
 	flag.IntVar(&o.snaplen, "snaplen", 65535, "capture length cap per packet (frames longer than this are truncated)")
 	flag.IntVar(&o.workloads, "workloads", 2000, "number of client workloads")
-	var fo floodOptions
-	flag.IntVar(&fo.flows, "flood", 0, "write the flood capture with this many flows instead")
-	flag.DurationVar(&fo.span, "flood-span", 10*time.Second, "capture time the flood's flows are spread over")
-	flag.IntVar(&fo.sessions, "flood-sessions", 6, "Stratum sessions spread through the flood")
-	flag.StringVar(&fo.miner, "flood-miner", "testdata/captures/mining-xmrig-login-3333.pcap", "capture of a real miner session replayed for each Stratum session")
+	var fo floodgen.Options
+	flag.IntVar(&fo.Flows, "flood", 0, "write the flood capture with this many flows instead")
+	flag.DurationVar(&fo.Span, "flood-span", 10*time.Second, "capture time the flood's flows are spread over")
+	flag.IntVar(&fo.Sessions, "flood-sessions", 6, "Stratum sessions spread through the flood")
+	flag.StringVar(&fo.Miner, "flood-miner", "testdata/captures/mining-xmrig-login-3333.pcap", "capture of a real miner session replayed for each Stratum session")
 	var nnFlows, nnBytes int
 	flag.IntVar(&nnFlows, "nonewline", 0, "write instead this many flows that each send -nonewline-bytes without a newline")
 	flag.IntVar(&nnBytes, "nonewline-bytes", 100<<10, "bytes each -nonewline flow sends")
@@ -54,7 +56,7 @@ func main() {
 			defer f.Close()
 			w = bufio.NewWriterSize(f, 1<<20)
 		}
-		s, err := writeNoNewline(w, nnFlows, nnBytes)
+		s, err := floodgen.NoNewline(w, nnFlows, nnBytes)
 		if err == nil {
 			err = w.Flush()
 		}
@@ -65,7 +67,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gen: nonewline flows=%d bytes_each=%d packets=%d\n", s.Flows, nnBytes, s.Packets)
 		return
 	}
-	if fo.flows > 0 {
+	if fo.Flows > 0 {
 		if err := runFlood(o.out, fo); err != nil {
 			fmt.Fprintln(os.Stderr, "gen:", err)
 			os.Exit(1)
@@ -99,13 +101,13 @@ func run(o options) error {
 	return nil
 }
 
-func runFlood(out string, o floodOptions) error {
+func runFlood(out string, o floodgen.Options) error {
 	f, err := os.Create(out)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	s, err := writeFlood(bw, o)
+	s, err := floodgen.Write(bw, o)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -115,7 +117,7 @@ func runFlood(out string, o floodOptions) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
-	fmt.Fprintf(os.Stderr, "gen: flood flows=%d sessions=%d packets=%d span=%s file=%s\n", s.Flows, s.Sessions, s.Packets, o.span, out)
+	fmt.Fprintf(os.Stderr, "gen: flood flows=%d sessions=%d packets=%d span=%s file=%s\n", s.Flows, s.Sessions, s.Packets, o.Span, out)
 	return nil
 }
 

@@ -1,4 +1,8 @@
-package main
+// Package floodgen writes the flood captures of issue 14: many distinct TCP flows that never
+// decide anything (a SYN and 27 bytes of HTTP each) with real Stratum sessions spread through
+// them, and flows that send long runs without a newline. bench/gen writes them for the
+// benchmarks, the replay and live flood tests use them directly.
+package floodgen
 
 import (
 	"encoding/binary"
@@ -14,40 +18,40 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// floodOptions describe the flood capture of issue 14: many distinct TCP flows (a SYN and one
+// Options describe the flood capture of issue 14: many distinct TCP flows (a SYN and one
 // short HTTP segment each, never answered) spread evenly over a span of capture time, with
 // real Stratum sessions (replayed from a recorded miner's capture, each from its own client
 // address) starting at even intervals through it.
-type floodOptions struct {
-	flows    int
-	span     time.Duration
-	sessions int
-	miner    string // pcap of a real miner session; its TCP packets are replayed per session
-	payload  string
+type Options struct {
+	Flows    int
+	Span     time.Duration
+	Sessions int
+	Miner    string // pcap of a real miner session; its TCP packets are replayed per session
+	Payload  string // each flood flow's one segment; default Payload
 }
 
-// floodSummary is what writeFlood reports.
-type floodSummary struct {
+// Summary is what Write and NoNewline report.
+type Summary struct {
 	Packets, Flows, Sessions int
 	SessionClients           []netip.AddrPort
 }
 
-// floodPayload is 27 bytes of an HTTP request that never completes, as in issue 14.
-const floodPayload = "GET / HTTP/1.1\r\nHost: x.y\r\n"
+// Payload is 27 bytes of an HTTP request that never completes, as in issue 14.
+const Payload = "GET / HTTP/1.1\r\nHost: x.y\r\n"
 
-// sessionPacket is one TCP packet of the recorded miner session, with its offset from the
+// SessionPacket is one TCP packet of the recorded miner session, with its offset from the
 // session's first packet.
-type sessionPacket struct {
-	at      time.Duration
-	fromCli bool
-	tcp     layers.TCP
-	payload []byte
-	srv     netip.AddrPort
+type SessionPacket struct {
+	At      time.Duration
+	FromCli bool
+	TCP     layers.TCP
+	Payload []byte
+	Srv     netip.AddrPort
 }
 
-// readSession returns the TCP packets of the first TCP connection in a capture; the client
+// ReadSession returns the TCP packets of the first TCP connection in a capture; the client
 // is the side that sent the SYN.
-func readSession(path string) ([]sessionPacket, error) {
+func ReadSession(path string) ([]SessionPacket, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -57,7 +61,7 @@ func readSession(path string) ([]sessionPacket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var out []sessionPacket
+	var out []SessionPacket
 	var cli netip.AddrPort
 	var first time.Time
 	for {
@@ -82,12 +86,12 @@ func readSession(path string) ([]sessionPacket, error) {
 			}
 			cli, first = src, ci.Timestamp
 		}
-		sp := sessionPacket{at: ci.Timestamp.Sub(first), tcp: *tcp, payload: append([]byte(nil), tcp.Payload...)}
+		sp := SessionPacket{At: ci.Timestamp.Sub(first), TCP: *tcp, Payload: append([]byte(nil), tcp.Payload...)}
 		switch {
 		case src == cli:
-			sp.fromCli, sp.srv = true, dst
+			sp.FromCli, sp.Srv = true, dst
 		case dst == cli:
-			sp.srv = src
+			sp.Srv = src
 		default:
 			continue
 		}
@@ -104,42 +108,42 @@ type timedFrame struct {
 	frame []byte
 }
 
-// writeFlood writes the flood capture to w.
-func writeFlood(w io.Writer, o floodOptions) (floodSummary, error) {
-	var s floodSummary
-	if o.flows <= 0 || o.span <= 0 {
+// Write writes the flood capture to w.
+func Write(w io.Writer, o Options) (Summary, error) {
+	var s Summary
+	if o.Flows <= 0 || o.Span <= 0 {
 		return s, fmt.Errorf("flood: flows and span must be positive")
 	}
-	if o.payload == "" {
-		o.payload = floodPayload
+	if o.Payload == "" {
+		o.Payload = Payload
 	}
-	sess, err := readSession(o.miner)
+	sess, err := ReadSession(o.Miner)
 	if err != nil {
 		return s, err
 	}
 	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	// The sessions' packets, each session from 10.77.1.<i+1>, sorted by time.
 	var miners []timedFrame
-	for i := range o.sessions {
-		at := start.Add(o.span * time.Duration(2*i+1) / time.Duration(2*o.sessions))
+	for i := range o.Sessions {
+		at := start.Add(o.Span * time.Duration(2*i+1) / time.Duration(2*o.Sessions))
 		cli := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 77, 1, byte(i + 1)}), uint16(40000+i))
 		s.SessionClients = append(s.SessionClients, cli)
 		for _, sp := range sess {
-			src, dst := cli, sp.srv
-			if !sp.fromCli {
-				src, dst = sp.srv, cli
+			src, dst := cli, sp.Srv
+			if !sp.FromCli {
+				src, dst = sp.Srv, cli
 			}
-			tcp := sp.tcp
+			tcp := sp.TCP
 			tcp.SrcPort, tcp.DstPort = layers.TCPPort(src.Port()), layers.TCPPort(dst.Port())
-			b, err := tcpPacket(src.Addr(), dst.Addr(), &tcp, sp.payload)
+			b, err := TCPPacket(src.Addr(), dst.Addr(), &tcp, sp.Payload)
 			if err != nil {
 				return s, err
 			}
-			miners = append(miners, timedFrame{at.Add(sp.at), b})
+			miners = append(miners, timedFrame{at.Add(sp.At), b})
 		}
 	}
 	sort.SliceStable(miners, func(i, j int) bool { return miners[i].ts.Before(miners[j].ts) })
-	s.Sessions = o.sessions
+	s.Sessions = o.Sessions
 
 	pw := pcapgo.NewWriter(w)
 	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
@@ -153,17 +157,17 @@ func writeFlood(w io.Writer, o floodOptions) (floodSummary, error) {
 	// recomputed) rather than serialised a million times.
 	dst := netip.AddrFrom4([4]byte{10, 2, 0, 1})
 	src0 := netip.AddrFrom4([4]byte{10, 100, 0, 0})
-	syn, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 80, Seq: 1, SYN: true, Window: 64240}, nil)
+	syn, err := TCPPacket(src0, dst, &layers.TCP{DstPort: 80, Seq: 1, SYN: true, Window: 64240}, nil)
 	if err != nil {
 		return s, err
 	}
-	data, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 80, Seq: 2, ACK: true, PSH: true, Window: 64240}, []byte(o.payload))
+	data, err := TCPPacket(src0, dst, &layers.TCP{DstPort: 80, Seq: 2, ACK: true, PSH: true, Window: 64240}, []byte(o.Payload))
 	if err != nil {
 		return s, err
 	}
 	m := 0
-	for k := range o.flows {
-		ts := start.Add(o.span * time.Duration(k) / time.Duration(o.flows))
+	for k := range o.Flows {
+		ts := start.Add(o.Span * time.Duration(k) / time.Duration(o.Flows))
 		for ; m < len(miners) && !miners[m].ts.After(ts); m++ {
 			if err := write(miners[m]); err != nil {
 				return s, err
@@ -172,7 +176,7 @@ func writeFlood(w io.Writer, o floodOptions) (floodSummary, error) {
 		ip := [4]byte{10, 100, byte(k / 50000 >> 8), byte(k / 50000)}
 		port := uint16(10000 + k%50000)
 		for _, fr := range [][]byte{syn, data} {
-			patchFlow(fr, ip, port)
+			PatchFlow(fr, ip, port)
 			if err := write(timedFrame{ts, fr}); err != nil {
 				return s, err
 			}
@@ -187,8 +191,8 @@ func writeFlood(w io.Writer, o floodOptions) (floodSummary, error) {
 	return s, nil
 }
 
-// tcpPacket serialises an Ethernet/IPv4/TCP frame with correct checksums.
-func tcpPacket(src, dst netip.Addr, tcp *layers.TCP, payload []byte) ([]byte, error) {
+// TCPPacket serialises an Ethernet/IPv4/TCP frame with correct checksums.
+func TCPPacket(src, dst netip.Addr, tcp *layers.TCP, payload []byte) ([]byte, error) {
 	eth := &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
 	s4, d4 := src.As4(), dst.As4()
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: s4[:], DstIP: d4[:], Flags: layers.IPv4DontFragment}
@@ -203,9 +207,9 @@ func tcpPacket(src, dst netip.Addr, tcp *layers.TCP, payload []byte) ([]byte, er
 	return append([]byte(nil), buf.Bytes()...), nil
 }
 
-// patchFlow rewrites the IPv4 source address and TCP source port of a frame built by
-// tcpPacket and fixes both checksums.
-func patchFlow(fr []byte, src [4]byte, port uint16) {
+// PatchFlow rewrites the IPv4 source address and TCP source port of a frame built by
+// TCPPacket and fixes both checksums.
+func PatchFlow(fr []byte, src [4]byte, port uint16) {
 	const ipOff, tcpOff = 14, 14 + 20
 	copy(fr[ipOff+12:], src[:])
 	binary.BigEndian.PutUint16(fr[tcpOff:], port)
@@ -218,12 +222,12 @@ func patchFlow(fr []byte, src [4]byte, port uint16) {
 	binary.BigEndian.PutUint16(fr[tcpOff+16:], ^fold(sum16(fr[tcpOff:], ph)))
 }
 
-// writeNoNewline writes flows TCP connections that each send size bytes without a newline
+// NoNewline writes flows TCP connections that each send size bytes without a newline
 // (after a Stratum-looking opening, so a line parser keeps reading), interleaved segment by
 // segment so that every flow is open at once: the worst case for reassembly memory (issue 14,
 // docs/testing.md R2).
-func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
-	var s floodSummary
+func NoNewline(w io.Writer, flows, size int) (Summary, error) {
+	var s Summary
 	pw := pcapgo.NewWriter(w)
 	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		return s, err
@@ -231,7 +235,7 @@ func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
 	const mss = 1448
 	dst := netip.AddrFrom4([4]byte{10, 3, 0, 1})
 	src0 := netip.AddrFrom4([4]byte{10, 101, 0, 0})
-	syn, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 0, SYN: true, Window: 64240}, nil)
+	syn, err := TCPPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 0, SYN: true, Window: 64240}, nil)
 	if err != nil {
 		return s, err
 	}
@@ -240,7 +244,7 @@ func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
 		seg[i] = 'a'
 	}
 	copy(seg, `{"id":1,"method":"mining.subscribe","params":["`)
-	data, err := tcpPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 1, ACK: true, PSH: true, Window: 64240}, seg)
+	data, err := TCPPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 1, ACK: true, PSH: true, Window: 64240}, seg)
 	if err != nil {
 		return s, err
 	}
@@ -256,7 +260,7 @@ func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
 	}
 	for k := range flows {
 		ip, port := addr(k)
-		patchFlow(syn, ip, port)
+		PatchFlow(syn, ip, port)
 		if err := emit(syn); err != nil {
 			return s, err
 		}
@@ -270,7 +274,7 @@ func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
 		binary.BigEndian.PutUint32(data[14+20+4:], uint32(1+off))
 		for k := range flows {
 			ip, port := addr(k)
-			patchFlow(data, ip, port)
+			PatchFlow(data, ip, port)
 			if err := emit(data); err != nil {
 				return s, err
 			}
@@ -278,4 +282,22 @@ func writeNoNewline(w io.Writer, flows, size int) (floodSummary, error) {
 	}
 	s.Flows = flows
 	return s, nil
+}
+
+func sum16(b []byte, s uint32) uint32 {
+	for len(b) >= 2 {
+		s += uint32(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	for s > 0xffff {
+		s = (s & 0xffff) + s>>16
+	}
+	return uint16(s)
 }
