@@ -1,8 +1,9 @@
 # Benchmarks, included from the top-level Makefile (see bench/README.md): the side-by-side
 # replay benchmark (minerguard replay vs Suricata 7 + ET Open coin-miner rules) and the live
-# one (bench-live: the sensor under node load, root only).
+# one (bench-live: the sensor under node load, root only), and the flood figures of issue 14
+# (bench-flood).
 
-.PHONY: bench bench-quick bench-gen bench-go
+.PHONY: bench bench-quick bench-gen bench-go bench-flood
 
 bench: ## run the side-by-side benchmark
 	bash bench/run.sh
@@ -25,3 +26,6 @@ bench-live: ## live sensor under node load (root): flood with/without the sensor
 
 bench-live-quick: ## bench-live with a 4 s load and 20 namespaces
 	BENCH_QUICK=1 go run ./bench/live
+
+bench-flood: ## issue 14 flood figures: replay 1 M / 100 k flows with 6 miners, no-newline RSS, live cross-workload flood (root)
+	bash bench/flood.sh
