@@ -499,7 +499,8 @@ func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
 		}
 	case proxy.Done:
 		in.proxyDone = true
-		e.detail(f).tunnel = &t
+		tt := t // copied here, so that only a found tunnel is allocated, not every t
+		e.detail(f).tunnel = &tt
 		e.stats.Tunnels++
 		// Everything after the preamble is the tunnelled protocol: start the parsers there.
 		in.base = [2]int{t.ClientSkip, t.ServerSkip}

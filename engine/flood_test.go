@@ -183,3 +183,31 @@ func TestDetectorsUnderFlood(t *testing.T) {
 	}
 	_ = netip.Addr{}
 }
+
+// A deferred flow's retries (a slotless look at each new payload) do not allocate.
+func TestDeferredRetryNoAlloc(t *testing.T) {
+	e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: &collect{}, MaxInspecting: 1})
+	holder := newSession(t, endpoint{"10.0.0.3", 40001}, endpoint{"10.9.9.7", 8080})
+	holder.client("{", 10)
+	feed(e, holder.frames)
+	x := newSession(t, client, endpoint{"10.2.0.9", 80})
+	x.client("{", 10)
+	const runs = 100
+	for range runs + 1 {
+		x.client(`"a":1,`, 10) // JSON that never ends: undecided
+	}
+	feed(e, x.frames[:4])
+	if st := e.Stats(); st.InspectDeferred != 1 {
+		t.Fatalf("deferred %d, want 1", st.InspectDeferred)
+	}
+	next := 4
+	if n := testing.AllocsPerRun(runs, func() {
+		e.Packet(flow.LinkEthernet, x.frames[next], epoch, 1)
+		next++
+	}); n != 0 {
+		t.Fatalf("%v allocations per retry", n)
+	}
+	if st := e.Stats(); st.InspectDeferred != runs+2 || st.InspectSlotless != runs+3 {
+		t.Errorf("deferred %d, slotless %d: every payload must be looked at", st.InspectDeferred, st.InspectSlotless)
+	}
+}
