@@ -356,6 +356,10 @@ func (e *Engine) relook(f *flow.Flow[state]) *inspect {
 		skip = [2]int{s.det.tunnel.ClientSkip, s.det.tunnel.ServerSkip}
 	}
 	for d := range 2 {
+		if in.scanDone[d] {
+			in.base[d] = skip[d] // the line scanner is done here: no resume point to find
+			continue
+		}
 		st := &f.Stream[d]
 		data := st.Data()
 		seen := min(int(s.looked[d]), len(data))
@@ -369,7 +373,8 @@ func (e *Engine) relook(f *flow.Flow[state]) *inspect {
 		if st.Gap {
 			b = max(b, int(st.GapOffset))
 		}
-		b = min(b, seen)
+		// The search looks back at most relookFull bytes, so a retry costs O(new bytes).
+		b = min(max(b, seen-relookFull), seen)
 		if i := bytes.LastIndexByte(data[b:seen], '\n'); i >= 0 {
 			b += i
 		} else {

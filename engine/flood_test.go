@@ -211,3 +211,28 @@ func TestDeferredRetryNoAlloc(t *testing.T) {
 		t.Errorf("deferred %d, slotless %d: every payload must be looked at", st.InspectDeferred, st.InspectSlotless)
 	}
 }
+
+// A deferred flow past relookFull resumes at its last complete line: a login after 6 KiB of
+// undecided JSON lines, arriving in 100-byte segments, is still found.
+func TestDeferredResumeAtLine(t *testing.T) {
+	c := &collect{}
+	e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: c, MaxInspecting: 1})
+	holder := newSession(t, endpoint{"10.0.0.3", 40001}, endpoint{"10.9.9.7", 8080})
+	holder.client("{", 10)
+	feed(e, holder.frames)
+	x := newSession(t, client, endpoint{"10.2.0.9", 80})
+	var lines strings.Builder
+	for i := range 3 {
+		lines.WriteString(`{"id":` + string(rune('1'+i)) + `,"result":"` + strings.Repeat("x", 2000) + `"}` + "\n")
+	}
+	x.client(lines.String()+xmrigLogin, 100) // the login spans segments
+	for _, f := range x.frames {
+		e.Packet(flow.LinkEthernet, f, epoch, 1) // the holder never ages: x stays deferred
+	}
+	if stratumAlerts(c) != 1 {
+		t.Fatalf("login after 6 KiB in a deferred flow: %d stratum alerts (deferred %d)", stratumAlerts(c), e.Stats().InspectDeferred)
+	}
+	if e.Stats().InspectDeferred < 6 {
+		t.Errorf("deferred %d: the flow was not kept slotless", e.Stats().InspectDeferred)
+	}
+}
