@@ -181,7 +181,6 @@ func TestDetectorsUnderFlood(t *testing.T) {
 	if st.Inspecting > 512 {
 		t.Errorf("%d slots held, cap 512", st.Inspecting)
 	}
-	_ = netip.Addr{}
 }
 
 // A deferred flow's retries (a slotless look at each new payload) do not allocate.
@@ -234,5 +233,25 @@ func TestDeferredResumeAtLine(t *testing.T) {
 	}
 	if e.Stats().InspectDeferred < 6 {
 		t.Errorf("deferred %d: the flow was not kept slotless", e.Stats().InspectDeferred)
+	}
+}
+
+// In replay with a workload map, the fair share is per workload (Options.NameScope), not per
+// capture interface: one workload's flood on the shared interface cannot hold another's share.
+func TestInspectFairSharePerWorkload(t *testing.T) {
+	byWorkload := func(scope uint64, client netip.Addr) uint64 {
+		if netip.MustParsePrefix("10.0.0.0/24").Contains(client) {
+			return 200
+		}
+		return 100
+	}
+	c := &collect{}
+	e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: c, MaxInspecting: 10, NameScope: byWorkload})
+	newFlooder(t, "{").send(e, 20, epoch, 1)
+	x := newSession(t, client, endpoint{"10.2.0.9", 80})
+	x.client("{", 10)
+	feed(e, x.frames)
+	if st := e.Stats(); st.InspectReclaimed[ReclaimFair] != 1 || e.insp.byKey[200] != 1 || e.insp.byKey[100] != 9 {
+		t.Fatalf("reclaimed %v, slots %v: the second workload did not get its share", st.InspectReclaimed, e.insp.byKey)
 	}
 }
