@@ -215,11 +215,12 @@ func PatchFlow(fr []byte, src [4]byte, port uint16) {
 	binary.BigEndian.PutUint16(fr[tcpOff:], port)
 	binary.BigEndian.PutUint16(fr[ipOff+10:], 0)
 	binary.BigEndian.PutUint16(fr[ipOff+10:], ^fold(sum16(fr[ipOff:tcpOff], 0)))
-	tcpLen := len(fr) - tcpOff
+	// The segment's length comes from the IP header: short frames carry Ethernet padding.
+	tcpLen := int(binary.BigEndian.Uint16(fr[ipOff+2:])) - (tcpOff - ipOff)
 	ph := uint32(6) + uint32(tcpLen)
 	ph = sum16(fr[ipOff+12:ipOff+20], ph)
 	binary.BigEndian.PutUint16(fr[tcpOff+16:], 0)
-	binary.BigEndian.PutUint16(fr[tcpOff+16:], ^fold(sum16(fr[tcpOff:], ph)))
+	binary.BigEndian.PutUint16(fr[tcpOff+16:], ^fold(sum16(fr[tcpOff:tcpOff+tcpLen], ph)))
 }
 
 // NoNewline writes flows TCP connections that each send size bytes without a newline
