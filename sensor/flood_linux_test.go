@@ -146,6 +146,12 @@ func alertAt(t *testing.T, out *syncBuf, src string, seen int, within time.Durat
 func TestSensorCrossWorkloadFlood(t *testing.T) {
 	netnstest.RequireRoot(t)
 	rate, secs := floodEnv("MG_FLOOD_RATE", 10000), floodEnv("MG_FLOOD_SECONDS", 3)
+	if raceEnabled {
+		// Under the race detector the engine is about ten times slower: at the full rate the
+		// rings overflow and drop the miner's one message, which is issue 17's overload, not
+		// this test's question.
+		rate /= 10
+	}
 	a, b, pool := netnstest.New(t, "wa"), netnstest.New(t, "wb"), netnstest.New(t, "pool")
 	aIP, poolA := netnstest.Veth(t, a, pool, 140)
 	bIP, poolB := netnstest.Veth(t, b, pool, 141)
