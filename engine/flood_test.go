@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +256,56 @@ func TestInspectFairSharePerWorkload(t *testing.T) {
 	if st := e.Stats(); st.InspectReclaimed[ReclaimFair] != 1 || e.insp.byKey[200] != 1 || e.insp.byKey[100] != 9 {
 		t.Fatalf("reclaimed %v, slots %v: the second workload did not get its share", st.InspectReclaimed, e.insp.byKey)
 	}
+}
+
+// Random traffic through a tiny slot pool (flows constantly deferred, reclaimed, retried,
+// with holes, reordering and tunnels' preambles among the payloads): nothing panics, the pool
+// never exceeds its cap, and its per-scope counts add up.
+func TestSlotChurnRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"{", `"id":1,`, "\n", xmrigLogin[:40], xmrigLogin[40:], "GET / HTTP/1.1\r\n", "\r\n", "\x05\x01\x00", "\x16\x03\x01\x00\x10", "CONNECT a:1 HTTP/1.1\r\n\r\n", strings.Repeat("x", 3000), " "}
+	var deferred, reclaimed uint64
+	for round := range 20 {
+		e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: &collect{}, MaxInspecting: 1 + round%3})
+		var frames [][]byte
+		for i := range 30 {
+			x := newSession(t, endpoint{"10.0.0." + strconv.Itoa(2+i%5), uint16(40000 + i)}, endpoint{"10.2.0.9", uint16(80 + rng.IntN(3))})
+			for range 1 + rng.IntN(8) {
+				p := pieces[rng.IntN(len(pieces))]
+				if rng.IntN(2) == 0 {
+					x.client(p, 1+rng.IntN(600))
+				} else {
+					x.server(p)
+				}
+			}
+			frames = append(frames, x.frames...)
+		}
+		rng.Shuffle(len(frames)/4, func(i, j int) { frames[4*i], frames[4*j] = frames[4*j], frames[4*i] })
+		for i, f := range frames {
+			if rng.IntN(20) == 0 {
+				continue // a hole
+			}
+			e.Packet(flow.LinkEthernet, f, epoch.Add(time.Duration(i)*time.Duration(rng.IntN(40))*time.Millisecond), uint64(1+i%2))
+			sum := 0
+			for _, n := range e.insp.byKey {
+				sum += n
+			}
+			if e.insp.inUse > e.insp.max || sum != e.insp.inUse {
+				t.Fatalf("round %d: %d slots in use (cap %d), per-scope counts sum to %d", round, e.insp.inUse, e.insp.max, sum)
+			}
+		}
+		e.Flush()
+		st := e.Stats()
+		if st.Inspecting != 0 {
+			t.Fatalf("round %d: %d slots held after the flush", round, st.Inspecting)
+		}
+		deferred += st.InspectDeferred
+		for _, n := range st.InspectReclaimed {
+			reclaimed += n
+		}
+	}
+	if deferred == 0 || reclaimed == 0 {
+		t.Errorf("the churn did not churn: %d deferred, %d reclaimed", deferred, reclaimed)
+	}
+	t.Logf("%d deferred, %d reclaimed", deferred, reclaimed)
 }
