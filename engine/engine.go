@@ -146,6 +146,10 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	if grew {
 		e.inspect(f, dir)
 	}
+	if s.flags&flagDone == 0 && f.State == flow.StateClosed && dnsTCP(f) {
+		// DNS over TCP stays under inspection while messages may come; not after a close.
+		e.finish(f, finishDecided)
+	}
 }
 
 // Tick expires idle flows and DNS answers at now. Packet does this as packets come; a live
@@ -183,6 +187,11 @@ func (e *Engine) newFlow(f *flow.Flow[state]) {
 		named = own != ""
 	}
 	e.evaluate(f)
+	if dnsTCP(f) {
+		// DNS over TCP is followed message by message for the connection's life, past
+		// StreamDepth: each message is consumed once parsed (see dnsFrames).
+		e.table.Framed(f)
+	}
 	if f.Proto == 17 && f.Resp.Port() != 53 && f.Orig.Port() != 53 {
 		// Only DNS is inspected over UDP; other datagrams are judged by destination alone.
 		e.finish(f, finishUDP) // checks the profile too
@@ -275,6 +284,7 @@ func (e *Engine) inspect(f *flow.Flow[state], dir flow.Dir) {
 func (e *Engine) run(f *flow.Flow[state], in *inspect, dir flow.Dir) bool {
 	s := &f.App
 	st := &f.Stream[dir]
+	isDNS := dnsTCP(f)
 	if st.Resync {
 		// A hole was skipped: parsers restart after it, as after a mid-stream pickup.
 		st.Resync = false
@@ -283,17 +293,37 @@ func (e *Engine) run(f *flow.Flow[state], in *inspect, dir flow.Dir) bool {
 		in.scanDone[dir] = false
 		in.resync[dir] = true
 		in.ws[dir] = wsDir{}
+		if isDNS {
+			// The length prefixes after a hole cannot be found again.
+			e.dnsStop(in, dir, true)
+		}
 	}
-	if f.Resp.Port() == 53 || f.Orig.Port() == 53 {
+	if isDNS && !in.dnsDead[dir] {
 		// DNS over TCP. The other detectors still run: port 53 is a classic hiding place.
 		in.dnsNext[dir] = dns.SplitTCP(st.Data(), in.dnsNext[dir], func(msg []byte) { e.dnsMessage(f, dir, msg) })
 	}
 	if !in.proxyDone {
 		e.detectProxy(f, in)
 	}
-	data := st.Data()
+	e.scan(f, in, dir)
+	if isDNS {
+		e.dnsFrames(f, in, dir)
+	}
+	mining := s.det != nil && s.det.facts.Mining
+	scanned := mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
+	done := (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated)
+	if done && isDNS && (!in.dnsDead[0] || !in.dnsDead[1]) {
+		return false // more DNS messages may come
+	}
+	return done
+}
+
+// scan runs the TLS, WebSocket and Stratum parsers on direction dir.
+func (e *Engine) scan(f *flow.Flow[state], in *inspect, dir flow.Dir) {
+	s := &f.App
+	data := f.Stream[dir].Data()
 	if in.base[dir] > len(data) {
-		return false
+		return
 	}
 	data = data[in.base[dir]:]
 	if dir == flow.DirOrig && !in.tlsDone {
@@ -322,8 +352,82 @@ func (e *Engine) run(f *flow.Flow[state], in *inspect, dir flow.Dir) bool {
 	if in.tlsDone && s.prof&profChecked == 0 {
 		e.checkProfile(f, false)
 	}
-	scanned := mining || in.isTLS || (in.scanDone[0] && in.scanDone[1])
-	return (scanned && in.tlsDone && in.proxyDone) || (f.Stream[0].Truncated && f.Stream[1].Truncated)
+}
+
+// dnsTCP reports whether f is DNS over TCP (port 53 either side).
+func dnsTCP(f *flow.Flow[state]) bool {
+	return f.Proto == 6 && (f.Resp.Port() == 53 || f.Orig.Port() == 53)
+}
+
+// dnsFrames releases direction dir's DNS messages that were parsed, so a DNS-over-TCP
+// connection is followed for its whole life within its framed stream's window
+// (flow.Config.MessageDepth). The other parsers read the same bytes, so they are consumed
+// only once those have decided on dir, or have had StreamDepth bytes of it, as on any flow.
+// A window that filled up (a message longer than it, or bytes lost to the reassembly
+// budget) ends DNS parsing of dir, counting the message that could not complete.
+func (e *Engine) dnsFrames(f *flow.Flow[state], in *inspect, dir flow.Dir) {
+	st := &f.Stream[dir]
+	if in.dnsDead[dir] {
+		return
+	}
+	if st.Truncated {
+		e.dnsStop(in, dir, in.dnsNext[dir] < len(st.Data()))
+		return
+	}
+	mining := f.App.det != nil && f.App.det.facts.Mining
+	done := (mining || in.isTLS || in.scanDone[dir]) && in.proxyDone && (dir == flow.DirReply || in.tlsDone)
+	if !done {
+		cfg := e.table.Config()
+		if len(st.Data()) < min(cfg.StreamDepth, cfg.MessageDepth/2) {
+			return
+		}
+		// The other parsers had a whole stream depth of dir: they stop here, as they
+		// would on any other flow.
+		in.scanDone[dir], in.proxyDone = true, true
+		if dir == flow.DirOrig {
+			in.tlsDone = true
+		}
+	}
+	if n := in.dnsNext[dir]; n > 0 {
+		st.Consume(n)
+		in.dnsNext[dir] = 0
+		in.base[dir] = max(0, in.base[dir]-n)
+	}
+}
+
+// dnsStop ends DNS parsing of direction dir; partial says a message had begun and will not
+// be read whole, which is counted.
+func (e *Engine) dnsStop(in *inspect, dir flow.Dir, partial bool) {
+	if in.dnsDead[dir] {
+		return
+	}
+	in.dnsDead[dir] = true
+	if partial {
+		e.stats.DNSIncomplete++
+	}
+}
+
+// dnsAbandon counts the DNS-over-TCP messages of f left incomplete when its inspection ends
+// (the flow ended or was finished), from its slot or, deferred, from what it recorded.
+func (e *Engine) dnsAbandon(f *flow.Flow[state]) {
+	s := &f.App
+	if !dnsTCP(f) || s.flags&flagDone != 0 {
+		return
+	}
+	for d := flow.DirOrig; d <= flow.DirReply; d++ {
+		next, dead := 0, false
+		switch {
+		case s.insp != nil:
+			next, dead = s.insp.dnsNext[d], s.insp.dnsDead[d]
+		case s.flags&flagDeferred != 0:
+			next, dead = int(s.dnsNext[d]), s.look&(lookDNSDead0<<d) != 0
+		default:
+			continue
+		}
+		if !dead && next < len(f.Stream[d].Data()) {
+			e.stats.DNSIncomplete++
+		}
+	}
 }
 
 // Slot reclaim bounds: a flow that has sent nothing decisive for this long (packet time), or
@@ -351,6 +455,7 @@ func (e *Engine) relook(f *flow.Flow[state]) *inspect {
 	in.wsFailed = s.look&lookWSFailed != 0
 	in.scanDone = [2]bool{s.look&lookScanDone0 != 0, s.look&lookScanDone1 != 0}
 	in.dnsNext = [2]int{int(s.dnsNext[0]), int(s.dnsNext[1])}
+	in.dnsDead = [2]bool{s.look&lookDNSDead0 != 0, s.look&lookDNSDead1 != 0}
 	var skip [2]int
 	if s.det != nil && s.det.tunnel != nil {
 		skip = [2]int{s.det.tunnel.ClientSkip, s.det.tunnel.ServerSkip}
@@ -410,7 +515,7 @@ func (e *Engine) deferFlow(f *flow.Flow[state], in *inspect) {
 	for _, x := range [...]struct {
 		set bool
 		bit uint8
-	}{{in.tlsDone, lookTLSDone}, {in.isTLS, lookIsTLS}, {in.proxyDone, lookProxyDone}, {in.wsFailed, lookWSFailed}, {in.scanDone[0], lookScanDone0}, {in.scanDone[1], lookScanDone1}} {
+	}{{in.tlsDone, lookTLSDone}, {in.isTLS, lookIsTLS}, {in.proxyDone, lookProxyDone}, {in.wsFailed, lookWSFailed}, {in.scanDone[0], lookScanDone0}, {in.scanDone[1], lookScanDone1}, {in.dnsDead[0], lookDNSDead0}, {in.dnsDead[1], lookDNSDead1}} {
 		if x.set {
 			b |= x.bit
 		}
@@ -481,6 +586,7 @@ const (
 // when a flow stops being inspected (a kernel bypass) belongs here.
 func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 	s := &f.App
+	e.dnsAbandon(f)
 	if s.insp != nil {
 		e.insp.put(s.insp)
 		s.insp = nil
@@ -584,6 +690,7 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 	// A flow that ended before anything decided it (a refused connect, a lone datagram) is
 	// still checked, and learned while its workload is learning.
 	e.checkProfile(f, false)
+	e.dnsAbandon(f)
 	if f.App.prof&profBlocked != 0 {
 		e.opt.Enforcer.Unblock(e.blockOf(f))
 	}

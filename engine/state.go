@@ -44,6 +44,8 @@ const (
 	lookWSFailed
 	lookScanDone0
 	lookScanDone1
+	lookDNSDead0 // TCP DNS parsing ended in direction 0 (lookDNSDead0<<1: direction 1)
+	lookDNSDead1
 )
 
 // appProto is the EVE app_proto of a flow.
@@ -88,6 +90,7 @@ type inspect struct {
 	key       uint64            // fairness scope the slot is counted against (Engine.fairKey)
 	looks     int               // payload inspections since the slot was taken
 	dnsNext   [2]int            // TCP DNS: offset of the next length prefix per direction
+	dnsDead   [2]bool           // TCP DNS: framing lost or window passed; no more messages read
 	base      [2]int            // offset in Stream.Data where parsers start (after a tunnel preamble or a hole)
 	resync    [2]bool
 	scanDone  [2]bool

@@ -61,6 +61,7 @@ type Stats struct {
 	Fragments        uint64      // later IP fragments (not reassembled)
 	DecodeErrors     [numProtos]uint64
 	DNSMessages      uint64
+	DNSIncomplete    uint64 // DNS-over-TCP messages begun and never read whole (flow ended, window passed, hole)
 	TLSHellos        uint64
 	Tunnels          uint64
 	WSBufferFull     uint64 // WebSocket directions whose unwrapped messages reached maxWSBuffer

@@ -33,7 +33,11 @@ type Stream struct {
 
 	init   bool // Base/next known
 	hasAck bool
+	framed bool // message-framed (Table.Framed): the caller consumes, the window is MessageDepth
 	ooo    *oooQueue
+
+	// Consumed is the number of bytes the caller dropped from the front with Consume.
+	Consumed uint64
 }
 
 // Data returns the contiguous in-order payload prefix. It aliases the
@@ -86,6 +90,7 @@ const minBufClass = 64
 // lists, the global budget, and the counters.
 type reassembler struct {
 	depth   int
+	msg     int // window of framed streams (≥ depth)
 	maxOOO  int
 	classes []int      // buffer sizes, ascending; the last is depth
 	free    [][][]byte // per class
@@ -94,12 +99,16 @@ type reassembler struct {
 	stats   ReassemblyStats
 }
 
-func newReassembler(depth, maxOOO int, budget int64) *reassembler {
-	r := &reassembler{depth: depth, maxOOO: maxOOO, budget: budget}
+func newReassembler(depth, msg, maxOOO int, budget int64) *reassembler {
+	msg = max(msg, depth)
+	r := &reassembler{depth: depth, msg: msg, maxOOO: maxOOO, budget: budget}
 	for c := minBufClass; c < depth; c *= 2 {
 		r.classes = append(r.classes, c)
 	}
 	r.classes = append(r.classes, depth)
+	if msg > depth {
+		r.classes = append(r.classes, msg)
+	}
 	r.free = make([][][]byte, len(r.classes))
 	return r
 }
@@ -113,7 +122,16 @@ func (r *reassembler) classFor(n int) int {
 	return len(r.classes) - 1
 }
 
-// get returns an empty buffer with capacity of at least n (n ≤ depth), or
+// depthOf is the most bytes s holds: StreamDepth, or for a framed stream the bytes not
+// yet consumed, MessageDepth.
+func (r *reassembler) depthOf(s *Stream) int {
+	if s.framed {
+		return r.msg
+	}
+	return r.depth
+}
+
+// get returns an empty buffer with capacity of at least n (n ≤ msg), or
 // false when the budget does not allow one.
 func (r *reassembler) get(n int) ([]byte, bool) {
 	ci := r.classFor(n)
@@ -202,12 +220,13 @@ func (s *Stream) add(r *reassembler, seq uint32, data []byte) bool {
 		data = data[first-start:]
 		start = first
 	}
-	if start >= r.depth {
+	depth := r.depthOf(s)
+	if start >= depth {
 		r.stats.OOODropped++
 		return false
 	}
-	if end := start + len(data); end > r.depth {
-		data = data[:r.depth-start]
+	if end := start + len(data); end > depth {
+		data = data[:depth-start]
 	}
 	overlapped, mismatch := false, false
 	if start < l { // overlaps the prefix
@@ -295,10 +314,36 @@ func (s *Stream) skipHole(r *reassembler) {
 }
 
 func (s *Stream) checkDepth(r *reassembler) {
-	if !s.Truncated && len(s.buf) >= r.depth {
+	if !s.Truncated && len(s.buf) >= r.depthOf(s) {
 		s.Truncated = true
 		r.stats.DepthReached++
 	}
+}
+
+// Consume drops the first n bytes of the prefix (n ≤ len(Data())), which the caller has
+// parsed and no longer needs, moving the rest (and queued out-of-order bytes) to the front.
+// A framed stream (Table.Framed) holds at most MessageDepth unconsumed bytes, so by consuming
+// each message as it completes, the caller follows a long connection with bounded memory.
+// Offsets into Data() shift down by n; GapOffset too (floored at 0).
+func (s *Stream) Consume(n int) {
+	n = min(n, len(s.buf))
+	if n <= 0 {
+		return
+	}
+	used := len(s.buf)
+	if s.ooo != nil && s.ooo.n > 0 {
+		used = s.ooo.r[s.ooo.n-1].hi
+		for i := 0; i < s.ooo.n; i++ {
+			s.ooo.r[i].lo -= n
+			s.ooo.r[i].hi -= n
+		}
+	}
+	full := s.buf[:cap(s.buf)]
+	copy(full, full[n:used])
+	s.buf = s.buf[:len(s.buf)-n]
+	s.Base += uint32(n)
+	s.GapOffset = max(0, s.GapOffset-int32(n))
+	s.Consumed += uint64(n)
 }
 
 // grow moves the stream to a buffer of at least n bytes.

@@ -62,7 +62,7 @@ func TestStreamReassembly(t *testing.T) {
 			if maxOOO == 0 {
 				maxOOO = 1024
 			}
-			r := newReassembler(depth, maxOOO, 1<<20)
+			r := newReassembler(depth, 0, maxOOO, 1<<20)
 			var s Stream
 			s.start(tt.base)
 			for _, g := range tt.segs {
@@ -96,7 +96,7 @@ func TestStreamReassembly(t *testing.T) {
 }
 
 func TestStreamRangeLimit(t *testing.T) {
-	r := newReassembler(1024, 1<<20, 1<<20)
+	r := newReassembler(1024, 0, 1<<20, 1<<20)
 	var s Stream
 	s.start(0)
 	s.add(r, 0, []byte("a"))
@@ -251,7 +251,7 @@ func TestR3OutOfOrderBounded(t *testing.T) {
 }
 
 func TestStreamSteadyStateAllocs(t *testing.T) {
-	r := newReassembler(64<<10, 1<<20, 1<<30)
+	r := newReassembler(64<<10, 0, 1<<20, 1<<30)
 	seg := make([]byte, 500)
 	run := func() {
 		var s Stream
@@ -284,7 +284,7 @@ func FuzzStream(f *testing.F) {
 			ref[i] = byte(i*31 + 7)
 		}
 		base := binary.BigEndian.Uint32(in)
-		r := newReassembler(depth, maxOOO, 1<<20)
+		r := newReassembler(depth, 0, maxOOO, 1<<20)
 		var s Stream
 		s.start(base)
 		covered := make([]bool, len(ref))
@@ -341,4 +341,35 @@ func FuzzStream(f *testing.F) {
 			t.Fatalf("BytesInUse %d after release", r.stats.BytesInUse)
 		}
 	})
+}
+
+// A framed stream goes on past StreamDepth as long as the caller consumes: queued
+// out-of-order bytes move with the prefix, and the window bounds what is held unconsumed.
+func TestStreamFramedConsume(t *testing.T) {
+	r := newReassembler(16, 32, 1<<20, 1<<20)
+	s := Stream{framed: true}
+	s.start(0)
+	s.add(r, 0, []byte("0123456789"))
+	s.add(r, 12, []byte("cd")) // out of order: a hole at 10–11
+	s.Consume(8)
+	if string(s.Data()) != "89" || s.Base != 8 || s.Consumed != 8 {
+		t.Fatalf("after consume: data %q base %d consumed %d", s.Data(), s.Base, s.Consumed)
+	}
+	s.add(r, 10, []byte("ab")) // fills the hole: the queued bytes join the prefix
+	if string(s.Data()) != "89abcd" {
+		t.Fatalf("data %q", s.Data())
+	}
+	total := 14
+	for i := 0; i < 10; i++ { // 10 × 10 bytes through a 32-byte window
+		s.Consume(len(s.Data()))
+		s.add(r, uint32(total), []byte("xxxxxxxxxx"))
+		total += 10
+	}
+	if s.Truncated || string(s.Data()) != "xxxxxxxxxx" || s.Consumed != uint64(total-10) {
+		t.Fatalf("truncated %v data %q consumed %d", s.Truncated, s.Data(), s.Consumed)
+	}
+	s.add(r, uint32(total), make([]byte, 40)) // the window is 32 unconsumed bytes
+	if !s.Truncated || len(s.Data()) != 32 || r.stats.DepthReached != 1 {
+		t.Fatalf("truncated %v len %d depth %d", s.Truncated, len(s.Data()), r.stats.DepthReached)
+	}
 }

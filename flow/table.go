@@ -100,6 +100,12 @@ type Config struct {
 	StreamDepth        int   // 65536 bytes reassembled per direction
 	MaxOOOPerDir       int   // 1 MiB queued out of order per direction
 	MaxReassemblyTotal int64 // 256 MiB of stream buffers in all
+	// MessageDepth is the window of a framed stream (Table.Framed: DNS over TCP): the most
+	// bytes it holds that the caller has not consumed. The default, 128 KiB, holds the
+	// largest DNS message with its length prefix (65,537 bytes) still incomplete plus one
+	// more 64 KiB segment (a GRO-merged capture), so nothing is cut while messages are
+	// consumed as they complete. Never less than StreamDepth.
+	MessageDepth int
 
 	TCPNewTimeout         time.Duration // 30s
 	TCPEstablishedTimeout time.Duration // 600s
@@ -127,6 +133,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxReassemblyTotal <= 0 {
 		c.MaxReassemblyTotal = 256 << 20
 	}
+	if c.MessageDepth <= 0 {
+		c.MessageDepth = 128 << 10
+	}
+	c.MessageDepth = max(c.MessageDepth, c.StreamDepth)
 	def(&c.TCPNewTimeout, 30*time.Second)
 	def(&c.TCPEstablishedTimeout, 600*time.Second)
 	def(&c.TCPClosingTimeout, 60*time.Second)
@@ -201,7 +211,7 @@ func NewTable[T any](cfg Config, onEvict func(f *Flow[T], reason EvictReason)) *
 		hseed:   rand.Uint64(),
 		chunks:  make([]*[chunkFlows]Flow[T], 0, (cfg.MaxFlows+chunkFlows-1)/chunkFlows),
 		free:    make([]uint32, 0, chunkFlows),
-		r:       newReassembler(cfg.StreamDepth, cfg.MaxOOOPerDir, cfg.MaxReassemblyTotal),
+		r:       newReassembler(cfg.StreamDepth, cfg.MessageDepth, cfg.MaxOOOPerDir, cfg.MaxReassemblyTotal),
 	}
 	// A load factor ≤ 1/2 keeps probe sequences short; 8 bytes per entry
 	// is a fraction of what a Go map of 48-byte keys would take. The index
@@ -327,6 +337,14 @@ func (t *Table[T]) tcp(f *Flow[T], p *Packet, dir Dir) (grew bool) {
 		grew = true
 	}
 	return grew
+}
+
+// Framed switches both streams of f to message framing: the caller consumes each message
+// (Stream.Consume) once parsed, and a stream holds up to Config.MessageDepth unconsumed bytes
+// instead of stopping at StreamDepth, for as long as the connection lasts. A stream already
+// Truncated stays so.
+func (t *Table[T]) Framed(f *Flow[T]) {
+	f.Stream[0].framed, f.Stream[1].framed = true, true
 }
 
 // Release marks f Bypass and frees its stream buffers now rather than at its next packet, so

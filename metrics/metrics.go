@@ -27,6 +27,7 @@ type collector struct {
 	inspectSlotless, inspectDeferred, inspectReclaimed        *prometheus.Desc
 	inspecting, wsFull                                        *prometheus.Desc
 	profChecks, profLearned, profPoisoned, blocked, blockFail *prometheus.Desc
+	dnsIncomplete                                             *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -63,6 +64,7 @@ func newCollector(src Source) *collector {
 		profPoisoned:         d("profile_poisoned_total", "Flagged flows whose destination was kept out of a learning profile.", "source"),
 		blocked:              d("flows_blocked_total", "Flows whose drop verdict was put into the data path.", "source"),
 		blockFail:            d("block_failures_total", "Drop verdicts the data path could not take (the flow was flagged only).", "source"),
+		dnsIncomplete:        d("dns_tcp_incomplete_total", "DNS-over-TCP messages begun and never read whole (connection ended, window passed, or a capture hole lost the framing).", "source"),
 	}
 }
 
@@ -119,6 +121,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.profPoisoned, s.ProfilePoisoned)
 	counter(c.blocked, s.Blocked)
 	counter(c.blockFail, s.BlockFailed)
+	counter(c.dnsIncomplete, s.DNSIncomplete)
 }
 
 // NewRegistry returns a registry exposing src plus Go runtime and build metrics.

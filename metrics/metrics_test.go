@@ -23,6 +23,7 @@ func TestExposition(t *testing.T) {
 	st.Flow.Evicted.Cap = 5
 	st.InspectDeferred = 7
 	st.InspectReclaimed[engine.ReclaimFair] = 4
+	st.DNSIncomplete = 4
 	reg := NewRegistry(func() (engine.Stats, string) { return st, "replay" })
 	want := `
 # HELP minerguard_packets_total Packets read.
@@ -43,6 +44,7 @@ minerguard_packets_total{source="replay"} 10
 		`minerguard_inspect_deferred_total{source="replay"} 7`,
 		`minerguard_inspect_reclaimed_total{reason="fair_share",source="replay"} 4`,
 		`minerguard_inspect_reclaimed_total{reason="age",source="replay"} 0`,
+		`minerguard_dns_tcp_incomplete_total{source="replay"} 4`,
 	} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("missing %s in\n%s", line, b.String())
