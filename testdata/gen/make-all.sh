@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates every capture in testdata/captures (needs root, node 20, tcpdump,
-# dnsmasq, openssl, curl, ncat, danted, tinyproxy, socat, editcap). CI does not run this.
+# dnsmasq, dig (bind9-dnsutils), ethtool, openssl, curl, ncat, danted, tinyproxy, socat, editcap). CI does not run this.
 set -euo pipefail
 cd "$(dirname "$0")"
 (cd node && npm ci --no-audit --no-fund)
-for s in s1-stratum.sh s2-xmrig.sh s3-dns.sh s4-eth.sh s5-getwork.sh s6-proxies.sh s7-evasions.sh s9-benign.sh formats.sh; do
+for s in s1-stratum.sh s2-xmrig.sh s3-dns.sh s4-eth.sh s5-getwork.sh s6-proxies.sh s7-evasions.sh s9-benign.sh s10-dns-tcp.sh formats.sh; do
   echo "== $s"
   bash "$s"
 done
