@@ -15,4 +15,9 @@
 // (netns live; capture interface, or workload with a workload map, in replay), and a slot
 // held by a flow that sent nothing decisive within ReclaimAfter or ReclaimLooks segments goes
 // to the next flow that needs one. All of it is counted (Stats.Inspect*).
+//
+// DNS over TCP is the exception to the depth: its messages are read one by one for the
+// connection's life (framed streams, see flow.Table.Framed), and a message that never
+// completes is counted. IP fragments are reassembled (flow.Defrag) before decoding goes on,
+// so a datagram sent only in fragments is inspected like any other.
 package engine

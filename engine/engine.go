@@ -57,6 +57,7 @@ type Options struct {
 type Engine struct {
 	opt   Options
 	table *flow.Table[state]
+	frags *flow.Defrag
 	names *dns.Cache
 	insp  pool
 	// scratch is the parser state of a flow looked at without a slot; it lives only for the
@@ -84,6 +85,7 @@ func New(o Options) *Engine {
 	e := &Engine{opt: o, names: dns.NewCache(o.DNSMaxAddrs, 1000, 30*time.Second)}
 	e.insp.max = o.MaxInspecting
 	e.table = flow.NewTable[state](o.Flow, e.evicted)
+	e.frags = flow.NewDefrag(o.Flow.Defrag)
 	return e
 }
 
@@ -105,11 +107,14 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	p := &e.pkt
 	st := flow.Decode(link, data, p)
 	e.stats.Decode[st]++
-	if st != flow.OK {
-		return
+	if p.Fragment != flow.NotFragment && !st.Malformed() {
+		// Every fragment goes to reassembly; only the whole datagram goes on.
+		if !e.defragment(p, scope, ts) {
+			return
+		}
+		st = flow.OK
 	}
-	if p.Fragment == flow.LaterFragment {
-		e.stats.Fragments++
+	if st != flow.OK {
 		return
 	}
 	if p.Proto != 6 && p.Proto != 17 {
@@ -152,11 +157,34 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	}
 }
 
+// defragment feeds the fragment in p to reassembly; when it completes a datagram, p is
+// overwritten with the datagram and defragment reports true.
+func (e *Engine) defragment(p *flow.Packet, scope uint64, ts time.Time) bool {
+	e.stats.Fragments++
+	if p.Snapped {
+		// The capture cut the fragment short: its bytes cannot be placed.
+		e.stats.FragmentsSnapped++
+		return false
+	}
+	dg := e.frags.Add(p.IP, scope, ts)
+	if dg == nil {
+		return false
+	}
+	if st := flow.Decode(flow.LinkRaw, dg, p); st != flow.OK || p.Fragment != flow.NotFragment {
+		if st.Malformed() {
+			e.stats.Decode[st]++
+		}
+		return false
+	}
+	return true
+}
+
 // Tick expires idle flows and DNS answers at now. Packet does this as packets come; a live
 // caller also calls Tick on a timer so that quiet periods release memory.
 func (e *Engine) Tick(now time.Time) {
 	e.table.Expire(now)
 	e.names.Expire(now)
+	e.frags.Expire(now)
 	e.lastExpire = now
 }
 
@@ -717,6 +745,7 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.Flow = e.table.Stats()
 	s.DNSCache = e.names.Stats()
+	s.Defrag = e.frags.Stats()
 	s.Inspecting = e.insp.inUse
 	return s
 }

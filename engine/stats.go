@@ -58,7 +58,8 @@ func (r ReclaimReason) String() string {
 type Stats struct {
 	Packets, Bytes   uint64
 	Decode           [256]uint64 // by flow.Status
-	Fragments        uint64      // later IP fragments (not reassembled)
+	Fragments        uint64      // IP fragments, all taken to reassembly (Defrag counts what became of them)
+	FragmentsSnapped uint64      // of those, cut short by the capture's snap length: not reassembled
 	DecodeErrors     [numProtos]uint64
 	DNSMessages      uint64
 	DNSIncomplete    uint64 // DNS-over-TCP messages begun and never read whole (flow ended, window passed, hole)
@@ -90,6 +91,7 @@ type Stats struct {
 
 	Flow     flow.Stats
 	DNSCache dns.CacheStats
+	Defrag   flow.DefragStats
 }
 
 // DecodeErrorsTotal is the number of malformed packets.

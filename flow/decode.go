@@ -66,6 +66,10 @@ type Packet struct {
 	// the IP header claims when the capture snapped the frame (Snapped).
 	Payload []byte
 
+	// IP is the whole IP packet (header to the end of the IP length), set for fragments
+	// only: what a Defrag reassembles.
+	IP []byte
+
 	VLANs    uint8 // number of 802.1Q/802.1ad tags walked
 	Fragment uint8 // NotFragment, FirstFragment or LaterFragment
 	Snapped  bool  // the frame is shorter than the IP length (capture snaplen)
@@ -252,12 +256,24 @@ func decodeIPv4(data []byte, p *Packet) Status {
 	off, more := frag&0x1FFF, frag&0x2000 != 0
 	switch {
 	case off != 0:
-		p.Fragment = LaterFragment
+		p.Fragment, p.IP = LaterFragment, data
 		return laterFragment(p)
 	case more:
-		p.Fragment = FirstFragment
+		p.Fragment, p.IP = FirstFragment, data
+		return firstFragment(data[hl:], p)
 	}
 	return decodeL4(data[hl:], p)
+}
+
+// firstFragment decodes the L4 header of a first fragment when it holds one: a first
+// fragment too short for its TCP header (a tiny-fragment evasion) is still a valid IP
+// fragment, classified like a later one, and left to reassembly.
+func firstFragment(data []byte, p *Packet) Status {
+	if st := decodeL4(data, p); !st.Malformed() {
+		return st
+	}
+	p.SrcPort, p.DstPort, p.TCPFlags, p.Seq, p.Ack, p.Payload = 0, 0, 0, 0, 0, nil
+	return laterFragment(p)
 }
 
 func decodeIPv6(data []byte, p *Packet) Status {
@@ -280,6 +296,7 @@ func decodeIPv6(data []byte, p *Packet) Status {
 	p.Src = netip.AddrFrom16([16]byte(data[8:24]))
 	p.Dst = netip.AddrFrom16([16]byte(data[24:40]))
 	next := data[6]
+	ip := data[:40+plen]
 	data = data[40 : 40+plen]
 	for i := 0; ; i++ {
 		switch next {
@@ -321,11 +338,17 @@ func decodeIPv6(data []byte, p *Packet) Status {
 			next, data = data[0], data[8:]
 			if off != 0 {
 				p.Proto = next
-				p.Fragment = LaterFragment
+				p.Fragment, p.IP = LaterFragment, ip
 				return laterFragment(p)
 			}
 			if more {
-				p.Fragment = FirstFragment
+				p.Fragment, p.IP = FirstFragment, ip
+				p.Proto = next
+				if next == 0 || next == 43 || next == 60 || next == 135 || next == 51 || next == 44 {
+					// More extension headers in the fragmentable part: reassembly reads them.
+					return laterFragment(p)
+				}
+				return firstFragment(data, p)
 			} // else an atomic fragment (RFC 6946): a whole packet
 			continue
 		}

@@ -16,15 +16,21 @@
 // Packet.Snapped set; frames shorter than their own headers are
 // ErrTruncated.
 //
-// IP fragments are counted, not reassembled. The traffic we look for does
-// not fragment in practice: Stratum and TLS run over TCP, whose stacks set
-// DF and use path-MTU discovery, and DNS over fragmented UDP is rare (and
-// modern resolvers avoid it by capping EDNS buffer sizes). Reassembly would
-// add per-packet state that an attacker can pin (overlapping-fragment
-// tricks, never-completed trains) for no detection gain. So a first
-// fragment decodes with its ports (Packet.Fragment == FirstFragment) and a
-// later fragment carries no L4 header (LaterFragment); callers count later
-// fragments and do not feed them to the table.
+// IP fragments are reassembled (Defrag), not just counted: a container with
+// CAP_NET_RAW can send Stratum in IPv4 or IPv6 fragments, or run TCP with DF off
+// through a small-MTU hop, and the bytes then exist whole only in the receiving
+// kernel. Decode marks a fragment (Packet.Fragment, FirstFragment decoding its L4
+// header when it holds one, LaterFragment not) and points Packet.IP at its IP
+// packet; the caller passes every fragment to Defrag.Add and decodes the datagram
+// it returns as a raw IP packet, so whole datagrams and reassembled ones meet the
+// same pipeline. What an attacker can pin is bounded: a memory cap charged for
+// buffers and per-datagram overhead (the oldest incomplete datagrams are dropped
+// to stay under it), a per-datagram timeout in packet time, and a cap on
+// fragments per datagram, each counted. Overlapping fragments keep the FIRST copy
+// of each byte (Suricata's "first" policy, as the TCP streams below) and
+// differing overlaps are counted: Linux, which runs the containers we watch,
+// discards any datagram with overlapping fragments (since 4.19; RFC 5722 for
+// IPv6), so no overlap trick reaches a socket there, and the count is the signal.
 //
 // # Flows and streams
 //
@@ -46,4 +52,9 @@
 // Config.MaxReassemblyTotal, so the steady state allocates nothing. Once the
 // caller sets Flow.Bypass, the flow is only counted and its buffers are
 // released.
+//
+// A caller that parses a message-framed protocol (DNS over TCP) switches the flow to
+// framed streams (Table.Framed) and consumes each message once parsed
+// (Stream.Consume): such a stream goes on past StreamDepth for the life of the
+// connection, holding at most Config.MessageDepth unconsumed bytes.
 package flow

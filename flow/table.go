@@ -106,6 +106,8 @@ type Config struct {
 	// more 64 KiB segment (a GRO-merged capture), so nothing is cut while messages are
 	// consumed as they complete. Never less than StreamDepth.
 	MessageDepth int
+	// Defrag bounds IP fragment reassembly (NewDefrag); the table itself does not use it.
+	Defrag DefragConfig
 
 	TCPNewTimeout         time.Duration // 30s
 	TCPEstablishedTimeout time.Duration // 600s

@@ -28,6 +28,8 @@ type collector struct {
 	inspecting, wsFull                                        *prometheus.Desc
 	profChecks, profLearned, profPoisoned, blocked, blockFail *prometheus.Desc
 	dnsIncomplete                                             *prometheus.Desc
+	defragDone, defragDropped, defragOverlaps, defragBytes    *prometheus.Desc
+	defragPending, fragSnapped                                *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -40,7 +42,13 @@ func newCollector(src Source) *collector {
 		bytes:                d("bytes_total", "Bytes of packets read.", "source"),
 		decodeErrs:           d("decode_errors_total", "Packets or messages that failed to decode, by reason or protocol.", "source", "protocol", "reason"),
 		skipped:              d("packets_skipped_total", "Valid packets that are not TCP or UDP over IP (ARP, ICMP, ...).", "source"),
-		fragments:            d("ip_fragments_total", "Non-first IP fragments, counted and not reassembled.", "source"),
+		fragments:            d("ip_fragments_total", "IP fragments seen; every one goes to reassembly.", "source"),
+		fragSnapped:          d("ip_fragments_snapped_total", "IP fragments cut short by the capture's snap length, not reassembled.", "source"),
+		defragDone:           d("defrag_reassembled_total", "IP datagrams reassembled from their fragments and inspected.", "source"),
+		defragDropped:        d("defrag_dropped_total", "IP datagrams in reassembly given up, by reason: timeout, memcap (oldest dropped to stay within flow.defrag_memcap), too_many (fragments), invalid.", "source", "reason"),
+		defragOverlaps:       d("defrag_overlaps_total", "IP fragments overlapping bytes already held, by whether the bytes differed (the first copy is kept).", "source", "data"),
+		defragBytes:          d("defrag_bytes", "Memory charged against the fragment reassembly memcap.", "source"),
+		defragPending:        d("defrag_datagrams", "IP datagrams waiting for fragments.", "source"),
 		protoErrs:            d("protocol_errors_total", "Application messages that failed to decode.", "source", "protocol"),
 		flowsActive:          d("flows_active", "Flows in the flow table.", "source"),
 		flowsCreated:         d("flows_created_total", "Flows created.", "source"),
@@ -122,6 +130,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.blocked, s.Blocked)
 	counter(c.blockFail, s.BlockFailed)
 	counter(c.dnsIncomplete, s.DNSIncomplete)
+	counter(c.fragSnapped, s.FragmentsSnapped)
+	counter(c.defragDone, s.Defrag.Reassembled)
+	counter(c.defragDropped, s.Defrag.Timeout, "timeout")
+	counter(c.defragDropped, s.Defrag.Memcap, "memcap")
+	counter(c.defragDropped, s.Defrag.TooMany, "too_many")
+	counter(c.defragDropped, s.Defrag.Invalid, "invalid")
+	counter(c.defragOverlaps, s.Defrag.Overlaps-s.Defrag.OverlapMismatch, "same")
+	counter(c.defragOverlaps, s.Defrag.OverlapMismatch, "different")
+	gauge(c.defragBytes, float64(s.Defrag.Bytes))
+	gauge(c.defragPending, float64(s.Defrag.Datagrams))
 }
 
 // NewRegistry returns a registry exposing src plus Go runtime and build metrics.

@@ -24,6 +24,7 @@ func TestExposition(t *testing.T) {
 	st.InspectDeferred = 7
 	st.InspectReclaimed[engine.ReclaimFair] = 4
 	st.DNSIncomplete = 4
+	st.Defrag.Reassembled, st.Defrag.Memcap, st.Defrag.Overlaps, st.Defrag.OverlapMismatch = 6, 2, 3, 1
 	reg := NewRegistry(func() (engine.Stats, string) { return st, "replay" })
 	want := `
 # HELP minerguard_packets_total Packets read.
@@ -45,6 +46,10 @@ minerguard_packets_total{source="replay"} 10
 		`minerguard_inspect_reclaimed_total{reason="fair_share",source="replay"} 4`,
 		`minerguard_inspect_reclaimed_total{reason="age",source="replay"} 0`,
 		`minerguard_dns_tcp_incomplete_total{source="replay"} 4`,
+		`minerguard_defrag_reassembled_total{source="replay"} 6`,
+		`minerguard_defrag_dropped_total{reason="memcap",source="replay"} 2`,
+		`minerguard_defrag_overlaps_total{data="different",source="replay"} 1`,
+		`minerguard_defrag_overlaps_total{data="same",source="replay"} 2`,
 	} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("missing %s in\n%s", line, b.String())

@@ -51,6 +51,11 @@ type Config struct {
 	Flow struct {
 		MaxFlows    int `yaml:"max_flows"`
 		StreamDepth int `yaml:"stream_depth"`
+		// IP fragment reassembly (flow.DefragConfig): memory cap in bytes, how long a
+		// datagram waits for its fragments, and how many fragments it may have.
+		DefragMemcap   int           `yaml:"defrag_memcap"`
+		DefragTimeout  time.Duration `yaml:"defrag_timeout"`
+		DefragMaxFrags int           `yaml:"defrag_max_frags"`
 	} `yaml:"flow"`
 
 	Intel struct {
@@ -141,6 +146,9 @@ func Default() Config {
 	c.Capture.BlockTimeout = 4 * time.Millisecond
 	c.Flow.MaxFlows = 262144
 	c.Flow.StreamDepth = 64 << 10
+	c.Flow.DefragMemcap = 16 << 20
+	c.Flow.DefragTimeout = 30 * time.Second
+	c.Flow.DefragMaxFrags = 64
 	c.StateDir = "/var/lib/minerguard"
 	c.Profiles.Enabled = true
 	c.Profiles.Window = 24 * time.Hour
@@ -238,12 +246,16 @@ func (c *Config) Validate() error {
 		"alerts.burst": c.Alerts.Burst, "alerts.queue": c.Alerts.Queue, "capture.snaplen": c.Capture.Snaplen,
 		"capture.block_size": c.Capture.BlockSize, "capture.blocks": c.Capture.Blocks, "capture.queue": c.Capture.Queue,
 		"flow.max_flows": c.Flow.MaxFlows, "flow.stream_depth": c.Flow.StreamDepth,
+		"flow.defrag_memcap": c.Flow.DefragMemcap, "flow.defrag_max_frags": c.Flow.DefragMaxFrags,
 		"profiles.max_entries": c.Profiles.MaxEntries, "profiles.max_ips_per_name": c.Profiles.MaxIPsPerName,
 		"profiles.min_replicas": c.Profiles.MinReplicas,
 	} {
 		if v < 1 {
 			return bad(key, fmt.Sprintf("%d: must be at least 1", v))
 		}
+	}
+	if c.Flow.DefragTimeout <= 0 {
+		return bad("flow.defrag_timeout", fmt.Sprintf("%v: must be positive", c.Flow.DefragTimeout))
 	}
 	if c.Alerts.Rate <= 0 {
 		return bad("alerts.rate", fmt.Sprintf("%v: must be positive", c.Alerts.Rate))

@@ -102,7 +102,8 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	s.queue = alert.NewQueue(aw, cfg.Alerts.Queue, s.limiter)
 	s.viol = &violations{next: s.queue, by: map[string]uint64{}}
 	opts := engine.Options{
-		Flow:     flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth},
+		Flow: flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth, Defrag: flow.DefragConfig{
+			Memcap: int64(cfg.Flow.DefragMemcap), Timeout: cfg.Flow.DefragTimeout, MaxFrags: cfg.Flow.DefragMaxFrags}},
 		Sink:     s.viol,
 		Workload: s.workloadOf,
 	}

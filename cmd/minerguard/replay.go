@@ -27,6 +27,7 @@ type replayOpts struct {
 	intel       []string
 	maxFlows    int
 	depth       int
+	defragCap   int
 	redact      bool
 	metricsFile string
 	quiet       bool
@@ -67,6 +68,7 @@ func replayCmd() *cobra.Command {
 	f.StringArrayVar(&o.intel, "intel", nil, "extra intel list (text or YAML); repeatable")
 	f.IntVar(&o.maxFlows, "max-flows", 262144, "flow table capacity; the least recently seen flows are evicted past it")
 	f.IntVar(&o.depth, "stream-depth", 64<<10, "bytes inspected at the start of each direction of a TCP flow")
+	f.IntVar(&o.defragCap, "defrag-memcap", 16<<20, "bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped")
 	f.BoolVar(&o.redact, "redact-login", false, "replace wallet/worker logins in alerts with REDACTED")
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the Prometheus metrics of the run to this file at the end")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
@@ -122,8 +124,8 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	if o.failOn != "" && o.failOn != "alert" {
 		return &exitErr{exitError, fmt.Errorf("--fail-on %q: want alert", o.failOn)}
 	}
-	if o.maxFlows < 1 || o.depth < 1 {
-		return &exitErr{exitError, fmt.Errorf("--max-flows must be at least 1 and --stream-depth at least 1")}
+	if o.maxFlows < 1 || o.depth < 1 || o.defragCap < 1 {
+		return &exitErr{exitError, fmt.Errorf("--max-flows, --stream-depth and --defrag-memcap must be at least 1")}
 	}
 	files, err := capture.Expand(args)
 	if err != nil {
@@ -143,7 +145,7 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	if err != nil {
 		return &exitErr{exitError, err}
 	}
-	cfg := flow.Config{MaxFlows: o.maxFlows, StreamDepth: o.depth}
+	cfg := flow.Config{MaxFlows: o.maxFlows, StreamDepth: o.depth, Defrag: flow.DefragConfig{Memcap: int64(o.defragCap)}}
 	opts := engine.Options{
 		Flow:        cfg,
 		Detector:    detect.New(set, detect.ModeMonitor),
