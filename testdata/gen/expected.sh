@@ -49,4 +49,5 @@ row mining-evasion-1byte-segments-3334.pcap stratum tcp 'dst port 3334'
 row mining-evasion-midstream-5555.pcap stratum tcp 'dst port 5555'
 row mining-dns-tcp-40-and-4000-records-500-byte-segments.pcap pool-dns tcp 'dst port 53'
 row mining-dns-tcp-40-and-4000-records-500-byte-segments.pcap pool-ip tcp 'dst port 3333'
+row mining-stratum-ip-fragments-3333.pcap stratum tcp 'dst port 3333'
 for f in benign-*.pcap; do benign "$f"; done

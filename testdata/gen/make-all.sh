@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 (cd node && npm ci --no-audit --no-fund)
-for s in s1-stratum.sh s2-xmrig.sh s3-dns.sh s4-eth.sh s5-getwork.sh s6-proxies.sh s7-evasions.sh s9-benign.sh s10-dns-tcp.sh formats.sh; do
+for s in s1-stratum.sh s2-xmrig.sh s3-dns.sh s4-eth.sh s5-getwork.sh s6-proxies.sh s7-evasions.sh s9-benign.sh s10-dns-tcp.sh s11-fragments.sh formats.sh; do
   echo "== $s"
   bash "$s"
 done
