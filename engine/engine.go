@@ -107,7 +107,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	p := &e.pkt
 	st := flow.Decode(link, data, p)
 	e.stats.Decode[st]++
-	if p.Fragment != flow.NotFragment && !st.Malformed() {
+	if p.Fragment != flow.NotFragment && (st == flow.OK || st == flow.Unsupported && isIPv6Ext(p.Proto)) {
 		// Every fragment goes to reassembly; only the whole datagram goes on.
 		if !e.defragment(p, scope, ts) {
 			return
@@ -155,6 +155,13 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 		// DNS over TCP stays under inspection while messages may come; not after a close.
 		e.finish(f, finishDecided)
 	}
+}
+
+// isIPv6Ext reports whether an IPv6 fragment's next header is an extension header: only
+// the reassembled datagram says which transport follows. (Fragments of other transports,
+// ICMP and the like, are not reassembled: nothing here reads them.)
+func isIPv6Ext(proto uint8) bool {
+	return proto == 0 || proto == 43 || proto == 60 || proto == 135 || proto == 51
 }
 
 // defragment feeds the fragment in p to reassembly; when it completes a datagram, p is

@@ -76,8 +76,13 @@ type Defrag struct {
 	stats   DefragStats
 }
 
-// fragTrackerCost is what each datagram in progress is charged beyond its buffer.
-const fragTrackerCost = 256
+// fragTrackerCost is what each datagram in progress is charged beyond its buffer: the
+// tracker, its span list and its map entry, rounded up.
+const fragTrackerCost = 512
+
+// maxFreeTrackers bounds the trackers kept for reuse; after a flood, the rest go to the
+// garbage collector.
+const maxFreeTrackers = 1024
 
 // Buffer classes: 1 KiB doubling to 64 KiB (the largest IP payload).
 const (
@@ -338,7 +343,9 @@ func (d *Defrag) drop(t *fragTracker) {
 	t.spans = t.spans[:0]
 	t.key = fragKey{}
 	d.charged -= fragTrackerCost
-	d.freeT = append(d.freeT, t)
+	if len(d.freeT) < maxFreeTrackers {
+		d.freeT = append(d.freeT, t)
+	}
 }
 
 func fragClass(n int) int {
