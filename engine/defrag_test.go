@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/minerguard/minerguard/detect"
 )
@@ -76,5 +77,49 @@ func TestWholePacketsNoAllocsWithDefrag(t *testing.T) {
 	ack := x.frames[2]
 	if n := testing.AllocsPerRun(200, func() { e.Packet(1, ack, epoch, 1) }); n != 0 {
 		t.Fatalf("%v allocations per packet", n)
+	}
+}
+
+// ipv6UDPFragments is a raw IPv6 UDP datagram (client → resolver, port 53) cut into
+// fragments of size bytes of fragmentable part, last fragment first.
+func ipv6UDPFragments(payload []byte, size int) [][]byte {
+	udp := binary.BigEndian.AppendUint16(nil, 51000)
+	udp = binary.BigEndian.AppendUint16(udp, 53)
+	udp = binary.BigEndian.AppendUint16(udp, uint16(8+len(payload)))
+	udp = append(udp, 0, 0)
+	udp = append(udp, payload...)
+	var out [][]byte
+	for off := 0; off < len(udp); off += size {
+		end := min(off+size, len(udp))
+		h := make([]byte, 48, 48+end-off)
+		h[0], h[6], h[7] = 0x60, 44, 64
+		copy(h[8:], []byte{0x20, 0x01, 0x0d, 0xb8, 15: 2})
+		copy(h[24:], []byte{0x20, 0x01, 0x0d, 0xb8, 15: 0x53})
+		binary.BigEndian.PutUint16(h[4:], uint16(8+end-off))
+		h[40] = 17
+		fo := uint16(off/8) << 3
+		if end < len(udp) {
+			fo |= 1
+		}
+		binary.BigEndian.PutUint16(h[42:], fo)
+		binary.BigEndian.PutUint32(h[44:], 0xbeef)
+		out = append([][]byte{append(h, udp[off:end]...)}, out...)
+	}
+	return out
+}
+
+// A pool lookup in IPv6 fragments (raw IP link type, last fragment first) gives pool-dns.
+func TestDNSInIPv6Fragments(t *testing.T) {
+	c := &collect{}
+	e := newEngine(c)
+	frags := ipv6UDPFragments(dnsQuery(t, "pool.supportxmr.com", 9), 16)
+	for i, f := range frags {
+		e.Packet(101, f, epoch.Add(time.Duration(i)*time.Millisecond), 1)
+	}
+	if len(c.events) != 1 || c.events[0].MG.Detector != "pool-dns" || c.events[0].Src.Addr().String() != "2001:db8::2" {
+		t.Fatalf("alerts: %+v", c.events)
+	}
+	if st := e.Stats(); st.Defrag.Reassembled != 1 || st.Fragments != uint64(len(frags)) || len(frags) < 3 {
+		t.Fatalf("%d fragments, stats %+v", len(frags), st.Defrag)
 	}
 }

@@ -264,8 +264,8 @@ func (t *Table[T]) flow(slot uint32) *Flow[T] {
 // hole in it lost), so callers compare each direction's len(Data()) with
 // what they have consumed.
 //
-// Later IP fragments (p.Fragment == LaterFragment) have no ports; callers
-// count them instead of passing them here.
+// IP fragments (p.Fragment != NotFragment) do not belong here: callers pass
+// them to a Defrag and pass the datagram it reassembles.
 func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], dir Dir, grew bool) {
 	if d := now.Sub(t.lastExpire); d >= time.Second || d < 0 {
 		t.Expire(now)
