@@ -1,12 +1,15 @@
 package sensor
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/minerguard/minerguard/capture"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/internal/netnstest"
+	"golang.org/x/sys/unix"
 )
 
 // clientPayloads returns the client→server TCP payloads of port 3333 in a committed
@@ -130,4 +134,90 @@ func TestSensorStratumInIPFragments(t *testing.T) {
 		t.Errorf("%d fragments for %d datagrams: the segments were not fragmented", frags, done)
 	}
 	t.Logf("%d messages (%d bytes) arrived as %d fragments, %d datagrams reassembled", len(msgs), sent, frags, done)
+}
+
+// A workload with CAP_NET_RAW writes its own fragments: a TCP segment carrying npm
+// stratum-client's subscribe and authorize, cut into 3 IPv4 fragments sent last-first
+// through a raw socket, plus a second copy of the middle fragment, inside the authorize line,
+// with different bytes (an overlap trick). The sensor on the pool side keeps the first copy
+// (had it kept the second, the line would not parse), counts the overlap, and alerts. No
+// handshake: the flow is picked up mid-stream, so the first line (subscribe) is skipped as a
+// possibly partial one and the alert is on authorize.
+func TestSensorRawFragmentsOverlap(t *testing.T) {
+	netnstest.RequireRoot(t)
+	p := clientPayloads(t, "../testdata/captures/mining-stratum-client-3333.pcap")
+	msg := slices.Concat(p[0], p[1])
+	l := netnstest.NewRouted(t, 32)
+	cfg := Default()
+	cfg.Netns = []string{l.Pool}
+	cfg.Web.ListenAddress = "127.0.0.1:0"
+	out := &syncBuf{}
+	s := startSensor(t, cfg, out)
+
+	src := net.ParseIP("10.199.32.2").To4() // the workload's address (NewRouted: .2 on its link)
+	dst := net.ParseIP(l.PoolIP).To4()
+	seg := make([]byte, 20, 20+len(msg))
+	binary.BigEndian.PutUint16(seg[0:], 40404)
+	binary.BigEndian.PutUint16(seg[2:], 3333)
+	binary.BigEndian.PutUint32(seg[4:], 1000)
+	seg[12], seg[13] = 5<<4, 0x18 // PSH|ACK: picked up mid-stream, as after a lost SYN
+	binary.BigEndian.PutUint16(seg[14:], 512)
+	seg = append(seg, msg...)
+	frag := func(off int, data []byte, more bool) []byte {
+		h := make([]byte, 20, 20+len(data))
+		h[0], h[8], h[9] = 0x45, 64, 6
+		binary.BigEndian.PutUint16(h[2:], uint16(20+len(data)))
+		binary.BigEndian.PutUint16(h[4:], 0x4242)
+		fo := uint16(off / 8)
+		if more {
+			fo |= 0x2000
+		}
+		binary.BigEndian.PutUint16(h[6:], fo)
+		copy(h[12:], src)
+		copy(h[16:], dst)
+		return append(h, data...)
+	}
+	evil := bytes.Repeat([]byte{'X'}, 32)
+	frags := [][]byte{
+		frag(128, seg[128:], false),
+		frag(96, seg[96:128], true),
+		frag(96, evil, true), // the same bytes of the authorize line again, differently
+		frag(0, seg[:96], true),
+	}
+	err := netnstest.Do(t, l.Work, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrInet4{Addr: [4]byte(dst)}
+		for _, f := range frags {
+			if err := unix.Sendto(fd, f, 0, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scrape string
+	defer func() {
+		if t.Failed() {
+			t.Logf("alerts: %s\n%s", out.String(), grepLines(scrape, "minerguard_defrag")+"\n"+grepLines(scrape, "minerguard_ip_fragments")+"\n"+grepLines(scrape, "minerguard_packets_total"))
+		}
+	}()
+	netnstest.Eventually(t, 5*time.Second, "a stratum alert", func() bool {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		scrape = rec.Body.String()
+		return strings.Contains(out.String(), `"detector":"stratum"`) && strings.Contains(out.String(), `"method":"mining.authorize"`)
+	})
+	netnstest.Eventually(t, 3*time.Second, "the overlap counted", func() bool {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		scrape = rec.Body.String()
+		return strings.Contains(scrape, `minerguard_defrag_overlaps_total{data="different",source="netns"} 1`) &&
+			strings.Contains(scrape, `minerguard_defrag_reassembled_total{source="netns"} 1`)
+	})
 }
