@@ -234,6 +234,12 @@ func (d *Defrag) add(k fragKey, ip []byte, hl, off int, more bool, payload []byt
 	if t.hdrLen == 0 || t.total < 0 || len(t.spans) != 1 || t.spans[0].lo != 0 || t.spans[0].hi != t.total {
 		return nil
 	}
+	if !t.v6 && t.hdrLen+t.total > maxFragPayload {
+		// IPv4 options made the whole datagram longer than an IP length can say.
+		d.stats.Invalid++
+		d.drop(t)
+		return nil
+	}
 	out := append(d.out[:0], t.hdr[:t.hdrLen]...)
 	out = append(out, t.buf[:t.total]...)
 	if t.v6 {

@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 )
@@ -345,5 +346,22 @@ func BenchmarkDefrag(b *testing.B) {
 				Decode(LinkRaw, out, &p)
 			}
 		}
+	}
+}
+
+// IPv4 options plus a payload that fits 64 KiB alone still make a datagram no IP length can
+// describe: dropped as invalid, not wrapped around.
+func TestDefragOptionsPastMax(t *testing.T) {
+	d := NewDefrag(DefragConfig{})
+	first := frag4(8, ProtoUDP, 0, true, pattern(65496))
+	withOpt := slices.Concat(first[:20], []byte{1, 1, 1, 0}, first[20:]) // NOP NOP NOP EOL
+	withOpt[0] = 0x46
+	binary.BigEndian.PutUint16(withOpt[2:], uint16(len(withOpt)))
+	d.Add(withOpt, 1, t0)
+	if got := d.Add(frag4(8, ProtoUDP, 65496, false, pattern(16)), 1, t0); got != nil {
+		t.Fatalf("reassembled a %d-byte datagram", len(got))
+	}
+	if st := d.Stats(); st.Invalid != 1 || st.Datagrams != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
