@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -183,5 +184,35 @@ func TestDNSOverTCPWindowPassed(t *testing.T) {
 	st := e.Stats()
 	if st.DNSIncomplete != 1 || st.Flow.Reassembly.DepthReached != 1 {
 		t.Fatalf("incomplete %d, depth reached %d; want 1, 1", st.DNSIncomplete, st.Flow.Reassembly.DepthReached)
+	}
+}
+
+// Under slot pressure (one slot, held by an undecided flow) a DNS-over-TCP answer is still
+// read whole: the DNS flow is looked at without a slot, keeps its framing between looks, and
+// its messages are cached and alerted on as with a slot.
+func TestDNSOverTCPWithoutSlot(t *testing.T) {
+	c := &collect{}
+	e := New(Options{Detector: newEngine(nil).opt.Detector, Sink: c, MaxInspecting: 1})
+	hog := newSession(t, endpoint{"10.0.0.3", 42000}, endpoint{"10.9.9.7", 8080})
+	hog.client("undecided, no newline", 1500)
+	x := newSession(t, endpoint{"10.0.0.2", 41000}, resolverTCP)
+	x.client(framed(dnsQuery(t, "pool.supportxmr.com", 9)), 7)
+	x.serverSeg(framed(dnsAnswerN(t, "pool.supportxmr.com", 4000, 9)), 500)
+	x.fin()
+	y := newSession(t, endpoint{"10.0.0.2", 41001}, poolAddr(3999))
+	feed(e, slices.Concat(hog.frames, x.frames, y.frames))
+	st := e.Stats()
+	if st.InspectDeferred == 0 && st.InspectSlotless == 0 {
+		t.Fatalf("no slot pressure: %+v", st)
+	}
+	if st.DNSMessages != 2 || st.DNSIncomplete != 0 || st.DNSCache.Entries != 1000 {
+		t.Fatalf("messages %d, incomplete %d, cached %d; want 2, 0, 1000", st.DNSMessages, st.DNSIncomplete, st.DNSCache.Entries)
+	}
+	got := map[string]bool{}
+	for _, ev := range c.events {
+		got[ev.MG.Detector] = true
+	}
+	if !got["pool-dns"] || !got["pool-ip"] {
+		t.Fatalf("alerts: %v", got)
 	}
 }
