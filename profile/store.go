@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,14 +34,16 @@ const DefaultOpenTimeout = time.Second
 // Open opens (creating if needed) the profile state at path and loads every profile. The
 // file is locked: a second process (or a second Open) fails after timeout with an error
 // naming the holder's pid when /proc/locks tells it. A state written by a newer schema is
-// refused. Opening writes nothing unless the file is new.
+// refused, and so is a damaged file (a *DamagedError; OpenOrRecover moves it aside instead).
+// Opening writes nothing unless the file is new.
 func Open(path string, cfg Config, timeout time.Duration) (*Book, error) {
 	return open(path, cfg, timeout, false)
 }
 
 // OpenReadOnly loads an existing state without ever writing it: Commit keeps changes in
 // memory only. Several read-only opens may share the file, but not with an Open (a running
-// sensor), which holds the lock exclusively.
+// sensor), which holds the lock exclusively. A damaged file is refused with a *DamagedError and
+// left where it is.
 func OpenReadOnly(path string, cfg Config, timeout time.Duration) (*Book, error) {
 	return open(path, cfg, timeout, true)
 }
@@ -61,14 +64,60 @@ func open(path string, cfg Config, timeout time.Duration, ro bool) (*Book, error
 			return nil, fmt.Errorf("opening profile state: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: ro})
+	// An existing file is checked before bbolt maps it (damage.go); a new one bbolt creates.
+	if err := verifyLocked(path, !ro, timeout); err != nil && !(!ro && errors.Is(err, os.ErrNotExist)) {
+		return nil, err
+	}
+	return load(path, cfg, timeout, ro)
+}
+
+// load opens the checked file with bbolt, runs bbolt's consistency check and reads every
+// profile. A fault or panic inside bbolt (a damage the structural check did not see) is
+// recovered and reported as damage, never a crash.
+func load(path string, cfg Config, timeout time.Duration, ro bool) (b *Book, err error) {
+	var (
+		db   *bolt.DB
+		file *os.File
+	)
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		// Release the file (and its lock) however far bbolt got.
+		func() {
+			defer func() { _ = recover() }()
+			if db != nil {
+				db.Close()
+			} else if file != nil {
+				file.Close()
+			}
+		}()
+		b, err = nil, damaged(path, "bbolt failed reading it: %v", r)
+	}()
+	// A fault in the mapping (a page past the end of the file) panics instead of killing
+	// the process; only this goroutine reads the mapping during the load.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	openFile := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: ro, OpenFile: openFile})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("profile state %s is in use by another minerguard%s (waited %v)", path, lockHolder(path), timeout)
+	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		return nil, damaged(path, "%v", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening profile state %s: %w", path, err)
 	}
-	b := NewMemory(cfg)
+	if err := check(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	b = NewMemory(cfg)
 	b.db, b.path, b.readOnly = db, path, ro
 	fresh := false
 	err = db.View(func(tx *bolt.Tx) error {
@@ -77,17 +126,17 @@ func open(path string, cfg Config, timeout time.Duration, ro bool) (*Book, error
 			fresh = true
 			return nil
 		}
-		if err := checkSchema(meta.Get(keySchema)); err != nil {
+		if err := checkSchema(path, meta.Get(keySchema)); err != nil {
 			return err
 		}
 		return ps.ForEach(func(k, v []byte) error {
 			var w wireProfile
 			if err := json.Unmarshal(v, &w); err != nil {
-				return fmt.Errorf("profile %q: %w", k, err)
+				return damaged(path, "profile %q does not decode: %v", trunc(string(k)), err)
 			}
 			pr, err := fromWire(w)
 			if err != nil {
-				return err
+				return damaged(path, "%v", err)
 			}
 			p, err := b.build(pr)
 			if err != nil {
@@ -104,7 +153,7 @@ func open(path string, cfg Config, timeout time.Duration, ro bool) (*Book, error
 			if err != nil {
 				return err
 			}
-			if err := checkSchema(meta.Get(keySchema)); err != nil {
+			if err := checkSchema(path, meta.Get(keySchema)); err != nil {
 				return err
 			}
 			if err := meta.Put(keySchema, []byte(strconv.Itoa(schemaVersion))); err != nil {
@@ -116,20 +165,48 @@ func open(path string, cfg Config, timeout time.Duration, ro bool) (*Book, error
 	}
 	if err != nil {
 		db.Close()
+		var de *DamagedError
+		if errors.As(err, &de) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("loading profile state %s: %w", path, err)
 	}
 	clear(b.dirty)
 	return b, nil
 }
 
-// checkSchema accepts a missing version (a new file) or one we understand.
-func checkSchema(v []byte) error {
+// check runs bbolt's own consistency check (freelist against reachable pages, key order,
+// page types). Its cost is one walk of the file, already bounded by verifyFile; only the
+// first few problems are kept, the rest drained so the check's goroutine ends.
+func check(db *bolt.DB, path string) error {
+	var errs []string
+	n := 0
+	err := db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			if n++; len(errs) < maxCheckErrors {
+				errs = append(errs, err.Error())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking profile state %s: %w", path, err)
+	}
+	if n > 0 {
+		return damaged(path, "bbolt's check found %d problems: %s", n, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// checkSchema accepts a missing version (a new file) or one we understand. A version that is
+// not a number is damage; a newer one is not (a newer minerguard wrote it).
+func checkSchema(path string, v []byte) error {
 	if v == nil {
 		return nil
 	}
 	n, err := strconv.Atoi(string(v))
 	if err != nil {
-		return fmt.Errorf("schema version %q is not a number", v)
+		return damaged(path, "schema version %q is not a number", trunc(string(v)))
 	}
 	if n > schemaVersion {
 		return fmt.Errorf("schema version %d is newer than this minerguard understands (%d); use a newer minerguard or another state file", n, schemaVersion)
