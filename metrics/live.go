@@ -21,6 +21,7 @@ type Live struct {
 	AlertsDropped       uint64 // alerts dropped because the alert queue was full
 	AlertsRateLimited   uint64 // alerts dropped by the per-workload rate limit
 	ReloadFailures      uint64 // SIGHUP reloads refused (the old config stays)
+	StateRecoveries     uint64 // damaged profile states moved aside (the sensor started empty)
 	Mode                string // monitor | enforce | flag-only (enforce asked for, no data path)
 
 	Profiles   map[string]int    // learned profiles by state (learning, monitoring, enforcing)
@@ -51,6 +52,7 @@ type liveCollector struct {
 	src                                                         func() Live
 	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
 	attribution, alertsDropped, alertsLimited, reloads, mode    *prometheus.Desc
+	recoveries                                                  *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 }
@@ -70,6 +72,7 @@ func newLiveCollector(src func() Live) *liveCollector {
 		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason.", "reason"),
 		alertsLimited: d("alerts_rate_limited_total", "Alerts dropped by the per-workload rate limit."),
 		reloads:       d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
+		recoveries:    d("state_recoveries_total", "Damaged profile state files moved aside at start; the sensor started with no profiles."),
 		mode:          d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
 		profiles:      d("profiles", "Learned egress profiles by state.", "state"),
 		violations:    d("profile_violations_total", "Flows to destinations outside their workload's learned profile, by workload.", "workload"),
@@ -103,6 +106,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.alertsDropped, l.AlertsDropped, "queue_full")
 	n(c.alertsLimited, l.AlertsRateLimited)
 	n(c.reloads, l.ReloadFailures)
+	n(c.recoveries, l.StateRecoveries)
 	mode := l.Mode
 	if mode == "" {
 		mode = "monitor"

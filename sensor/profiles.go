@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,11 +13,14 @@ import (
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/xdp"
 )
 
 // openProfiles opens the learned profile state of a live sensor. A second sensor on the same
-// state fails after a short wait with a message saying so, instead of hanging.
-func openProfiles(cfg Config) (*profile.Book, error) {
+// state fails after a short wait with a message saying so, instead of hanging. A damaged
+// state never stops the sensor: it is moved aside (kept for forensics) and an empty one
+// started, which the returned Recovery reports.
+func openProfiles(cfg Config) (*profile.Book, *profile.Recovery, error) {
 	p := cfg.Profiles
 	pc := profile.Config{
 		Window: p.Window, Quiet: p.Quiet, MinFlows: p.MinFlows, MaxEntries: p.MaxEntries,
@@ -36,13 +40,49 @@ func openProfiles(cfg Config) (*profile.Book, error) {
 	}
 	path := cfg.ProfileState()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("profiles.state %s: %w (set state_dir or profiles.state to a writable directory)", path, err)
+		return nil, nil, fmt.Errorf("profiles.state %s: %w (set state_dir or profiles.state to a writable directory)", path, err)
 	}
-	b, err := profile.Open(path, pc, 3*time.Second)
+	b, rec, err := profile.OpenOrRecover(path, pc, 3*time.Second, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("profiles.state: %w", err)
+		return nil, nil, fmt.Errorf("profiles.state: %w", err)
 	}
-	return b, nil
+	return b, rec, nil
+}
+
+// recovered reports a damaged state that was moved aside: one error naming both files,
+// counted in minerguard_state_recoveries_total.
+func (s *Sensor) recovered(rec *profile.Recovery) {
+	s.recoveries.Add(1)
+	s.log.Error("profile state was damaged: moved it aside and started with no profiles; every workload learns again",
+		"state", rec.Path, "moved_to", rec.MovedTo, "damage", rec.Reason)
+}
+
+// clearProfileBlocks removes the pinned XDP blocks that a lost profile stood behind (a
+// previous run's out-of-profile drops): with the state gone every workload learns again, and
+// a learning workload enforces no profile. A miner's blocks stay.
+func (e *enforcer) clearProfileBlocks() {
+	all, err := e.m.Blocks()
+	if err != nil {
+		e.log.Warn("listing XDP blocks to remove those of the lost profiles", "err", err)
+		return
+	}
+	wids := map[uint64]bool{}
+	for _, b := range all {
+		if slices.Contains(profileReasons, b.Reason) {
+			wids[b.WorkloadID] = true
+		}
+	}
+	n := 0
+	for wid := range wids {
+		c, err := e.m.Clear(wid, func(b xdp.Entry) bool { return slices.Contains(profileReasons, b.Reason) })
+		n += c
+		if err != nil {
+			e.log.Warn("removing the XDP blocks of a lost profile", "err", err)
+		}
+	}
+	if n > 0 {
+		e.log.Info("removed the XDP profile blocks of the lost profiles", "blocks", n)
+	}
 }
 
 // runProfiles commits what was learned and ends learning windows every interval until ctx

@@ -47,7 +47,8 @@ type Sensor struct {
 	stopControl    func() // closes the control socket
 	ready          atomic.Bool
 	reloads        atomic.Uint64
-	node           string // this node's name, for alerts
+	recoveries     atomic.Uint64 // damaged profile states moved aside
+	node           string        // this node's name, for alerts
 
 	mu     sync.RWMutex
 	rings  map[uint64]*watched // by netns inode
@@ -107,14 +108,18 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		Sink:     s.viol,
 		Workload: s.workloadOf,
 	}
+	var rec *profile.Recovery
 	if cfg.Profiles.Enabled {
-		b, err := openProfiles(cfg)
+		b, r, err := openProfiles(cfg)
 		if err != nil {
 			s.queue.Close()
 			s.closeOut()
 			return nil, err
 		}
-		s.book, opts.Profiles = b, b
+		s.book, opts.Profiles, rec = b, b, r
+		if rec != nil {
+			s.recovered(rec)
+		}
 	}
 	mode := detect.ModeMonitor
 	s.mode = cfg.Mode
@@ -127,6 +132,9 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		} else {
 			s.enf, opts.Enforcer = enf, enf
 			mode = detect.ModeEnforce
+			if rec != nil {
+				enf.clearProfileBlocks()
+			}
 		}
 	}
 	s.det = detect.New(set, mode)
@@ -207,7 +215,8 @@ func (s *Sensor) live() metrics.Live {
 		Namespaces: n, RingPackets: rs.Packets, RingDrops: rs.Drops, RingFreezes: rs.Freezes,
 		FramesDropped: s.pipe.Dropped(), AttributionFailures: s.names.Failures(),
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
-		Mode: s.mode, Violations: s.viol.snapshot(),
+		StateRecoveries: s.recoveries.Load(),
+		Mode:            s.mode, Violations: s.viol.snapshot(),
 	}
 	if l.Mode == "learn" {
 		l.Mode = "monitor"

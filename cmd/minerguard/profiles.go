@@ -59,10 +59,22 @@ func (f *profilesFlags) open(write bool) (*profile.Book, error) {
 	if _, err := os.Stat(f.path); err != nil && !(write && errors.Is(err, os.ErrNotExist)) {
 		return nil, fmt.Errorf("profile state %s: %w (profiles are learned by `replay --learn --profiles` or the sensor)", f.path, errors.Unwrap(err))
 	}
+	open := profile.OpenReadOnly
 	if write {
-		return profile.Open(f.path, profile.Config{}, f.timeout)
+		open = profile.Open
 	}
-	return profile.OpenReadOnly(f.path, profile.Config{}, f.timeout)
+	b, err := open(f.path, profile.Config{}, f.timeout)
+	return b, damageAdvice(err)
+}
+
+// damageAdvice says what to do about a damaged state file; the CLI never moves it (it may be
+// all that is left of the profiles, and a person should decide).
+func damageAdvice(err error) error {
+	var de *profile.DamagedError
+	if !errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("%w; left as it is: a sensor starting on it moves it aside and relearns, or move it yourself (mv %s %s.damaged) to start over", err, de.Path, de.Path)
 }
 
 func (f *profilesFlags) checkOutput() error { return checkOutput(f.output) }

@@ -141,10 +141,12 @@ func openProfiles(path string, learn bool, cfg profile.Config) (*profile.Book, e
 	}
 	// Replay learns for as long as the capture lasts; the profiles are promoted at its end.
 	cfg.Promote = profile.Learning
+	open := profile.Open
 	if !learn {
-		return profile.OpenReadOnly(path, cfg, 5*time.Second)
+		open = profile.OpenReadOnly
 	}
-	return profile.Open(path, cfg, 5*time.Second)
+	b, err := open(path, cfg, 5*time.Second)
+	return b, damageAdvice(err)
 }
 
 // finishLearning promotes the profiles this replay taught to monitoring and commits them.
