@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -184,13 +186,22 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: larger than %d bytes", path, MaxConfigSize)
 	}
 	c, err := Parse(b)
+	var ps Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			p.File = path
+		}
+		return c, ps
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Parse decodes YAML over the defaults and validates the result.
+// Parse decodes YAML over the defaults and validates the result. Every invalid value is
+// reported (Problems), each with its key and line; the decoded config comes with Problems
+// too, for --config.check to check the rest of it, and must not be run.
 func Parse(b []byte) (Config, error) {
 	c := Default()
 	var root yaml.Node
@@ -203,136 +214,252 @@ func Parse(b []byte) (Config, error) {
 		return Config{}, err
 	}
 	if err := c.Validate(); err != nil {
-		var ve *ValueError
-		if errors.As(err, &ve) {
-			if line := lineOf(&root, strings.Split(ve.Key, ".")); line > 0 {
-				return Config{}, fmt.Errorf("line %d: %w", line, err)
+		var ps Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				p.Line = lineOf(&root, strings.Split(p.Key, "."))
 			}
+			return c, ps
 		}
 		return Config{}, err
 	}
 	return c, nil
 }
 
-// ValueError is a key with a value out of range.
+// ValueError is a key with a value out of range: Msg has the value and what to do.
 type ValueError struct {
 	Key, Msg string
+	File     string // the config file, when it came from one
+	Line     int    // its line there (0: not known, or a flag)
 }
 
-func (e *ValueError) Error() string { return e.Key + ": " + e.Msg }
+func (e *ValueError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File + ": ")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	b.WriteString(e.Key + ": " + e.Msg)
+	return b.String()
+}
 
-// Validate checks every value; the error names the key.
+// Problems are every invalid value of a config, in the order of its keys: one line each.
+type Problems []*ValueError
+
+func (ps Problems) Error() string {
+	ls := make([]string, len(ps))
+	for i, p := range ps {
+		ls[i] = p.Error()
+	}
+	return strings.Join(ls, "\n")
+}
+
+// Caps' upper bounds: a value past them is a typo or would take the node's memory.
+const (
+	maxAlertBurst     = 1_000_000
+	maxAlertQueue     = 1 << 20 // queued alerts are about 1 KiB each: 1 GiB
+	maxAlertRate      = 1_000_000
+	maxSnaplen        = 1 << 18 // what the capture ring accepts
+	minSnaplen        = 64
+	maxBlockSize      = 128 << 20
+	maxBlocks         = 1024
+	maxRingBytes      = 1 << 30 // block_size × blocks, per namespace
+	maxCaptureQueue   = 1 << 22
+	maxFlows          = 1 << 24 // each flow is a few hundred bytes: several GiB at the cap
+	maxStreamDepth    = 16 << 20
+	maxDefragMemcap   = 1 << 30
+	maxDefragFrags    = 8192 // 64 KiB in 8-byte fragments, the least IP allows
+	maxDefragTimeout  = 10 * time.Minute
+	maxProfileItems   = 100_000 // what the profile state reads back (profile codec): more could not be reopened
+	maxMinReplicas    = 10_000
+	maxBlockedEntries = 1 << 24
+)
+
+// Validate checks every value and reports every problem (Problems), each naming the key, the
+// value and what is wanted.
 func (c *Config) Validate() error {
-	bad := func(key, msg string) error { return &ValueError{key, msg} }
+	var ps Problems
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, &ValueError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
 	switch c.Mode {
 	case "learn", "monitor", "enforce":
 	default:
-		return bad("mode", fmt.Sprintf("%q: want learn, monitor or enforce", c.Mode))
+		bad("mode", "%q: want learn, monitor or enforce", c.Mode)
+	}
+	if len(c.Netns) == 0 {
+		bad("netns", "empty: give names or all")
+	}
+	for _, n := range c.Netns {
+		if n == "" || strings.ContainsAny(n, "/\x00") || n == "." || n == ".." {
+			bad("netns", "%q is not a netns name", n)
+		}
+	}
+	if c.ProcRoot == "" {
+		bad("proc_root", "empty: want /proc, or the host's /proc mounted into the sensor's container")
+	}
+	if err := checkListen(c.Web.ListenAddress); err != nil {
+		bad("web.listen_address", "%q: %v", c.Web.ListenAddress, err)
 	}
 	switch c.Alerts.Format {
 	case "json", "text":
 	default:
-		return bad("alerts.format", fmt.Sprintf("%q: want json or text", c.Alerts.Format))
+		bad("alerts.format", "%q: want json or text", c.Alerts.Format)
 	}
-	if len(c.Netns) == 0 {
-		return bad("netns", "empty: give names or all")
+	if c.Alerts.Output == "" {
+		bad("alerts.output", `empty: want - (stdout) or a file`)
 	}
-	for _, n := range c.Netns {
-		if n == "" || strings.ContainsAny(n, "/\x00") || n == "." || n == ".." {
-			return bad("netns", fmt.Sprintf("%q is not a netns name", n))
+	if !(c.Alerts.Rate > 0 && c.Alerts.Rate <= maxAlertRate) {
+		bad("alerts.rate", "%v: want more than 0 and at most %d alerts per second per workload", c.Alerts.Rate, maxAlertRate)
+	}
+	rng := func(key string, v, lo, hi int, what string) {
+		if v < lo || v > hi {
+			bad(key, "%d: want %d to %d (%s)", v, lo, hi, what)
 		}
 	}
-	for key, v := range map[string]int{
-		"alerts.burst": c.Alerts.Burst, "alerts.queue": c.Alerts.Queue, "capture.snaplen": c.Capture.Snaplen,
-		"capture.block_size": c.Capture.BlockSize, "capture.blocks": c.Capture.Blocks, "capture.queue": c.Capture.Queue,
-		"flow.max_flows": c.Flow.MaxFlows, "flow.stream_depth": c.Flow.StreamDepth,
-		"flow.defrag_memcap": c.Flow.DefragMemcap, "flow.defrag_max_frags": c.Flow.DefragMaxFrags,
-		"profiles.max_entries": c.Profiles.MaxEntries, "profiles.max_ips_per_name": c.Profiles.MaxIPsPerName,
-		"profiles.min_replicas": c.Profiles.MinReplicas,
-	} {
-		if v < 1 {
-			return bad(key, fmt.Sprintf("%d: must be at least 1", v))
-		}
-	}
-	if c.Flow.DefragTimeout <= 0 {
-		return bad("flow.defrag_timeout", fmt.Sprintf("%v: must be positive", c.Flow.DefragTimeout))
-	}
-	if c.Alerts.Rate <= 0 {
-		return bad("alerts.rate", fmt.Sprintf("%v: must be positive", c.Alerts.Rate))
-	}
-	if c.Capture.BlockTimeout < time.Millisecond || c.Capture.BlockTimeout > time.Second {
-		return bad("capture.block_timeout", fmt.Sprintf("%v: want 1ms to 1s", c.Capture.BlockTimeout))
-	}
+	rng("alerts.burst", c.Alerts.Burst, 1, maxAlertBurst, "alerts a workload may raise at once")
+	rng("alerts.queue", c.Alerts.Queue, 1, maxAlertQueue, "alerts waiting for the writer; default 10000")
+	rng("capture.snaplen", c.Capture.Snaplen, minSnaplen, maxSnaplen, "bytes kept per packet; default 65535")
+	rng("capture.block_size", c.Capture.BlockSize, 4096, maxBlockSize, "bytes per ring block; default 1048576")
 	if c.Capture.BlockSize%4096 != 0 {
-		return bad("capture.block_size", fmt.Sprintf("%d: must be a multiple of the page size (4096)", c.Capture.BlockSize))
+		bad("capture.block_size", "%d: must be a multiple of the page size (4096)", c.Capture.BlockSize)
 	}
-	for _, p := range c.Workloads.Select {
-		if _, err := path.Match(p, ""); err != nil {
-			return bad("workloads.select", fmt.Sprintf("%q: %v", p, err))
-		}
+	rng("capture.blocks", c.Capture.Blocks, 1, maxBlocks, "ring blocks per namespace; default 4")
+	if c.Capture.BlockSize > 0 && c.Capture.Blocks > 0 && int64(c.Capture.BlockSize)*int64(c.Capture.Blocks) > maxRingBytes {
+		bad("capture.blocks", "%d blocks of %d bytes: a ring of more than %d bytes per namespace; lower capture.blocks or capture.block_size",
+			c.Capture.Blocks, c.Capture.BlockSize, maxRingBytes)
+	}
+	rng("capture.queue", c.Capture.Queue, 1, maxCaptureQueue, "frames waiting for the pipeline; default 65536")
+	if c.Capture.BlockTimeout < time.Millisecond || c.Capture.BlockTimeout > time.Second {
+		bad("capture.block_timeout", "%v: want 1ms to 1s", c.Capture.BlockTimeout)
 	}
 	for _, i := range c.Capture.Interfaces {
 		if i == "" || len(i) > 15 || strings.ContainsAny(i, "/ \x00") {
-			return bad("capture.interfaces", fmt.Sprintf("%q is not an interface name", i))
+			bad("capture.interfaces", "%q is not an interface name", i)
 		}
 	}
-	if c.Web.ListenAddress == "" {
-		return bad("web.listen_address", "empty")
+	rng("flow.max_flows", c.Flow.MaxFlows, 1, maxFlows, "flow table capacity; default 262144")
+	rng("flow.defrag_memcap", c.Flow.DefragMemcap, 1, maxDefragMemcap, "bytes of IP fragment reassembly buffers; default 16777216")
+	rng("flow.defrag_max_frags", c.Flow.DefragMaxFrags, 1, maxDefragFrags, "fragments one datagram may have; default 64, a 64 KiB datagram in 8-byte fragments has 8192")
+	if c.Flow.DefragTimeout <= 0 || c.Flow.DefragTimeout > maxDefragTimeout {
+		bad("flow.defrag_timeout", "%v: want more than 0 and at most %v (default 30s, as Linux's ipfrag_time)", c.Flow.DefragTimeout, maxDefragTimeout)
 	}
-	switch c.Profiles.Promote {
-	case "monitoring", "enforcing", "manual":
-	default:
-		return bad("profiles.promote", fmt.Sprintf("%q: want monitoring, enforcing or manual", c.Profiles.Promote))
+	rng("flow.stream_depth", c.Flow.StreamDepth, 1, maxStreamDepth, "bytes inspected per direction; default 65536, beyond the cap one flow would hold a 16th of the 256 MiB reassembly budget")
+	for i, f := range c.Intel.Files {
+		if f == "" {
+			bad("intel.files", "entry %d is empty: want a file path", i+1)
+		}
 	}
-	if c.Profiles.MinFlows < 0 {
-		return bad("profiles.min_flows", fmt.Sprintf("%d: must not be negative", c.Profiles.MinFlows))
-	}
-	if c.Profiles.Window < time.Second {
-		return bad("profiles.window", fmt.Sprintf("%v: want at least 1s", c.Profiles.Window))
-	}
-	if c.Profiles.Quiet < 0 {
-		return bad("profiles.quiet", fmt.Sprintf("%v: must not be negative", c.Profiles.Quiet))
-	}
-	if c.Profiles.CommitInterval < 100*time.Millisecond {
-		return bad("profiles.commit_interval", fmt.Sprintf("%v: want at least 100ms", c.Profiles.CommitInterval))
-	}
-	if c.Profiles.Enabled && c.Profiles.State == "" && c.StateDir == "" {
-		return bad("state_dir", "empty: profiles need a place to keep their state (or set profiles.state)")
-	}
-	if c.Enforcement.HeartbeatTimeout < time.Second {
-		return bad("enforcement.heartbeat_timeout", fmt.Sprintf("%v: want at least 1s", c.Enforcement.HeartbeatTimeout))
+	for _, p := range c.Workloads.Select {
+		if _, err := path.Match(p, ""); err != nil {
+			bad("workloads.select", "%q: %v", p, err)
+		}
 	}
 	for _, a := range c.Workloads.Addresses {
 		cidr, name, ok := strings.Cut(a, "=")
 		_, perr := netip.ParsePrefix(strings.TrimSpace(cidr))
 		_, aerr := netip.ParseAddr(strings.TrimSpace(cidr))
 		if !ok || strings.TrimSpace(name) == "" || (perr != nil && aerr != nil) {
-			return bad("workloads.addresses", fmt.Sprintf("%q: want CIDR=NAME (10.0.1.0/24=shop/web)", a))
+			bad("workloads.addresses", "%q: want CIDR=NAME (10.0.1.0/24=shop/web)", a)
 		}
+	}
+	switch c.Profiles.Promote {
+	case "monitoring", "enforcing", "manual":
+	default:
+		bad("profiles.promote", "%q: want monitoring, enforcing or manual", c.Profiles.Promote)
+	}
+	rng("profiles.max_entries", c.Profiles.MaxEntries, 1, maxProfileItems, "destinations per workload; default 1000")
+	rng("profiles.max_ips_per_name", c.Profiles.MaxIPsPerName, 1, maxProfileItems, "addresses kept per name; default 1000")
+	rng("profiles.min_replicas", c.Profiles.MinReplicas, 1, maxMinReplicas, "replicas that must use a destination before it is learned; default 1")
+	if c.Profiles.MinFlows < 0 {
+		bad("profiles.min_flows", "%d: must not be negative (0: off)", c.Profiles.MinFlows)
+	}
+	if c.Profiles.Window < time.Second {
+		bad("profiles.window", "%v: want at least 1s", c.Profiles.Window)
+	}
+	if c.Profiles.Quiet < 0 {
+		bad("profiles.quiet", "%v: must not be negative", c.Profiles.Quiet)
+	}
+	if c.Profiles.CommitInterval < 100*time.Millisecond {
+		bad("profiles.commit_interval", "%v: want at least 100ms", c.Profiles.CommitInterval)
+	}
+	if c.Profiles.Enabled && c.Profiles.State == "" && c.StateDir == "" {
+		bad("state_dir", "empty: profiles need a place to keep their state (or set profiles.state)")
+	}
+	if c.Enforcement.HeartbeatTimeout < time.Second {
+		bad("enforcement.heartbeat_timeout", "%v: want at least 1s", c.Enforcement.HeartbeatTimeout)
 	}
 	if c.Enforcement.PinPath == "" {
-		return bad("enforcement.pin_path", "empty")
+		bad("enforcement.pin_path", "empty: want a directory on bpffs (default /sys/fs/bpf/minerguard)")
 	}
 	if c.Enforcement.StaleFlowBlock < time.Second {
-		return bad("enforcement.stale_flow_block", fmt.Sprintf("%v: want at least 1s (default 15m: longer than a TCP flow's idle timeout)", c.Enforcement.StaleFlowBlock))
+		bad("enforcement.stale_flow_block", "%v: want at least 1s (default 15m: longer than a TCP flow's idle timeout)", c.Enforcement.StaleFlowBlock)
 	}
-	for key, n := range map[string]int{"enforcement.max_blocked_flows": c.Enforcement.MaxBlockedFlows,
-		"enforcement.max_blocked_dests": c.Enforcement.MaxBlockedDests} {
-		if n < 0 || n > 1<<24 {
-			return bad(key, fmt.Sprintf("%d: want 0 (default 65536) to %d", n, 1<<24))
-		}
-	}
+	rng("enforcement.max_blocked_flows", c.Enforcement.MaxBlockedFlows, 0, maxBlockedEntries, "0 means the default 65536")
+	rng("enforcement.max_blocked_dests", c.Enforcement.MaxBlockedDests, 0, maxBlockedEntries, "0 means the default 65536")
 	for _, w := range c.Enforcement.Workloads {
 		if _, err := path.Match(w.Match, ""); err != nil || w.Match == "" {
-			return bad("enforcement.workloads", fmt.Sprintf("match %q: not a path.Match pattern", w.Match))
+			bad("enforcement.workloads", "match %q: not a path.Match pattern", w.Match)
 		}
 		switch w.Mode {
 		case "monitor", "enforce", "bypass":
 		default:
-			return bad("enforcement.workloads", fmt.Sprintf("%s: mode %q: want monitor, enforce or bypass", w.Match, w.Mode))
+			bad("enforcement.workloads", "%s: mode %q: want monitor, enforce or bypass", w.Match, w.Mode)
 		}
 	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// checkListen accepts what net.Listen("tcp", a) would bind: [host]:port with a port of 0 to
+// 65535 (or a service name) and a host that is empty, an IP address, or a name.
+func checkListen(a string) error {
+	if a == "" {
+		return errors.New("empty: want HOST:PORT, such as :9417 or 127.0.0.1:9417")
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, such as :9417 or 127.0.0.1:9417 (%v)", err)
+	}
+	var errs []string
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			errs = append(errs, fmt.Sprintf("port %d: want 0 to 65535", n))
+		}
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		errs = append(errs, fmt.Sprintf("port %q: not a number or a known service", port))
+	}
+	if _, err := netip.ParseAddr(host); host != "" && err != nil {
+		// Not an address: a name, but not something that only looks like a broken address.
+		if strings.Trim(host, "0123456789.") == "" || strings.Contains(host, ":") || !validHostName(host) {
+			errs = append(errs, fmt.Sprintf("host %q: not an IP address or a host name", host))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
 	return nil
+}
+
+func validHostName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ProfileState is the bbolt file of the learned profiles.

@@ -29,7 +29,7 @@ func TestParseBad(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"netns: [web]\nflow:\n  max_flow: 10\n", "line 3: field max_flow not found"},
 		{"flow:\n  max_flows: lots\n", "line 2"},
-		{"mode: monitor\nflow:\n  max_flows: -5\n", "line 3: flow.max_flows: -5: must be at least 1"},
+		{"mode: monitor\nflow:\n  max_flows: -5\n", "line 3: flow.max_flows: -5: want 1 to"},
 		{"mode: block\n", "line 1: mode: \"block\": want learn, monitor or enforce"},
 		{"capture:\n  block_size: 1000\n", "line 2: capture.block_size"},
 		{"netns: ['../etc']\n", "netns"},

@@ -45,3 +45,44 @@ func TestCLIOnDamagedState(t *testing.T) {
 		})
 	}
 }
+
+// The issue's four: `sensor --config.check` names each (key, value, what to do) in one run,
+// exits 2, and never says "config ok"; a good config says it and exits 0.
+func TestSensorConfigCheckNamesEachProblem(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "minerguard.yaml")
+	os.WriteFile(cfg, []byte(`intel:
+  files: [`+dir+`/missing-pools.txt]
+workloads:
+  static: `+dir+`/missing-workloads.yaml
+web:
+  listen_address: 999.1.1.1:99999
+flow:
+  stream_depth: 9999999999999
+state_dir: `+dir+`/state
+`), 0o644)
+	out, errs, code := run(t, "sensor", "--config", cfg, "--config.check")
+	if code != exitError || strings.Contains(out, "config ok") {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{
+		"4 problem(s)",
+		"intel.files: " + dir + "/missing-pools.txt",
+		"workloads.static: " + dir + "/missing-workloads.yaml",
+		`line 6: web.listen_address: "999.1.1.1:99999": port 99999: want 0 to 65535; host "999.1.1.1": not an IP address`,
+		"line 8: flow.stream_depth: 9999999999999: want 1 to 16777216",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	// A flag that fixes a file's value is checked with it.
+	out, errs, code = run(t, "sensor", "--config", cfg, "--config.check", "--flow.stream-depth", "65536")
+	if code != exitError || strings.Contains(errs, "stream_depth") || !strings.Contains(errs, "3 problem(s)") {
+		t.Errorf("with the flag: exit %d, %s", code, errs)
+	}
+	out, errs, code = run(t, "sensor", "--config.check", "--state-dir", dir, "--web.listen-address", "127.0.0.1:0")
+	if code != 0 || out != "config ok\n" {
+		t.Errorf("a good config: exit %d, %q %q", code, out, errs)
+	}
+}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/minerguard/minerguard/sensor"
@@ -31,8 +34,12 @@ func sensorCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := sensor.Default()
+			var fileProblems sensor.Problems
 			if configFile != "" {
 				c, err := sensor.Load(configFile)
+				if configCheck && errors.As(err, &fileProblems) {
+					err = nil // checked again below with the flags, with everything else
+				}
 				if err != nil {
 					return &exitErr{exitError, err}
 				}
@@ -41,12 +48,11 @@ func sensorCmd() *cobra.Command {
 			if err := applyFlags(cmd.Flags(), &cfg); err != nil {
 				return &exitErr{exitError, err}
 			}
+			if configCheck {
+				return checkConfig(cmd.OutOrStdout(), &cfg, fileProblems)
+			}
 			if err := cfg.Validate(); err != nil {
 				return &exitErr{exitError, fmt.Errorf("flags: %w", err)}
-			}
-			if configCheck {
-				fmt.Fprintln(cmd.OutOrStdout(), "config ok")
-				return nil
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			s, err := sensor.New(cfg, log, cmd.OutOrStdout())
@@ -116,6 +122,32 @@ func sensorCmd() *cobra.Command {
 	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "a flow block no packet hit this long is removed")
 	f.String("control-socket", "", "unix socket for `minerguard profiles` while the sensor runs (default: minerguard.sock beside the profile state)")
 	return cmd
+}
+
+// checkConfig runs every check a start runs (sensor.Config.Check) and reports all problems,
+// one a line, with the file and line of those the config file holds.
+func checkConfig(out io.Writer, cfg *sensor.Config, inFile sensor.Problems) error {
+	err := cfg.Check()
+	var ps sensor.Problems
+	if !errors.As(err, &ps) {
+		if err != nil {
+			return &exitErr{exitError, err}
+		}
+		fmt.Fprintln(out, "config ok")
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "config check failed, %d problem(s):", len(ps))
+	for _, p := range ps {
+		for _, f := range inFile {
+			if f.Key == p.Key && f.Msg == p.Msg {
+				p = f // the same value, from the file: say where
+				break
+			}
+		}
+		b.WriteString("\n  " + p.Error())
+	}
+	return &exitErr{exitError, errors.New(b.String())}
 }
 
 // applyFlags copies the flags the user set over cfg (flags win over the file).
