@@ -39,7 +39,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		{"stream depth", "flow.stream_depth", "9999999999999: want 1 to 16777216", func(c *Config) { c.Flow.StreamDepth = 9999999999999 }},
 		{"max flows", "flow.max_flows", "1000000000: want 1 to", func(c *Config) { c.Flow.MaxFlows = 1e9 }},
 		{"alert queue", "alerts.queue", "99999999: want 1 to", func(c *Config) { c.Alerts.Queue = 99999999 }},
-		{"ring size", "capture.blocks", "1024 blocks of 4194304 bytes", func(c *Config) { c.Capture.Blocks, c.Capture.BlockSize = 1024, 4 << 20 }},
+		{"ring size", "capture.blocks", "1024 blocks of 4194304 bytes", func(c *Config) { c.Capture.Blocks, c.Capture.BlockSize = 1024, 4<<20 }},
 		{"snaplen", "capture.snaplen", "10: want 64 to 262144", func(c *Config) { c.Capture.Snaplen = 10 }},
 		{"profile entries", "profiles.max_entries", "200000: want 1 to 100000", func(c *Config) { c.Profiles.MaxEntries = 200000 }},
 		{"interface", "capture.interfaces", "mgnosuch0", func(c *Config) { c.Capture.Interfaces = []string{"mgnosuch0"} }},
