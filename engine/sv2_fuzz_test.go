@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/minerguard/minerguard/alert"
+	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/intel"
 )
 
 // FuzzSV2 drives the Stratum V2 detector through the engine: a TCP session whose first client
@@ -19,12 +21,13 @@ func FuzzSV2(f *testing.F) {
 	// A plaintext SetupConnection (protocol 0, versions 2..2, vendor "v") and its Success.
 	setup := []byte{0, 0, 0, 20, 0, 0, 0, 2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'v', 0, 0, 0, 0, 0, 0}
 	f.Add(setup, []byte{0, 0, 1, 6, 0, 0, 2, 0, 0, 0, 0, 0}, []byte{})
+	set := intel.Builtin() // parsed once: read-only afterwards
 	f.Fuzz(func(t *testing.T, c, s, more []byte) {
 		if len(c) == 0 || len(s) == 0 || len(c) > 1400 || len(s) > 1400 || len(more) > 1400 {
 			return
 		}
 		col := &collect{}
-		e := newEngine(col)
+		e := New(Options{Detector: detect.New(set, detect.ModeMonitor), Sink: col})
 		x := newSession(t, client, endpoint{"10.9.9.9", 34254})
 		x.client(string(c), 1400)
 		x.server(string(s))
