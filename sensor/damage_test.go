@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/internal/netnstest"
 	"github.com/minerguard/minerguard/internal/statetest"
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/xdp"
 )
 
 // A damaged profile state never stops the sensor: for every kind of damage a real sensor
@@ -87,5 +90,43 @@ func TestSensorStartsOnDamagedState(t *testing.T) {
 				t.Errorf("%s: %v, want learning", wl, p.State)
 			}
 		})
+	}
+}
+
+// In enforce mode the pinned profile drops of a previous run go with the lost state: the
+// workload learns again, so nothing it does may stay dropped for being out of a profile that
+// no longer exists. A miner's block (a pool) stays.
+func TestDamagedStateDropsLostProfileBlocks(t *testing.T) {
+	l := newRoutedLab(t, 81)
+	wl := "netns/" + l.Work
+	m, err := xdp.Open(xdp.Options{PinPath: l.pinPath})
+	if err != nil {
+		t.Skipf("no XDP here: %v", err)
+	}
+	notInProfile := netip.MustParsePrefix("10.199.82.2/32")
+	pool := netip.MustParsePrefix("192.0.2.66/32")
+	if err := m.BlockDest(wl, notInProfile, 8443, 6, uint32(detect.ReasonNotInProfile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.BlockDest(wl, pool, 0, 0, uint32(detect.ReasonPoolIP)); err != nil {
+		t.Fatal(err)
+	}
+	m.Close() // the pins stay, as after a sensor's stop
+
+	dir := t.TempDir()
+	statetest.Make(t, filepath.Join(dir, "profiles.db"))
+	statetest.Kinds()[0].Damage(t, filepath.Join(dir, "profiles.db"))
+	cfg := l.config()
+	cfg.Profiles.Enabled = true
+	cfg.StateDir = dir
+	s, _ := startEnforcing(t, cfg)
+	if _, ok := s.enf.m.DestBlock(wl, notInProfile, 8443, 6); ok {
+		t.Error("the lost profile's drop is still installed")
+	}
+	if _, ok := s.enf.m.DestBlock(wl, pool, 0, 0); !ok {
+		t.Error("the pool's block went with the profile's")
+	}
+	if !strings.Contains(scrape(t, s), "minerguard_state_recoveries_total 1") {
+		t.Error("the recovery is not counted")
 	}
 }
