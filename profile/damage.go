@@ -283,15 +283,16 @@ func (v *verifier) page(id uint64, what string) ([]byte, error) {
 	if id < 2 || id >= v.hwm {
 		return nil, damaged(v.path, "%s page id %d is outside 2..%d", what, id, v.hwm-1)
 	}
-	var hdr [pageHeaderSize]byte
-	if _, err := v.f.ReadAt(hdr[:], int64(id*v.psz)); err != nil {
+	// One read for the page itself; its overflow pages, if any, with a second one.
+	p := make([]byte, v.psz)
+	if _, err := v.f.ReadAt(p, int64(id*v.psz)); err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
-	if got := le.Uint64(hdr[0:]); got != id {
+	if got := le.Uint64(p[0:]); got != id {
 		return nil, damaged(v.path, "%s page %d says it is page %d", what, id, got)
 	}
-	over := uint64(le.Uint32(hdr[12:]))
+	over := uint64(le.Uint32(p[12:]))
 	if over >= v.hwm-id {
 		return nil, damaged(v.path, "%s page %d runs %d pages past the high-water mark %d", what, id, over, v.hwm)
 	}
@@ -301,9 +302,11 @@ func (v *verifier) page(id uint64, what string) ([]byte, error) {
 		}
 		v.seen[i] = true
 	}
-	p := make([]byte, (over+1)*v.psz)
-	if _, err := v.f.ReadAt(p, int64(id*v.psz)); err != nil {
-		return nil, err
+	if over > 0 {
+		p = append(p, make([]byte, over*v.psz)...)
+		if _, err := v.f.ReadAt(p[v.psz:], int64((id+1)*v.psz)); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
