@@ -62,14 +62,16 @@ func TestSensorNamespaceChurn(t *testing.T) {
 	}
 	for _, l := range lines {
 		var a struct {
-			Src string `json:"src_ip"`
-			MG  struct {
-				Workload struct{ Identity string } `json:"workload"`
-			} `json:"minerguard"`
+			Src   string `json:"src_ip"`
+			Alert struct {
+				MG struct {
+					Workload struct{ Identity string } `json:"workload"`
+				} `json:"context"`
+			} `json:"alert"`
 		}
 		json.Unmarshal([]byte(l), &a)
-		if want[a.Src] != a.MG.Workload.Identity {
-			t.Errorf("alert from %s attributed to %q, want %q", a.Src, a.MG.Workload.Identity, want[a.Src])
+		if want[a.Src] != a.Alert.MG.Workload.Identity {
+			t.Errorf("alert from %s attributed to %q, want %q", a.Src, a.Alert.MG.Workload.Identity, want[a.Src])
 		}
 	}
 	// Delete them: rings closed, no fd of ours on any of them.

@@ -61,6 +61,7 @@ type watched struct {
 	alert *alert.Workload // id as alerts show it; shared, never modified
 	ring  *capture.Ring
 	local []netip.Addr // the namespace's own addresses, read when it was attached
+	iface string       // EVE in_iface of its alerts
 }
 
 // New builds a sensor from a validated config. Alerts go to stdout unless the config names a
@@ -100,12 +101,14 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	}
 	s.limiter = alert.NewRateLimiter(cfg.Alerts.Rate, cfg.Alerts.Burst)
 	s.queue = alert.NewQueue(aw, cfg.Alerts.Queue, s.limiter)
-	s.viol = &violations{next: s.queue, by: map[string]uint64{}}
+	stamped := stamp{s: s, next: s.queue}
+	s.viol = &violations{next: stamped, by: map[string]uint64{}}
 	opts := engine.Options{
 		Flow: flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth, Defrag: flow.DefragConfig{
 			Memcap: int64(cfg.Flow.DefragMemcap), Timeout: cfg.Flow.DefragTimeout, MaxFrags: cfg.Flow.DefragMaxFrags}},
 		Sink:     s.viol,
 		Workload: s.workloadOf,
+		FlowSalt: flowSalt(),
 	}
 	if cfg.Profiles.Enabled {
 		b, err := openProfiles(cfg)
@@ -119,7 +122,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	mode := detect.ModeMonitor
 	s.mode = cfg.Mode
 	if cfg.Mode == "enforce" {
-		enf, err := openEnforcer(cfg, log, s.identityOf, s.queue)
+		enf, err := openEnforcer(cfg, log, s.identityOf, stamped)
 		if err != nil {
 			// No data path: flag only, say once what is missing, and export the mode.
 			log.Warn("mode enforce: XDP enforcement is not available, flagging only", "err", err)
@@ -392,8 +395,9 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 			s.log.Warn("listing the namespace's addresses", "netns", ns.Path, "err", err)
 		}
 	}
+	iface := captureIface(ns, ifname)
 	s.mu.Lock()
-	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local}
+	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface}
 	s.mu.Unlock()
 	if s.book != nil && id.Image != "" {
 		s.book.SetImage(id.Name, id.Image, time.Now())
