@@ -2,9 +2,9 @@ package metrics
 
 import (
 	"net/http"
-	"runtime/debug"
 	"sync/atomic"
 
+	"github.com/minerguard/minerguard/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -149,12 +149,10 @@ func NewLiveRegistry(src Source, live func() Live) *prometheus.Registry {
 }
 
 func buildInfo() prometheus.Collector {
-	version, goVersion := "devel", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goVersion = bi.Main.Version, bi.GoVersion
-	}
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minerguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
-	g.WithLabelValues(version, goVersion).Set(1)
+	v := version.Get() // the same as minerguard --version says
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minerguard_build_info",
+		Help: "Build information (as minerguard --version); always 1."}, []string{"version", "revision", "goversion", "goos", "goarch"})
+	g.WithLabelValues(v.Version, v.Revision, v.GoVersion, v.GOOS, v.GOARCH).Set(1)
 	return g
 }
 

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/flow"
+	"github.com/minerguard/minerguard/internal/version"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -108,6 +110,12 @@ func TestLiveHandler(t *testing.T) {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// build_info says what minerguard --version says.
+	v := version.Get()
+	if bi := fmt.Sprintf(`minerguard_build_info{goarch=%q,goos=%q,goversion=%q,revision=%q,version=%q} 1`,
+		v.GOARCH, v.GOOS, v.GoVersion, v.Revision, v.Version); !strings.Contains(body, bi) {
+		t.Errorf("metrics lack %s", bi)
 	}
 	before, _ := testutil.GatherAndCount(reg)
 	for _, m := range []string{"POST", "DELETE", "BREW"} {
