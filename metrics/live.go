@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"sync/atomic"
 
@@ -159,12 +160,23 @@ func buildInfo() prometheus.Collector {
 // Handler serves /metrics, /healthz (the process is alive) and /readyz (ready reports the
 // sensor capturing). Only GET and HEAD are answered, so scanners cannot create series.
 func Handler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+	return HandlerWith(reg, func() error {
+		if !ready.Load() {
+			return errors.New("no capture running yet")
+		}
+		return nil
+	})
+}
+
+// HandlerWith is Handler with a readiness check that says why it is not ready: /readyz
+// answers 503 with "not ready: <reason>" while check fails.
+func HandlerWith(reg *prometheus.Registry, check func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready: no capture running yet", http.StatusServiceUnavailable)
+		if err := check(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -51,6 +51,7 @@ type Sensor struct {
 
 	mu     sync.RWMutex
 	rings  map[uint64]*watched // by netns inode
+	failed map[string]string   // namespaces named in the config that could not be opened: why
 	closed capture.RingStats   // counters of rings already closed
 	wg     sync.WaitGroup
 }
@@ -74,7 +75,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, node: nodeName()}
+	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, failed: map[string]string{}, node: nodeName()}
 	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
 	// the container ID as the last resort before the inode fallback.
 	var static workload.Resolver
@@ -190,7 +191,7 @@ func (s *Sensor) Ready() bool { return s.ready.Load() }
 // Handler serves the sensor's /metrics, /healthz and /readyz.
 func (s *Sensor) Handler() http.Handler {
 	reg := metrics.NewLiveRegistry(func() (engine.Stats, string) { return s.pipe.Stats(), "netns" }, s.live)
-	return metrics.Handler(reg, &s.ready)
+	return metrics.HandlerWith(reg, s.Readiness)
 }
 
 func (s *Sensor) live() metrics.Live {
@@ -279,11 +280,24 @@ func (s *Sensor) Run(ctx context.Context) error {
 		}
 		if err := s.attach(ns); err != nil {
 			if errors.Is(err, errNotSelected) {
+				if s.named(ns.Name) {
+					s.mu.Lock()
+					s.failed[ns.Name] = "its workload is not among workloads.select (--workload)"
+					s.mu.Unlock()
+				}
 				return
 			}
 			if errors.Is(err, os.ErrPermission) && fatal == nil {
 				fatal = err
 				cancel()
+				return
+			}
+			if s.named(ns.Name) {
+				// Asked for by name: not capturing it is an error, and /readyz says so.
+				s.mu.Lock()
+				s.failed[ns.Name] = err.Error()
+				s.mu.Unlock()
+				s.log.Error("capturing a namespace asked for", "netns", ns.Name, "err", err)
 				return
 			}
 			s.log.Warn("capturing namespace", "netns", ns.Path, "err", err)
@@ -300,6 +314,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	if fatal == nil {
 		s.ready.Store(true)
+		s.logStarted(ln.Addr().String())
 	}
 	w := capture.NewWatcher(capture.WatchOptions{
 		DiscoverOptions: disc,
@@ -321,6 +336,9 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("watching network namespaces: %w", err)
 	}
+	q, st := s.queue.Stats(), s.pipe.Stats()
+	s.log.Info("minerguard sensor stopped", "packets", st.Packets, "alerts_written", q.Written,
+		"alerts_dropped", q.Dropped, "alerts_rate_limited", q.RateLimited)
 	return nil
 }
 
@@ -398,6 +416,7 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	iface := captureIface(ns, ifname)
 	s.mu.Lock()
 	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface}
+	delete(s.failed, ns.Name)
 	s.mu.Unlock()
 	if s.book != nil && id.Image != "" {
 		s.book.SetImage(id.Name, id.Image, time.Now())

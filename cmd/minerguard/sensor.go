@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,6 +18,8 @@ func sensorCmd() *cobra.Command {
 	var (
 		configFile  string
 		configCheck bool
+		logFormat   string
+		logLevel    string
 	)
 	def := sensor.Default()
 	cmd := &cobra.Command{
@@ -44,11 +47,17 @@ func sensorCmd() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return &exitErr{exitError, fmt.Errorf("flags: %w", err)}
 			}
+			if _, err := newLogger(io.Discard, logFormat, logLevel); err != nil {
+				return &exitErr{exitError, err}
+			}
 			if configCheck {
 				fmt.Fprintln(cmd.OutOrStdout(), "config ok")
 				return nil
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return &exitErr{exitError, err}
+			}
 			s, err := sensor.New(cfg, log, cmd.OutOrStdout())
 			if err != nil {
 				return &exitErr{exitError, err}
@@ -76,6 +85,8 @@ func sensorCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file")
 	f.BoolVar(&configCheck, "config.check", false, "validate the config and flags, then exit")
+	f.StringVar(&logFormat, "log.format", "text", "log format on stderr: text (logfmt) or json (one object a line)")
+	f.StringVar(&logLevel, "log.level", "info", "least severe log level shown: debug, info, warn or error")
 	f.StringArray("netns", def.Netns, "network namespace to capture (a name under /var/run/netns, or all); repeatable")
 	f.Bool("host-netns", def.HostNetns, "also capture the host's own network namespace")
 	f.String("proc-root", def.ProcRoot, "procfs of the host (when the sensor runs in a container)")
@@ -116,6 +127,22 @@ func sensorCmd() *cobra.Command {
 	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "a flow block no packet hit this long is removed")
 	f.String("control-socket", "", "unix socket for `minerguard profiles` while the sensor runs (default: minerguard.sock beside the profile state)")
 	return cmd
+}
+
+// newLogger is the sensor's log on w: logfmt text or JSON lines, from level up.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log.format %q: want text or json", format)
 }
 
 // applyFlags copies the flags the user set over cfg (flags win over the file).
