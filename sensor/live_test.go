@@ -110,11 +110,13 @@ func TestSensorTwoNamespaces(t *testing.T) {
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		scrape = rec.Body.String()
-		if strings.Contains(scrape, `minerguard_detections_total{action="flag",detector="stratum",source="netns"} 1`) {
+		if strings.Contains(scrape, `minerguard_detections_total{action="flag",detector="stratum",source="netns",workload="netns/`+miner+`"} 1`) {
 			break
 		}
 	}
-	for _, want := range []string{`minerguard_detections_total{action="flag",detector="stratum",source="netns"} 1`, "minerguard_namespaces_monitored 2"} {
+	for _, want := range []string{`minerguard_detections_total{action="flag",detector="stratum",source="netns",workload="netns/` + miner + `"} 1`,
+		"minerguard_namespaces_monitored 2", `minerguard_ring_packets_total{workload="netns/` + benign + `"}`,
+		`minerguard_ring_packets_dropped_total{workload="netns/` + miner + `"} 0`, "minerguard_alert_latency_seconds_count 1"} {
 		if !strings.Contains(scrape, want) {
 			t.Errorf("metrics lack %q", want)
 		}

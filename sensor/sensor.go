@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -38,10 +39,11 @@ type Sensor struct {
 	out     io.Closer // alert file, nil for stdout
 	outFile *alert.File
 	names   *workload.Chain
-	book    *profile.Book // learned profiles; nil when profiles are disabled
-	viol    *violations
-	enf     *enforcer // XDP enforcement; nil unless mode enforce on a machine that can
-	mode    string    // monitor | enforce | flag-only (enforce asked for, no data path) | learn
+	book    *profile.Book         // learned profiles; nil when profiles are disabled
+	tally   *tally                // detections and violations by workload, and the labels
+	latency *metrics.AlertLatency // capture to alert written
+	enf     *enforcer             // XDP enforcement; nil unless mode enforce on a machine that can
+	mode    string                // monitor | enforce | flag-only (enforce asked for, no data path) | learn
 
 	stopBackground func() // stops the profile commits and the XDP heartbeat
 	stopControl    func() // closes the control socket
@@ -50,9 +52,9 @@ type Sensor struct {
 	node           string // this node's name, for alerts
 
 	mu     sync.RWMutex
-	rings  map[uint64]*watched // by netns inode
-	failed map[string]string   // namespaces named in the config that could not be opened: why
-	closed capture.RingStats   // counters of rings already closed
+	rings  map[uint64]*watched             // by netns inode
+	failed map[string]string               // namespaces named in the config that could not be opened: why
+	closed map[string]metrics.RingCounters // counters of rings already closed, by workload label
 	wg     sync.WaitGroup
 }
 
@@ -63,6 +65,7 @@ type watched struct {
 	ring  *capture.Ring
 	local []netip.Addr // the namespace's own addresses, read when it was attached
 	iface string       // EVE in_iface of its alerts
+	label string       // workload label of its metric series (tally)
 }
 
 // New builds a sensor from a validated config. Alerts go to stdout unless the config names a
@@ -75,7 +78,8 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, failed: map[string]string{}, node: nodeName()}
+	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, failed: map[string]string{}, node: nodeName(),
+		closed: map[string]metrics.RingCounters{}, latency: metrics.NewAlertLatency()}
 	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
 	// the container ID as the last resort before the inode fallback.
 	var static workload.Resolver
@@ -102,12 +106,13 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	}
 	s.limiter = alert.NewRateLimiter(cfg.Alerts.Rate, cfg.Alerts.Burst)
 	s.queue = alert.NewQueue(aw, cfg.Alerts.Queue, s.limiter)
+	s.queue.Observe = func(e *alert.Event) { s.latency.Observe(time.Since(e.Timestamp)) }
 	stamped := stamp{s: s, next: s.queue}
-	s.viol = &violations{next: stamped, by: map[string]uint64{}}
+	s.tally = newTally(stamped, maxWorkloadSeries)
 	opts := engine.Options{
 		Flow: flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth, Defrag: flow.DefragConfig{
 			Memcap: int64(cfg.Flow.DefragMemcap), Timeout: cfg.Flow.DefragTimeout, MaxFrags: cfg.Flow.DefragMaxFrags}},
-		Sink:     s.viol,
+		Sink:     s.tally,
 		Workload: s.workloadOf,
 		FlowSalt: flowSalt(),
 	}
@@ -190,28 +195,30 @@ func (s *Sensor) Ready() bool { return s.ready.Load() }
 
 // Handler serves the sensor's /metrics, /healthz and /readyz.
 func (s *Sensor) Handler() http.Handler {
-	reg := metrics.NewLiveRegistry(func() (engine.Stats, string) { return s.pipe.Stats(), "netns" }, s.live)
+	reg := metrics.NewLiveRegistry(func() (engine.Stats, string) { return s.pipe.Stats(), "netns" }, s.live, s.latency)
 	return metrics.HandlerWith(reg, s.Readiness)
 }
 
 func (s *Sensor) live() metrics.Live {
 	s.mu.RLock()
-	rs := s.closed
+	capt := make(map[string]metrics.RingCounters, len(s.closed)+len(s.rings))
+	for w, c := range s.closed {
+		capt[w] = c
+	}
 	n := len(s.rings)
 	for _, w := range s.rings {
 		if st, err := w.ring.Stats(); err == nil {
-			rs.Packets += st.Packets
-			rs.Drops += st.Drops
-			rs.Freezes += st.Freezes
+			capt[w.label] = addRing(capt[w.label], st)
 		}
 	}
 	s.mu.RUnlock()
+	det, viol := s.tally.snapshot()
 	q := s.queue.Stats()
 	l := metrics.Live{
-		Namespaces: n, RingPackets: rs.Packets, RingDrops: rs.Drops, RingFreezes: rs.Freezes,
+		Namespaces: n, Capture: capt, Detections: det,
 		FramesDropped: s.pipe.Dropped(), AttributionFailures: s.names.Failures(),
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
-		Mode: s.mode, Violations: s.viol.snapshot(),
+		Mode: s.mode, Violations: viol,
 	}
 	if l.Mode == "learn" {
 		l.Mode = "monitor"
@@ -414,8 +421,9 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 		}
 	}
 	iface := captureIface(ns, ifname)
+	label := s.tally.Label(id.Name, id.Kind)
 	s.mu.Lock()
-	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface}
+	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface, label: label}
 	delete(s.failed, ns.Name)
 	s.mu.Unlock()
 	if s.book != nil && id.Image != "" {
@@ -445,16 +453,23 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 	s.mu.Lock()
 	w := s.rings[inode]
 	delete(s.rings, inode)
+	last := false // no other namespace of w's workload is captured
 	if w != nil {
+		last = !slices.ContainsFunc(slices.Collect(maps.Values(s.rings)), func(o *watched) bool { return o.id.Name == w.id.Name })
 		if st, err := w.ring.Stats(); err == nil {
-			s.closed.Packets += st.Packets
-			s.closed.Drops += st.Drops
-			s.closed.Freezes += st.Freezes
+			s.closed[w.label] = addRing(s.closed[w.label], st)
+		}
+		if last && gone && w.label != "unknown" && w.label != "other" {
+			// The workload is gone from this node: its series go with it.
+			delete(s.closed, w.label)
 		}
 	}
 	s.mu.Unlock()
 	if w == nil {
 		return
+	}
+	if last && gone {
+		s.tally.forget(w.id.Name)
 	}
 	w.ring.Close()
 	if gone && s.enf != nil && w.ns.Path != "" {
@@ -535,6 +550,14 @@ func (s *Sensor) Reload(path string) error {
 		}
 	}
 	return nil
+}
+
+// addRing adds a ring's counters to a workload's.
+func addRing(c metrics.RingCounters, st capture.RingStats) metrics.RingCounters {
+	c.Packets += st.Packets
+	c.Dropped += st.Drops
+	c.Freezes += st.Freezes
+	return c
 }
 
 // nodeName is the node alerts name: NODE_NAME (set from the downward API in the DaemonSet),
