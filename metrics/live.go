@@ -23,6 +23,8 @@ type Live struct {
 	AttributionFailures uint64                  // namespaces whose workload could not be named
 	AlertsDropped       uint64                  // alerts dropped because the alert queue was full
 	AlertsRateLimited   uint64                  // alerts dropped by the per-workload rate limit
+	AlertsSuppressed    uint64                  // alerts a suppress rule of the threshold file stopped
+	AlertsThresholded   uint64                  // alerts over a threshold of the threshold file
 	ReloadFailures      uint64                  // SIGHUP reloads refused (the old config stays)
 	Mode                string                  // monitor | enforce | flag-only (enforce asked for, no data path)
 
@@ -91,7 +93,7 @@ func newLiveCollector(src func() Live) *liveCollector {
 		ringFreezes:   d("ring_freezes_total", "Times a capture ring's queue froze, by workload.", "workload"),
 		frameDrops:    d("pipeline_frames_dropped_total", "Frames dropped because the pipeline queue was full."),
 		attribution:   d("attribution_failures_total", "Namespaces whose workload could not be named (a fallback name was used)."),
-		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason: queue_full, rate_limited (per workload).", "reason"),
+		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason: queue_full, rate_limited (per workload), suppressed, thresholded (alerts.threshold_file).", "reason"),
 		detections:    d("detections_total", "Alerts raised, by workload, detector and action.", "source", "workload", "detector", "action"),
 		reloads:       d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
 		mode:          d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
@@ -131,6 +133,8 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.attribution, l.AttributionFailures)
 	n(c.alertsDropped, l.AlertsDropped, "queue_full")
 	n(c.alertsDropped, l.AlertsRateLimited, "rate_limited")
+	n(c.alertsDropped, l.AlertsSuppressed, "suppressed")
+	n(c.alertsDropped, l.AlertsThresholded, "thresholded")
 	n(c.reloads, l.ReloadFailures)
 	mode := l.Mode
 	if mode == "" {

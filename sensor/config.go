@@ -33,6 +33,9 @@ type Config struct {
 		Rate   float64 `yaml:"rate"`   // alerts per second per workload, after Burst
 		Burst  int     `yaml:"burst"`
 		Queue  int     `yaml:"queue"` // alerts waiting for the writer; more are dropped and counted
+		// ThresholdFile holds suppress and threshold rules in Suricata's threshold.config
+		// syntax (alert.Tuning); reread on SIGHUP.
+		ThresholdFile string `yaml:"threshold_file"`
 	} `yaml:"alerts"`
 
 	Capture struct {

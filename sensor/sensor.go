@@ -41,6 +41,7 @@ type Sensor struct {
 	names   *workload.Chain
 	book    *profile.Book         // learned profiles; nil when profiles are disabled
 	tally   *tally                // detections and violations by workload, and the labels
+	tuning  *alert.TuningSink     // alerts.threshold_file
 	latency *metrics.AlertLatency // capture to alert written
 	enf     *enforcer             // XDP enforcement; nil unless mode enforce on a machine that can
 	mode    string                // monitor | enforce | flag-only (enforce asked for, no data path) | learn
@@ -109,10 +110,18 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	s.queue.Observe = func(e *alert.Event) { s.latency.Observe(time.Since(e.Timestamp)) }
 	stamped := stamp{s: s, next: s.queue}
 	s.tally = newTally(stamped, maxWorkloadSeries)
+	tu, err := loadTuning(cfg.Alerts.ThresholdFile)
+	if err != nil {
+		s.queue.Close()
+		s.closeOut()
+		return nil, err
+	}
+	// Suppressed and thresholded alerts are not detections: tuning comes first.
+	s.tuning = alert.NewTuningSink(tu, s.tally)
 	opts := engine.Options{
 		Flow: flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth, Defrag: flow.DefragConfig{
 			Memcap: int64(cfg.Flow.DefragMemcap), Timeout: cfg.Flow.DefragTimeout, MaxFrags: cfg.Flow.DefragMaxFrags}},
-		Sink:     s.tally,
+		Sink:     s.tuning,
 		Workload: s.workloadOf,
 		FlowSalt: flowSalt(),
 	}
@@ -214,7 +223,9 @@ func (s *Sensor) live() metrics.Live {
 	s.mu.RUnlock()
 	det, viol := s.tally.snapshot()
 	q := s.queue.Stats()
+	sup, thr := s.tuning.Stopped()
 	l := metrics.Live{
+		AlertsSuppressed: sup, AlertsThresholded: thr,
 		Namespaces: n, Capture: capt, Detections: det,
 		FramesDropped: s.pipe.Dropped(), AttributionFailures: s.names.Failures(),
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
@@ -533,7 +544,13 @@ func (s *Sensor) Reload(path string) error {
 		s.reloads.Add(1)
 		return err
 	}
+	tu, err := loadTuning(cfg.Alerts.ThresholdFile)
+	if err != nil {
+		s.reloads.Add(1)
+		return err
+	}
 	s.det.SetIntel(set)
+	s.tuning.Set(tu)
 	if s.enf != nil {
 		// Per-workload modes may have changed: apply them to every attached workload.
 		s.enf.setOverrides(cfg.Enforcement.Workloads)
@@ -550,6 +567,18 @@ func (s *Sensor) Reload(path string) error {
 		}
 	}
 	return nil
+}
+
+// loadTuning reads alerts.threshold_file; "" is no tuning.
+func loadTuning(file string) (*alert.Tuning, error) {
+	if file == "" {
+		return nil, nil
+	}
+	t, err := alert.LoadTuning(file)
+	if err != nil {
+		return nil, fmt.Errorf("alerts.threshold_file: %w", err)
+	}
+	return t, nil
 }
 
 // addRing adds a ring's counters to a workload's.

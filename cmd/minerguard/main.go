@@ -45,7 +45,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n") // --version prints what `version` prints
-	root.AddCommand(replayCmd(), sensorCmd(), intelCmd(), profilesCmd(), blocksCmd(), versionCmd())
+	root.AddCommand(replayCmd(), sensorCmd(), intelCmd(), profilesCmd(), blocksCmd(), versionCmd(), signaturesCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -30,6 +30,7 @@ type replayOpts struct {
 	defragCap   int
 	redact      bool
 	metricsFile string
+	threshold   string
 	quiet       bool
 	cpuProfile  string
 
@@ -71,6 +72,7 @@ func replayCmd() *cobra.Command {
 	f.IntVar(&o.defragCap, "defrag-memcap", 16<<20, "bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped")
 	f.BoolVar(&o.redact, "redact-login", false, "replace wallet/worker logins in alerts with REDACTED")
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the Prometheus metrics of the run to this file at the end")
+	f.StringVar(&o.threshold, "threshold-file", "", "suppress and threshold rules in Suricata's threshold.config syntax (minerguard signatures lists the ids)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for development)")
 	f.MarkHidden("cpuprofile")
@@ -145,11 +147,18 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	if err != nil {
 		return &exitErr{exitError, err}
 	}
+	var tu *alert.Tuning
+	if o.threshold != "" {
+		if tu, err = alert.LoadTuning(o.threshold); err != nil {
+			return &exitErr{exitError, fmt.Errorf("--threshold-file: %w", err)}
+		}
+	}
+	tuned := alert.NewTuningSink(tu, sink)
 	cfg := flow.Config{MaxFlows: o.maxFlows, StreamDepth: o.depth, Defrag: flow.DefragConfig{Memcap: int64(o.defragCap)}}
 	opts := engine.Options{
 		Flow:        cfg,
 		Detector:    detect.New(set, detect.ModeMonitor),
-		Sink:        sink,
+		Sink:        tuned,
 		RedactLogin: o.redact,
 	}
 	book, err := openProfiles(o.profiles, o.learn, pcfg)
@@ -223,6 +232,9 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	st := eng.Stats()
 	if !o.quiet {
 		summary(stderr, st, len(files), time.Since(start))
+		if sup, thr := tuned.Stopped(); sup+thr > 0 {
+			fmt.Fprintf(stderr, "minerguard: %d alerts suppressed, %d over a threshold (--threshold-file); %d written\n", sup, thr, sink.n)
+		}
 	}
 	if o.metricsFile != "" {
 		if err := writeMetrics(o.metricsFile, st); err != nil {
