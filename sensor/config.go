@@ -203,7 +203,7 @@ func Parse(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, err
+		return Config{}, decodeErrors(err, &root) // every unknown key and wrong type, by key path
 	}
 	if err := c.Validate(); err != nil {
 		var ve *ValueError
