@@ -43,8 +43,9 @@ test: ## vet, race-enabled unit and golden tests, then every fuzz target briefly
 	$(GO) test -race -count=1 $(PKGS)
 	$(MAKE) fuzz-ci
 
-test-short: ## the unit tests without race detector or fuzzing
-	$(GO) test -count=1 $(PKGS)
+test-short: ## a quick first try: vet and the unit and golden tests (-short: no real-kernel tests, no race detector, no fuzzing)
+	$(GO) vet $(PKGS)
+	$(GO) test -short -count=1 $(PKGS)
 
 fuzz-ci: ## run each fuzz target for FUZZTIME executions (CI: a few seconds each)
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

@@ -131,10 +131,10 @@ func TestSensorTwoNamespaces(t *testing.T) {
 func TestSensorRealStratumClient(t *testing.T) {
 	netnstest.RequireRoot(t)
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("needs node (the miner is npm stratum-client)")
+		netnstest.SkipReal(t, "needs node (the miner is npm stratum-client)")
 	}
 	if _, err := os.Stat("testdata/node/node_modules/stratum-client"); err != nil {
-		t.Skip("run: npm ci --prefix sensor/testdata/node (.ci/run does)")
+		netnstest.SkipReal(t, "run: npm ci --prefix sensor/testdata/node (.ci/run does)")
 	}
 	miner, pool := netnstest.New(t, "rig"), netnstest.New(t, "pool")
 	minerIP, poolIP := netnstest.Veth(t, miner, pool, 3)
