@@ -167,8 +167,8 @@ func TestTextGroupsByFlow(t *testing.T) {
 	w.Write(&e2)
 	w.Flush()
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[1], "stratum,pool-ip") || !strings.Contains(lines[1], "pool.supportxmr.com") ||
-		!strings.Contains(lines[1], `agent="XMRig/6.21.0"`) {
+	if len(lines) != 3 || !strings.Contains(lines[1], "stratum,pool-ip") || !strings.Contains(lines[1], "pool.supportxmr.com") ||
+		!strings.Contains(lines[1], `agent="XMRig/6.21.0"`) || lines[2] != "2 alerts on 1 flow" || strings.HasPrefix(lines[0], "FILE") {
 		t.Fatalf("table:\n%s", b.String())
 	}
 }
