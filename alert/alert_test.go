@@ -98,11 +98,12 @@ func TestJSONSchemaEveryShape(t *testing.T) {
 	bare := &Event{Timestamp: full.Timestamp, Src: full.Src, Dest: full.Dest, Proto: 17, SignatureID: 9400010, MG: Minerguard{Detector: "xdp"}}
 	dns := sample()
 	dns.Stratum, dns.DNS = nil, &DNS{Query: "pool.example"}
-	for _, e := range []*Event{full, bare, dns, sample()} {
+	stats := &Event{Timestamp: full.Timestamp, Host: "node-1", Stats: &Stats{Uptime: 30, KernelPackets: 9, Packets: 8, Alerts: 1}}
+	for _, e := range []*Event{full, bare, dns, sample(), stats} {
 		w.Write(e)
 	}
 	w.Flush()
-	if n := evetest.Lines(t, "shape", b.Bytes()); n != 4 {
+	if n := evetest.Lines(t, "shape", b.Bytes()); n != 5 {
 		t.Fatalf("%d lines", n)
 	}
 	lines := strings.Split(b.String(), "\n")

@@ -23,6 +23,10 @@ type Event struct {
 	Bytes     [2]uint64 // the same in wire bytes
 	Scope     uint64    // the engine scope of the flow (live: netns inode), for the sink to stamp InIface
 
+	// Stats, when set, makes this a stats record rather than an alert (Queue.Record); only
+	// Timestamp and Host are read besides it.
+	Stats *Stats
+
 	Action      string // "allowed" (flagged) or "blocked" (dropped)
 	SignatureID int
 	Signature   string
@@ -103,4 +107,15 @@ func ProtoName(p uint8) string {
 		return "IPv6-ICMP"
 	}
 	return "IP"
+}
+
+// Stats is a periodic EVE stats record (event_type stats, eve.types): the sensor's counters
+// since it started, under Suricata's names so dashboards built for its stats read them.
+type Stats struct {
+	Uptime                       int64 // seconds
+	KernelPackets, KernelDrops   uint64
+	Packets, Bytes, Invalid      uint64
+	FlowsTotal, FlowsActive      uint64
+	Alerts, Suppressed           uint64
+	DNSMessages, TLSClientHellos uint64
 }

@@ -111,8 +111,58 @@ func NewJSONWriter(w io.Writer) *JSONWriter {
 	return &JSONWriter{w: bw, enc: enc}
 }
 
+// eveStats is the wire layout of a stats record: the subset of Suricata's stats object
+// minerguard has counters for.
+type eveStats struct {
+	Timestamp string `json:"timestamp"`
+	EventType string `json:"event_type"`
+	Host      string `json:"host,omitempty"`
+	Stats     struct {
+		Uptime  int64 `json:"uptime"`
+		Capture struct {
+			KernelPackets uint64 `json:"kernel_packets"`
+			KernelDrops   uint64 `json:"kernel_drops"`
+		} `json:"capture"`
+		Decoder struct {
+			Pkts    uint64 `json:"pkts"`
+			Bytes   uint64 `json:"bytes"`
+			Invalid uint64 `json:"invalid"`
+		} `json:"decoder"`
+		Flow struct {
+			Total  uint64 `json:"total"`
+			Active uint64 `json:"active"`
+		} `json:"flow"`
+		AppLayer struct {
+			Flow struct {
+				DNSUDP uint64 `json:"dns_udp"`
+				TLS    uint64 `json:"tls"`
+			} `json:"flow"`
+		} `json:"app_layer"`
+		Detect struct {
+			Alert      uint64 `json:"alert"`
+			Suppressed uint64 `json:"alerts_suppressed"`
+		} `json:"detect"`
+	} `json:"stats"`
+}
+
+func (j *JSONWriter) writeStats(e *Event) error {
+	s := e.Stats
+	var l eveStats
+	l.Timestamp, l.EventType, l.Host = e.Timestamp.UTC().Format(eveTime), "stats", e.Host
+	l.Stats.Uptime = s.Uptime
+	l.Stats.Capture.KernelPackets, l.Stats.Capture.KernelDrops = s.KernelPackets, s.KernelDrops
+	l.Stats.Decoder.Pkts, l.Stats.Decoder.Bytes, l.Stats.Decoder.Invalid = s.Packets, s.Bytes, s.Invalid
+	l.Stats.Flow.Total, l.Stats.Flow.Active = s.FlowsTotal, s.FlowsActive
+	l.Stats.AppLayer.Flow.DNSUDP, l.Stats.AppLayer.Flow.TLS = s.DNSMessages, s.TLSClientHellos
+	l.Stats.Detect.Alert, l.Stats.Detect.Suppressed = s.Alerts, s.Suppressed
+	return j.enc.Encode(&l)
+}
+
 // Write encodes e as one line.
 func (j *JSONWriter) Write(e *Event) error {
+	if e.Stats != nil {
+		return j.writeStats(e)
+	}
 	mg := e.MG
 	l := eve{
 		Timestamp:    e.Timestamp.UTC().Format(eveTime),

@@ -39,7 +39,7 @@ func NewQueue(w Writer, size int, limit *RateLimiter) *Queue {
 		for e := range q.ch {
 			if err := w.Write(&e); err != nil {
 				q.errs.Add(1)
-			} else if q.Observe != nil {
+			} else if q.Observe != nil && e.Stats == nil {
 				q.Observe(&e)
 			}
 			q.written.Add(1)
@@ -64,6 +64,16 @@ func (q *Queue) Alert(e *Event) {
 		q.limited.Add(1)
 		return
 	}
+	select {
+	case q.ch <- *e:
+	default:
+		q.dropped.Add(1)
+	}
+}
+
+// Record enqueues a copy of a record that is not an alert (a stats record): no rate limit,
+// and counted as dropped when the queue is full.
+func (q *Queue) Record(e *Event) {
 	select {
 	case q.ch <- *e:
 	default:

@@ -34,8 +34,11 @@ func NewTextWriter(w io.Writer) *TextWriter {
 	return &TextWriter{w: w, flows: map[uint64]*textFlow{}}
 }
 
-// Write adds e to its flow's row.
+// Write adds e to its flow's row (stats records are for JSON only).
 func (t *TextWriter) Write(e *Event) error {
+	if e.Stats != nil {
+		return nil
+	}
 	f := t.flows[e.FlowID]
 	if f == nil {
 		if len(t.order) >= MaxTextFlows {

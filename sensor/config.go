@@ -82,6 +82,9 @@ type Config struct {
 	Profiles ProfilesConfig `yaml:"profiles"`
 
 	Enforcement EnforcementConfig `yaml:"enforcement"`
+
+	// EVE chooses the records written beside alerts (eve.go).
+	EVE EVEConfig `yaml:"eve"`
 }
 
 // ProfilesConfig controls the learned egress profiles.
@@ -165,6 +168,7 @@ func Default() Config {
 	c.Enforcement.PinPath = "/sys/fs/bpf/minerguard"
 	c.Enforcement.HeartbeatTimeout = 30 * time.Second
 	c.Enforcement.StaleFlowBlock = 15 * time.Minute
+	c.EVE = EVEConfig{Types: []string{"alert"}, StatsInterval: 30 * time.Second}
 	return c
 }
 

@@ -1,15 +1,21 @@
 package sensor
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"net"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/capture"
 	"github.com/minerguard/minerguard/engine"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"gopkg.in/yaml.v3"
 )
 
 // stamp puts on every alert what only the sensor knows: its name (EVE host) and the
@@ -73,4 +79,77 @@ func captureIface(ns capture.Netns, ifname string) string {
 		return "any"
 	}
 	return name
+}
+
+// EVEConfig chooses the EVE records written to the alert output: alerts always, and with
+// "stats" in Types a stats record every StatsInterval, as Suricata's eve-log types.
+type EVEConfig struct {
+	Types         EVETypes      `yaml:"types"`
+	StatsInterval time.Duration `yaml:"stats_interval"`
+}
+
+// EVETypes are the record types of eve.types; decoding refuses others with their line.
+type EVETypes []string
+
+// eveTypes are the types there are.
+var eveTypes = []string{"alert", "stats"}
+
+// UnmarshalYAML decodes a list of known types.
+func (t *EVETypes) UnmarshalYAML(n *yaml.Node) error {
+	var l []string
+	if err := n.Decode(&l); err != nil {
+		return err
+	}
+	if err := checkEVETypes(l); err != nil {
+		return fmt.Errorf("line %d: eve.types: %w", n.Line, err)
+	}
+	*t = l
+	return nil
+}
+
+func checkEVETypes(l []string) error {
+	for _, x := range l {
+		if !slices.Contains(eveTypes, x) {
+			return fmt.Errorf("%q: want %s", x, strings.Join(eveTypes, " or "))
+		}
+	}
+	return nil
+}
+
+// CheckEVE checks the eve keys (also when they came from flags).
+func (c *Config) CheckEVE() error {
+	if err := checkEVETypes(c.EVE.Types); err != nil {
+		return fmt.Errorf("eve.types: %w", err)
+	}
+	if slices.Contains(c.EVE.Types, "stats") && c.EVE.StatsInterval < time.Second {
+		return fmt.Errorf("eve.stats_interval: %v: want at least 1s", c.EVE.StatsInterval)
+	}
+	return nil
+}
+
+// runStats writes a stats record every interval until ctx is done.
+func (s *Sensor) runStats(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.queue.Record(&alert.Event{Timestamp: now, Host: s.node, Stats: s.statsRecord(now)})
+		}
+	}
+}
+
+// statsRecord is the sensor's counters since it started, under Suricata's stats names.
+func (s *Sensor) statsRecord(now time.Time) *alert.Stats {
+	l, st := s.live(), s.pipe.Stats()
+	r := l.Rings()
+	sup, thr := s.tuning.Stopped()
+	return &alert.Stats{
+		Uptime: int64(now.Sub(s.started).Seconds()), KernelPackets: r.Packets, KernelDrops: r.Dropped,
+		Packets: st.Packets, Bytes: st.Bytes, Invalid: st.DecodeErrorsTotal(),
+		FlowsTotal: st.Flow.Created, FlowsActive: uint64(st.Flow.Active),
+		Alerts: st.AlertsTotal(), Suppressed: sup + thr, DNSMessages: st.DNSMessages, TLSClientHellos: st.TLSHellos,
+	}
 }

@@ -51,6 +51,7 @@ type Sensor struct {
 	ready          atomic.Bool
 	reloads        atomic.Uint64
 	node           string // this node's name, for alerts
+	started        time.Time
 
 	mu     sync.RWMutex
 	rings  map[uint64]*watched             // by netns inode
@@ -75,12 +76,15 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckEVE(); err != nil {
+		return nil, err
+	}
 	set, err := loadIntel(cfg.Intel.Files)
 	if err != nil {
 		return nil, err
 	}
 	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, failed: map[string]string{}, node: nodeName(),
-		closed: map[string]metrics.RingCounters{}, latency: metrics.NewAlertLatency()}
+		closed: map[string]metrics.RingCounters{}, latency: metrics.NewAlertLatency(), started: time.Now()}
 	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
 	// the container ID as the last resort before the inode fallback.
 	var static workload.Resolver
@@ -282,6 +286,10 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if s.enf != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.enf.run(bgctx) }()
+	}
+	if slices.Contains(s.cfg.EVE.Types, "stats") {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.runStats(bgctx, s.cfg.EVE.StatsInterval) }()
 	}
 	disc := capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns}
 	// Attach to what exists now before reporting ready; the watcher then reports those again

@@ -50,6 +50,9 @@ func sensorCmd() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return &exitErr{exitError, fmt.Errorf("flags: %w", err)}
 			}
+			if err := cfg.CheckEVE(); err != nil {
+				return &exitErr{exitError, err}
+			}
 			if _, err := newLogger(io.Discard, logFormat, logLevel); err != nil {
 				return &exitErr{exitError, err}
 			}
@@ -134,6 +137,8 @@ func sensorCmd() *cobra.Command {
 	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "A flow block no packet hit this long is removed.")
 	f.Int("enforcement.max-blocked-flows", def.Enforcement.MaxBlockedFlows, "Entries of the XDP flow block map (0: 65536).")
 	f.Int("enforcement.max-blocked-dests", def.Enforcement.MaxBlockedDests, "Entries of the XDP destination block map (0: 65536).")
+	f.StringArray("eve.types", def.EVE.Types, "EVE record types written to the alert output: alert, and stats for a stats record every eve.stats-interval. Repeatable.")
+	f.Duration("eve.stats-interval", def.EVE.StatsInterval, "How often a stats record is written when eve.types has stats.")
 	f.String("control-socket", "", "The unix socket `minerguard profiles` uses while the sensor runs (default: minerguard.sock beside the profile state).")
 	return cmd
 }
@@ -221,6 +226,13 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 		cfg.Enforcement.StaleFlowBlock, e = f.GetDuration("enforcement.stale-flow-block")
 		return
 	})
+	set("eve.types", func() (e error) {
+		var l []string
+		l, e = f.GetStringArray("eve.types")
+		cfg.EVE.Types = l
+		return
+	})
+	set("eve.stats-interval", func() (e error) { cfg.EVE.StatsInterval, e = f.GetDuration("eve.stats-interval"); return })
 	set("control-socket", func() (e error) { cfg.ControlSocketPath, e = f.GetString("control-socket"); return })
 	return err
 }
