@@ -1,11 +1,23 @@
-# Static minerguard binary on a distroless base: docker build -t minerguard .
+# Static minerguard binary on a distroless base: make docker (stamps the version), or
+# docker build --build-arg VERSION=$(git describe --tags --always) --build-arg REVISION=$(git rev-parse HEAD) -t minerguard .
 FROM golang:1.26 AS build
+ARG VERSION=dev
+ARG REVISION=unknown
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /minerguard ./cmd/minerguard
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w \
+      -X github.com/minerguard/minerguard/internal/version.version=${VERSION} \
+      -X github.com/minerguard/minerguard/internal/version.revision=${REVISION}" \
+      -o /minerguard ./cmd/minerguard
 
 FROM gcr.io/distroless/static-debian12
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title=minerguard \
+      org.opencontainers.image.version=${VERSION} \
+      org.opencontainers.image.revision=${REVISION} \
+      org.opencontainers.image.source=https://github.com/minerguard/minerguard
 COPY --from=build /minerguard /minerguard
 ENTRYPOINT ["/minerguard"]

@@ -6,14 +6,34 @@ PKGS    := ./...
 # deadline exceeded". A count has no deadline to race; minimization is bounded by count too.
 FUZZTIME ?= 30000x
 FUZZMINTIME ?= 500x
+# What --version, `minerguard version` and minerguard_build_info say (internal/version).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/minerguard/minerguard/internal/version.version=$(VERSION) \
+            -X github.com/minerguard/minerguard/internal/version.revision=$(REVISION)
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 
-.PHONY: help build test test-short fuzz fuzz-ci lint generate generate-xdp generate-check intel golden demo
+.PHONY: help build install docker ldflags test test-short fuzz fuzz-ci lint generate generate-xdp generate-check intel golden demo
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/minerguard
-	$(GO) build -o bin/minerguard ./cmd/minerguard
+build: ## build bin/minerguard, stamped with VERSION and REVISION
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/minerguard ./cmd/minerguard
+
+ldflags: ## print the -ldflags that stamp the version (for other build scripts)
+	@echo '$(LDFLAGS)'
+
+install: build ## install the binary, the systemd unit, an example /etc/minerguard/sensor.yaml (kept if present) and a logrotate snippet
+	install -D -m 0755 bin/minerguard $(DESTDIR)$(PREFIX)/bin/minerguard
+	install -D -m 0644 deploy/systemd/minerguard.service $(DESTDIR)/etc/systemd/system/minerguard.service
+	install -D -m 0644 deploy/systemd/minerguard.logrotate $(DESTDIR)/etc/logrotate.d/minerguard
+	@if [ -e $(DESTDIR)/etc/minerguard/sensor.yaml ]; then echo "kept $(DESTDIR)/etc/minerguard/sensor.yaml"; \
+	else install -D -m 0640 deploy/systemd/sensor.yaml $(DESTDIR)/etc/minerguard/sensor.yaml; fi
+
+docker: ## build the container image minerguard:VERSION, stamped like build
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t minerguard:$(VERSION) .
 
 demo: ## replay the bundled captures and print the alerts as a table
 	$(GO) run ./cmd/minerguard replay -o text testdata/captures/*.pcap*
@@ -23,8 +43,9 @@ test: ## vet, race-enabled unit and golden tests, then every fuzz target briefly
 	$(GO) test -race -count=1 $(PKGS)
 	$(MAKE) fuzz-ci
 
-test-short: ## the unit tests without race detector or fuzzing
-	$(GO) test -count=1 $(PKGS)
+test-short: ## a quick first try: vet and the unit and golden tests (-short: no real-kernel tests, no race detector, no fuzzing)
+	$(GO) vet $(PKGS)
+	$(GO) test -short -count=1 $(PKGS)
 
 fuzz-ci: ## run each fuzz target for FUZZTIME executions (CI: a few seconds each)
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

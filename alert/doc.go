@@ -1,4 +1,5 @@
-// Package alert owns what minerguard tells people: EVE-compatible JSON lines (Suricata's alert
-// schema, so existing SIEM pipelines take them unchanged, with minerguard's extras in a
-// "minerguard" object) and a readable text table for terminals.
+// Package alert owns what minerguard tells people: EVE JSON lines that validate against
+// Suricata's EVE schema (so existing SIEM pipelines take them unchanged; minerguard's extras
+// are in alert.context, its MITRE mapping in alert.metadata) and a readable text table for
+// terminals.
 package alert

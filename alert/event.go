@@ -8,11 +8,24 @@ import (
 // Event is one alert: one reason on one flow. Field names follow Suricata's EVE schema.
 type Event struct {
 	Timestamp   time.Time
-	FlowID      uint64
+	FlowID      uint64         // FlowHash: stable for the flow, distinct across sensors and runs
 	Src, Dest   netip.AddrPort // Src opened the connection or sent the query
 	Proto       uint8
-	AppProto    string
+	AppProto    string // "failed" when inspection ended without one, "unknown" before it ended
 	CommunityID string
+
+	Host      string // the sensor's name (live)
+	InIface   string // the capture interface (live)
+	PcapCnt   uint64 // the number of the packet that raised it, from 1 in its capture file (replay) or since start (live)
+	ToClient  bool   // that packet went from the responder to the initiator
+	FlowStart time.Time
+	Packets   [2]uint64 // the flow's packets so far: to the server (from Src), to the client
+	Bytes     [2]uint64 // the same in wire bytes
+	Scope     uint64    // the engine scope of the flow (live: netns inode), for the sink to stamp InIface
+
+	// Stats, when set, makes this a stats record rather than an alert (Queue.Record); only
+	// Timestamp and Host are read besides it.
+	Stats *Stats
 
 	Action      string // "allowed" (flagged) or "blocked" (dropped)
 	SignatureID int
@@ -36,7 +49,7 @@ type DNS struct {
 type TLS struct {
 	SNI  string   `json:"sni,omitempty"`
 	JA4  string   `json:"ja4,omitempty"`
-	ALPN []string `json:"alpn,omitempty"`
+	ALPN []string `json:"client_alpns,omitempty"` // Suricata 8's name
 }
 
 // Stratum describes the mining message that was recognised.
@@ -58,7 +71,7 @@ type Minerguard struct {
 	Evasion    string    `json:"evasion,omitempty"`
 	Workload   *Workload `json:"workload,omitempty"`
 	Profile    *Profile  `json:"profile,omitempty"` // egress-not-in-profile, unresolved-ip
-	Capture    string    `json:"capture,omitempty"` // replay: file the flow came from
+	Capture    string    `json:"-"`                 // replay: file the flow came from (EVE pcap_filename)
 }
 
 // Profile says how a flow stood against its workload's learned egress profile.
@@ -94,4 +107,15 @@ func ProtoName(p uint8) string {
 		return "IPv6-ICMP"
 	}
 	return "IP"
+}
+
+// Stats is a periodic EVE stats record (event_type stats, eve.types): the sensor's counters
+// since it started, under Suricata's names so dashboards built for its stats read them.
+type Stats struct {
+	Uptime                       int64 // seconds
+	KernelPackets, KernelDrops   uint64
+	Packets, Bytes, Invalid      uint64
+	FlowsTotal, FlowsActive      uint64
+	Alerts, Suppressed           uint64
+	DNSMessages, TLSClientHellos uint64
 }

@@ -24,6 +24,10 @@ type Queue struct {
 	written atomic.Uint64
 	errs    atomic.Uint64
 	done    chan struct{}
+
+	// Observe, when set (before the first Alert), is called by the writer goroutine with
+	// each alert it wrote: the sensor measures capture-to-alert latency with it.
+	Observe func(*Event)
 }
 
 // NewQueue starts a goroutine writing alerts to w (flushing after each burst) until Close.
@@ -35,6 +39,8 @@ func NewQueue(w Writer, size int, limit *RateLimiter) *Queue {
 		for e := range q.ch {
 			if err := w.Write(&e); err != nil {
 				q.errs.Add(1)
+			} else if q.Observe != nil && e.Stats == nil {
+				q.Observe(&e)
 			}
 			q.written.Add(1)
 			if len(q.ch) == 0 {
@@ -58,6 +64,16 @@ func (q *Queue) Alert(e *Event) {
 		q.limited.Add(1)
 		return
 	}
+	select {
+	case q.ch <- *e:
+	default:
+		q.dropped.Add(1)
+	}
+}
+
+// Record enqueues a copy of a record that is not an alert (a stats record): no rate limit,
+// and counted as dropped when the queue is full.
+func (q *Queue) Record(e *Event) {
 	select {
 	case q.ch <- *e:
 	default:

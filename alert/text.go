@@ -3,7 +3,7 @@ package alert
 import (
 	"fmt"
 	"io"
-	"sort"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 )
@@ -22,6 +22,7 @@ type TextWriter struct {
 
 type textFlow struct {
 	first   *Event
+	alerts  int
 	reasons []string
 	details []string
 	variant string
@@ -33,8 +34,11 @@ func NewTextWriter(w io.Writer) *TextWriter {
 	return &TextWriter{w: w, flows: map[uint64]*textFlow{}}
 }
 
-// Write adds e to its flow's row.
+// Write adds e to its flow's row (stats records are for JSON only).
 func (t *TextWriter) Write(e *Event) error {
+	if e.Stats != nil {
+		return nil
+	}
 	f := t.flows[e.FlowID]
 	if f == nil {
 		if len(t.order) >= MaxTextFlows {
@@ -57,6 +61,7 @@ func newTextFlow(e *Event) *textFlow {
 }
 
 func (f *textFlow) add(e *Event) {
+	f.alerts++
 	f.reasons = append(f.reasons, e.MG.Detector)
 	if f.variant == "" {
 		f.variant = e.MG.Variant
@@ -117,9 +122,9 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-// Flush prints the table, oldest flow first.
+// Flush prints the table: one row per flow, in the order of their first alerts (the order
+// of the JSON lines), then how many alerts on how many flows (the summary's count).
 func (t *TextWriter) Flush() error {
-	sort.SliceStable(t.order, func(i, j int) bool { return t.order[i].first.Timestamp.Before(t.order[j].first.Timestamp) })
 	err := t.print(t.order, true)
 	t.order, t.flows = nil, map[uint64]*textFlow{}
 	return err
@@ -130,16 +135,42 @@ func (t *TextWriter) print(flows []*textFlow, header bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
+	files, alerts := false, 0
+	for _, f := range flows {
+		files = files || f.first.MG.Capture != ""
+		alerts += f.alerts
+	}
 	if header {
+		if files {
+			fmt.Fprint(tw, "FILE\t")
+		}
 		fmt.Fprintln(tw, "TIME\tPROTO\tSOURCE\tDESTINATION\tVARIANT\tREASONS\tPOOL\tDETAILS")
 	}
 	for _, f := range flows {
 		e := f.first
+		if files {
+			name := "-"
+			if e.MG.Capture != "" {
+				name = filepath.Base(e.MG.Capture)
+			}
+			fmt.Fprintf(tw, "%s\t", name)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			e.Timestamp.UTC().Format("2006-01-02 15:04:05.000"), ProtoName(e.Proto), e.Src, e.Dest,
 			dash(f.variant), strings.Join(f.reasons, ","), dash(f.pool), strings.Join(f.details, " "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || !header {
+		return err
+	}
+	_, err := fmt.Fprintf(t.w, "%s on %s\n", plural(alerts, "alert"), plural(len(flows), "flow"))
+	return err
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func dash(s string) string {

@@ -25,12 +25,7 @@ import (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and AF_PACKET sockets")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
+	netnstest.RequireRoot(t) // creates network namespaces and AF_PACKET sockets
 }
 
 func run(t *testing.T, args ...string) {

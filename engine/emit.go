@@ -21,11 +21,17 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 	}
 	ev := alert.Event{
 		Timestamp:   e.now,
-		FlowID:      f.ID,
+		FlowID:      e.flowID(f),
 		Src:         f.Orig,
 		Dest:        f.Resp,
 		Proto:       f.Proto,
 		AppProto:    s.app.String(),
+		PcapCnt:     e.stats.Packets - e.base,
+		ToClient:    e.dir == flow.DirReply,
+		FlowStart:   f.First,
+		Packets:     f.Packets,
+		Bytes:       f.Bytes,
+		Scope:       f.Scope,
 		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
 		Action:      "allowed",
 		SignatureID: fd.Reason.SignatureID(),
@@ -38,6 +44,13 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 			PoolSource: fd.Source,
 			Capture:    e.label,
 		},
+	}
+	if ev.AppProto == "" {
+		// As Suricata says it: "failed" once inspection gave up on the flow, else not known yet.
+		ev.AppProto = "unknown"
+		if s.flags&flagDone != 0 && (s.firstLen[0] > 0 || s.firstLen[1] > 0) {
+			ev.AppProto = "failed"
+		}
 	}
 	if blocked {
 		ev.Action = "blocked"
@@ -83,6 +96,11 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 		ev.TLS = d.hello
 	}
 	e.opt.Sink.Alert(&ev)
+}
+
+// flowID is f's EVE flow_id (alert.FlowHash).
+func (e *Engine) flowID(f *flow.Flow[state]) uint64 {
+	return alert.FlowHash(e.opt.FlowSalt, f.Scope, f.Orig, f.Resp, f.Proto, f.First)
 }
 
 func dnsType(t uint16) string {

@@ -51,6 +51,9 @@ type Options struct {
 	Profiles Profiles
 	// Enforcer, when set, is asked to drop the flows whose verdict is Drop.
 	Enforcer Enforcer
+	// FlowSalt goes into every flow_id (alert.FlowHash): the live sensor draws it at random
+	// so ids of two nodes or runs do not collide; replay leaves it 0 for repeatable ids.
+	FlowSalt uint64
 }
 
 // Engine runs the pipeline for one capture source. It is not safe for concurrent use.
@@ -66,7 +69,9 @@ type Engine struct {
 	pkt     flow.Packet
 	stats   Stats
 	now     time.Time
-	label   string // replay: the capture file being read
+	label   string   // replay: the capture file being read
+	base    uint64   // stats.Packets when label was set: pcap_cnt counts from the file's start
+	dir     flow.Dir // of the packet being processed: an alert's direction
 
 	lastExpire time.Time
 }
@@ -96,7 +101,7 @@ func (e *Engine) FlowConfig() flow.Config { return e.table.Config() }
 func (e *Engine) Now() time.Time { return e.now }
 
 // SetLabel names the capture source for alerts (replay: the file name).
-func (e *Engine) SetLabel(s string) { e.label = s }
+func (e *Engine) SetLabel(s string) { e.label, e.base = s, e.stats.Packets }
 
 // Packet runs one frame through the pipeline. scope separates network namespaces (live) or
 // capture interfaces (replay); ts is the packet's capture time and drives every timeout.
@@ -131,6 +136,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	if f == nil {
 		return
 	}
+	e.dir = dir
 	s := &f.App
 	if s.flags&flagInit == 0 {
 		e.newFlow(f)

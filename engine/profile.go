@@ -220,6 +220,6 @@ func (e *Engine) block(f *flow.Flow[state], v *detect.Verdict) bool {
 }
 
 func (e *Engine) blockOf(f *flow.Flow[state]) Block {
-	return Block{FlowID: f.ID, Scope: f.Scope, Workload: e.workloadName(f), Src: f.Orig, Dst: f.Resp, Proto: f.Proto,
+	return Block{FlowID: e.flowID(f), Scope: f.Scope, Workload: e.workloadName(f), Src: f.Orig, Dst: f.Resp, Proto: f.Proto,
 		Reasons: f.App.alerted, Tunnel: f.App.det != nil && f.App.det.tunnel != nil}
 }

@@ -1,33 +1,59 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
-	"runtime/debug"
 	"sync/atomic"
+	"time"
 
+	"github.com/minerguard/minerguard/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Live are the live sensor's own counters, read at scrape time.
+// Live are the live sensor's own counters, read at scrape time. The maps keyed by workload
+// are bounded by the sensor (a capped set of identities, the rest folded into "unknown" or
+// "other"); a workload that is gone has no key, so its series goes.
 type Live struct {
-	Namespaces          int    // network namespaces being captured
-	RingPackets         uint64 // packets the kernel rings delivered
-	RingDrops           uint64 // packets the kernel dropped because a ring was full
-	RingFreezes         uint64 // times a ring's queue froze (TPACKET_V3)
-	FramesDropped       uint64 // frames dropped because the pipeline queue was full
-	AttributionFailures uint64 // namespaces whose workload could not be named
-	AlertsDropped       uint64 // alerts dropped because the alert queue was full
-	AlertsRateLimited   uint64 // alerts dropped by the per-workload rate limit
-	ReloadFailures      uint64 // SIGHUP reloads refused (the old config stays)
-	StateRecoveries     uint64 // damaged profile states moved aside (the sensor started empty)
-	Mode                string // monitor | enforce | flag-only (enforce asked for, no data path)
+	Namespaces          int                     // network namespaces being captured
+	Capture             map[string]RingCounters // kernel ring counters by workload identity
+	Detections          map[Detection]uint64    // alerts raised, by workload, detector and action
+	FramesDropped       uint64                  // frames dropped because the pipeline queue was full
+	AttributionFailures uint64                  // namespaces whose workload could not be named
+	AlertsDropped       uint64                  // alerts dropped because the alert queue was full
+	AlertsRateLimited   uint64                  // alerts dropped by the per-workload rate limit
+	AlertsSuppressed    uint64                  // alerts a suppress rule of the threshold file stopped
+	AlertsThresholded   uint64                  // alerts over a threshold of the threshold file
+	ReloadFailures      uint64                  // SIGHUP reloads refused (the old config stays)
+	StateRecoveries     uint64                  // damaged profile states moved aside (the sensor started empty)
+	Mode                string                  // monitor | enforce | flag-only (enforce asked for, no data path)
 
 	Profiles   map[string]int    // learned profiles by state (learning, monitoring, enforcing)
 	Violations map[string]uint64 // out-of-profile flows by workload identity (bounded by workloads)
 	ProfileCap ProfileCaps
 	XDP        XDP
+}
+
+// RingCounters are the kernel capture rings' counters of one workload's namespaces.
+type RingCounters struct {
+	Packets uint64 // packets the kernel rings delivered
+	Dropped uint64 // packets the kernel dropped because a ring was full
+	Freezes uint64 // times a ring's queue froze (TPACKET_V3)
+}
+
+// Rings sums the ring counters of every workload.
+func (l Live) Rings() RingCounters {
+	var t RingCounters
+	for _, c := range l.Capture {
+		t.Packets, t.Dropped, t.Freezes = t.Packets+c.Packets, t.Dropped+c.Dropped, t.Freezes+c.Freezes
+	}
+	return t
+}
+
+// Detection is one series of minerguard_detections_total on the live sensor.
+type Detection struct {
+	Workload, Detector, Action string // action: flag or drop
 }
 
 // ProfileCaps count the profile book's caps being hit and its commits.
@@ -51,7 +77,7 @@ type XDP struct {
 type liveCollector struct {
 	src                                                         func() Live
 	namespaces, ringPackets, ringDrops, ringFreezes, frameDrops *prometheus.Desc
-	attribution, alertsDropped, alertsLimited, reloads, mode    *prometheus.Desc
+	attribution, alertsDropped, reloads, mode, detections       *prometheus.Desc
 	recoveries                                                  *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
@@ -64,13 +90,13 @@ func newLiveCollector(src func() Live) *liveCollector {
 	return &liveCollector{
 		src:           src,
 		namespaces:    d("namespaces_monitored", "Network namespaces being captured."),
-		ringPackets:   d("ring_packets_total", "Packets delivered by the kernel capture rings."),
-		ringDrops:     d("ring_drops_total", "Packets the kernel dropped because a capture ring was full."),
-		ringFreezes:   d("ring_freezes_total", "Times a capture ring's queue froze."),
+		ringPackets:   d("ring_packets_total", "Packets delivered by the kernel capture rings, by workload.", "workload"),
+		ringDrops:     d("ring_packets_dropped_total", "Packets the kernel dropped because a capture ring was full, by workload.", "workload"),
+		ringFreezes:   d("ring_freezes_total", "Times a capture ring's queue froze, by workload.", "workload"),
 		frameDrops:    d("pipeline_frames_dropped_total", "Frames dropped because the pipeline queue was full."),
 		attribution:   d("attribution_failures_total", "Namespaces whose workload could not be named (a fallback name was used)."),
-		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason.", "reason"),
-		alertsLimited: d("alerts_rate_limited_total", "Alerts dropped by the per-workload rate limit."),
+		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason: queue_full, rate_limited (per workload), suppressed, thresholded (alerts.threshold_file).", "reason"),
+		detections:    d("detections_total", "Alerts raised, by workload, detector and action.", "source", "workload", "detector", "action"),
 		reloads:       d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
 		recoveries:    d("state_recoveries_total", "Damaged profile state files moved aside at start; the sensor started with no profiles."),
 		mode:          d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
@@ -98,13 +124,20 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	g(c.namespaces, float64(l.Namespaces))
-	n(c.ringPackets, l.RingPackets)
-	n(c.ringDrops, l.RingDrops)
-	n(c.ringFreezes, l.RingFreezes)
+	for w, r := range l.Capture {
+		n(c.ringPackets, r.Packets, w)
+		n(c.ringDrops, r.Dropped, w)
+		n(c.ringFreezes, r.Freezes, w)
+	}
+	for d, v := range l.Detections {
+		n(c.detections, v, "netns", d.Workload, d.Detector, d.Action)
+	}
 	n(c.frameDrops, l.FramesDropped)
 	n(c.attribution, l.AttributionFailures)
 	n(c.alertsDropped, l.AlertsDropped, "queue_full")
-	n(c.alertsLimited, l.AlertsRateLimited)
+	n(c.alertsDropped, l.AlertsRateLimited, "rate_limited")
+	n(c.alertsDropped, l.AlertsSuppressed, "suppressed")
+	n(c.alertsDropped, l.AlertsThresholded, "thresholded")
 	n(c.reloads, l.ReloadFailures)
 	n(c.recoveries, l.StateRecoveries)
 	mode := l.Mode
@@ -144,33 +177,69 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.xdpPruned, x.Pruned)
 }
 
-// NewLiveRegistry exposes the engine counters of src, the sensor's own counters, Go runtime
-// and process metrics, and build information.
-func NewLiveRegistry(src Source, live func() Live) *prometheus.Registry {
-	r := NewRegistry(src)
-	r.MustRegister(newLiveCollector(live), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+// NewLiveRegistry exposes the engine counters of src (detections come from live, by
+// workload), the sensor's own counters, Go runtime and process metrics, build information
+// and extra collectors (an AlertLatency).
+func NewLiveRegistry(src Source, live func() Live, extra ...prometheus.Collector) *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	ec := newCollector(src)
+	ec.detections = nil
+	r.MustRegister(ec, newLiveCollector(live), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	r.MustRegister(extra...)
 	return r
 }
 
+// AlertLatency is the histogram of the time from the capture of the packet that raised an
+// alert to the alert being written. It is observed off the packet path (the alert writer).
+type AlertLatency struct{ h prometheus.Histogram }
+
+// NewAlertLatency makes the histogram; register it with NewLiveRegistry.
+func NewAlertLatency() *AlertLatency {
+	return &AlertLatency{prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "minerguard_alert_latency_seconds",
+		Help: "Time from the capture of the packet that raised an alert to the alert being written.",
+		// From the ring's block timeout (4 ms) to a backed-up queue.
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})}
+}
+
+// Observe records one alert's latency (negative, from a clock step, counts as 0).
+func (a *AlertLatency) Observe(d time.Duration) { a.h.Observe(max(d, 0).Seconds()) }
+
+// Describe implements prometheus.Collector.
+func (a *AlertLatency) Describe(ch chan<- *prometheus.Desc) { a.h.Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (a *AlertLatency) Collect(ch chan<- prometheus.Metric) { a.h.Collect(ch) }
+
 func buildInfo() prometheus.Collector {
-	version, goVersion := "devel", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goVersion = bi.Main.Version, bi.GoVersion
-	}
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minerguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
-	g.WithLabelValues(version, goVersion).Set(1)
+	v := version.Get() // the same as minerguard --version says
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minerguard_build_info",
+		Help: "Build information (as minerguard --version); always 1."}, []string{"version", "revision", "goversion", "goos", "goarch"})
+	g.WithLabelValues(v.Version, v.Revision, v.GoVersion, v.GOOS, v.GOARCH).Set(1)
 	return g
 }
 
 // Handler serves /metrics, /healthz (the process is alive) and /readyz (ready reports the
 // sensor capturing). Only GET and HEAD are answered, so scanners cannot create series.
 func Handler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+	return HandlerWith(reg, func() error {
+		if !ready.Load() {
+			return errors.New("no capture running yet")
+		}
+		return nil
+	})
+}
+
+// HandlerWith is Handler with a readiness check that says why it is not ready: /readyz
+// answers 503 with "not ready: <reason>" while check fails.
+func HandlerWith(reg *prometheus.Registry, check func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready: no capture running yet", http.StatusServiceUnavailable)
+		if err := check(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

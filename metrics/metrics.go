@@ -1,7 +1,8 @@
 // Package metrics owns minerguard's Prometheus exposition. It is the only package that imports
 // client_golang: collectors read a snapshot of the engine's counters at scrape time (like
 // node_exporter's collectors), so the packet path never touches a metric. Labels are bounded:
-// detector, decode status, protocol, reason; never addresses, ports or names.
+// detector, decode status, protocol, reason; never addresses, ports or names. The live
+// sensor's workload labels are capped by the sensor (metrics.Live).
 package metrics
 
 import (
@@ -104,7 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.evictions, s.Flow.Evicted.Cap, "cap")
 	counter(c.evictions, s.Flow.Evicted.Flush, "flush")
 	counter(c.evictions, s.Flow.Evicted.Reuse, "reuse")
-	for r := detect.ReasonStratum; r.String() != "unknown"; r++ {
+	for r := detect.ReasonStratum; r.String() != "unknown" && c.detections != nil; r++ {
 		counter(c.detections, s.Alerts[r]-s.AlertsBlocked[r], r.String(), "flag")
 		counter(c.detections, s.AlertsBlocked[r], r.String(), "drop")
 	}

@@ -2,16 +2,19 @@ package metrics
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/flow"
+	"github.com/minerguard/minerguard/internal/version"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -76,8 +79,13 @@ func TestSeriesIndependentOfFlows(t *testing.T) {
 
 func TestLiveHandler(t *testing.T) {
 	var st engine.Stats
-	live := Live{Namespaces: 2, RingDrops: 7, Mode: "flag-only", Profiles: map[string]int{"monitoring": 3}, Violations: map[string]uint64{"shop/web": 2}, XDP: XDP{Attached: 3, DroppedFlow: 5, Failures: 1, Pruned: 6}, ProfileCap: ProfileCaps{ProfilesCapped: 4}}
-	reg := NewLiveRegistry(func() (engine.Stats, string) { return st, "netns" }, func() Live { return live })
+	live := Live{Namespaces: 2, Capture: map[string]RingCounters{"shop/web": {Packets: 90, Dropped: 7}, "unknown": {Packets: 10}},
+		Detections:    map[Detection]uint64{{Workload: "shop/web", Detector: "stratum", Action: "drop"}: 1},
+		AlertsDropped: 2, AlertsRateLimited: 4, Mode: "flag-only", Profiles: map[string]int{"monitoring": 3}, Violations: map[string]uint64{"shop/web": 2}, XDP: XDP{Attached: 3, DroppedFlow: 5, Failures: 1, Pruned: 6}, ProfileCap: ProfileCaps{ProfilesCapped: 4}}
+	lat := NewAlertLatency()
+	lat.Observe(3 * time.Millisecond)
+	lat.Observe(-time.Second) // a clock step counts as 0
+	reg := NewLiveRegistry(func() (engine.Stats, string) { return st, "netns" }, func() Live { return live }, lat)
 	var ready atomic.Bool
 	srv := httptest.NewServer(Handler(reg, &ready))
 	defer srv.Close()
@@ -99,7 +107,12 @@ func TestLiveHandler(t *testing.T) {
 		t.Errorf("readyz: %d", code)
 	}
 	code, body := get("/metrics", "GET")
-	for _, want := range []string{"minerguard_namespaces_monitored 2", "minerguard_ring_drops_total 7",
+	for _, want := range []string{"minerguard_namespaces_monitored 2", `minerguard_ring_packets_dropped_total{workload="shop/web"} 7`,
+		`minerguard_ring_packets_total{workload="unknown"} 10`, `minerguard_ring_packets_total{workload="shop/web"} 90`,
+		`minerguard_detections_total{action="drop",detector="stratum",source="netns",workload="shop/web"} 1`,
+		`minerguard_alerts_dropped_total{reason="queue_full"} 2`, `minerguard_alerts_dropped_total{reason="rate_limited"} 4`,
+		`minerguard_alert_latency_seconds_bucket{le="0.0025"} 1`, `minerguard_alert_latency_seconds_bucket{le="0.005"} 2`,
+		"minerguard_alert_latency_seconds_count 2",
 		`minerguard_enforcement_mode{mode="flag-only"} 1`, `minerguard_enforcement_mode{mode="enforce"} 0`,
 		`minerguard_profiles{state="monitoring"} 3`, `minerguard_profiles{state="learning"} 0`,
 		`minerguard_profile_violations_total{workload="shop/web"} 2`, "minerguard_xdp_attached_interfaces 3",
@@ -108,6 +121,19 @@ func TestLiveHandler(t *testing.T) {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// build_info says what minerguard --version says.
+	v := version.Get()
+	if bi := fmt.Sprintf(`minerguard_build_info{goarch=%q,goos=%q,goversion=%q,revision=%q,version=%q} 1`,
+		v.GOARCH, v.GOOS, v.GoVersion, v.Revision, v.Version); !strings.Contains(body, bi) {
+		t.Errorf("metrics lack %s", bi)
+	}
+	// Live detections replace the engine's unlabelled ones: one label set per name.
+	if strings.Contains(body, `minerguard_detections_total{action="flag",detector="stratum",source="netns"}`) {
+		t.Error("detections without a workload label on the live registry")
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
 	}
 	before, _ := testutil.GatherAndCount(reg)
 	for _, m := range []string{"POST", "DELETE", "BREW"} {

@@ -62,16 +62,35 @@ func TestSensorNamespaceChurn(t *testing.T) {
 	}
 	for _, l := range lines {
 		var a struct {
-			Src string `json:"src_ip"`
-			MG  struct {
-				Workload struct{ Identity string } `json:"workload"`
-			} `json:"minerguard"`
+			Src   string `json:"src_ip"`
+			Alert struct {
+				MG struct {
+					Workload struct{ Identity string } `json:"workload"`
+				} `json:"context"`
+			} `json:"alert"`
 		}
 		json.Unmarshal([]byte(l), &a)
-		if want[a.Src] != a.MG.Workload.Identity {
-			t.Errorf("alert from %s attributed to %q, want %q", a.Src, a.MG.Workload.Identity, want[a.Src])
+		if want[a.Src] != a.Alert.MG.Workload.Identity {
+			t.Errorf("alert from %s attributed to %q, want %q", a.Src, a.Alert.MG.Workload.Identity, want[a.Src])
 		}
 	}
+	// Each workload has its own detection and capture series while it lives...
+	hasSeries := func(w string) (det, capt bool) {
+		l := s.live()
+		for d, v := range l.Detections {
+			det = det || (d.Workload == w && d.Detector == "stratum" && v == 1)
+		}
+		c, ok := l.Capture[w]
+		return det, ok && c.Packets > 0
+	}
+	netnstest.Eventually(t, 3*time.Second, "per-workload series", func() bool {
+		for _, name := range names {
+			if d, c := hasSeries("netns/" + name); !d || !c {
+				return false
+			}
+		}
+		return true
+	})
 	// Delete them: rings closed, no fd of ours on any of them.
 	inodes := map[uint64]string{}
 	for _, name := range names {
@@ -85,6 +104,10 @@ func TestSensorNamespaceChurn(t *testing.T) {
 				t.Fatalf("%s still captured 3 s after deletion", name)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		// ...and its series go with it.
+		if d, c := hasSeries("netns/" + name); d || c {
+			t.Errorf("%s deleted, its series stay (detections %v, capture %v)", name, d, c)
 		}
 		fds, _ := filepath.Glob("/proc/self/fd/*")
 		for _, fd := range fds {

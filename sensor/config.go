@@ -35,6 +35,9 @@ type Config struct {
 		Rate   float64 `yaml:"rate"`   // alerts per second per workload, after Burst
 		Burst  int     `yaml:"burst"`
 		Queue  int     `yaml:"queue"` // alerts waiting for the writer; more are dropped and counted
+		// ThresholdFile holds suppress and threshold rules in Suricata's threshold.config
+		// syntax (alert.Tuning); reread on SIGHUP.
+		ThresholdFile string `yaml:"threshold_file"`
 	} `yaml:"alerts"`
 
 	Capture struct {
@@ -81,6 +84,9 @@ type Config struct {
 	Profiles ProfilesConfig `yaml:"profiles"`
 
 	Enforcement EnforcementConfig `yaml:"enforcement"`
+
+	// EVE chooses the records written beside alerts (eve.go).
+	EVE EVEConfig `yaml:"eve"`
 }
 
 // ProfilesConfig controls the learned egress profiles.
@@ -164,6 +170,7 @@ func Default() Config {
 	c.Enforcement.PinPath = "/sys/fs/bpf/minerguard"
 	c.Enforcement.HeartbeatTimeout = 30 * time.Second
 	c.Enforcement.StaleFlowBlock = 15 * time.Minute
+	c.EVE = EVEConfig{Types: []string{"alert"}, StatsInterval: 30 * time.Second}
 	return c
 }
 
@@ -211,7 +218,7 @@ func Parse(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, err
+		return Config{}, decodeErrors(err, &root) // every unknown key and wrong type, by key path
 	}
 	if err := c.Validate(); err != nil {
 		var ps Problems

@@ -27,7 +27,7 @@ func TestParseGood(t *testing.T) {
 // docs/testing.md C1: refused with the key and the line, never a partial start.
 func TestParseBad(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"netns: [web]\nflow:\n  max_flow: 10\n", "line 3: field max_flow not found"},
+		{"netns: [web]\nflow:\n  max_flow: 10\n", "line 3: flow.max_flow: unknown key; did you mean flow.max_flows?"},
 		{"flow:\n  max_flows: lots\n", "line 2"},
 		{"mode: monitor\nflow:\n  max_flows: -5\n", "line 3: flow.max_flows: -5: want 1 to"},
 		{"mode: block\n", "line 1: mode: \"block\": want learn, monitor or enforce"},

@@ -218,7 +218,7 @@ func (e *enforcer) fail(what string, b engine.Block, workload string, err error)
 // flag-only.
 func mapFullAlert(b engine.Block, workload string, now time.Time) *alert.Event {
 	return &alert.Event{
-		Timestamp: now, FlowID: b.FlowID, Src: b.Src, Dest: b.Dst, Proto: b.Proto,
+		Timestamp: now, FlowID: b.FlowID, Src: b.Src, Dest: b.Dst, Proto: b.Proto, Scope: b.Scope,
 		CommunityID: alert.CommunityID(b.Src.Addr(), b.Src.Port(), b.Dst.Addr(), b.Dst.Port(), b.Proto),
 		Action:      "allowed", SignatureID: SIDMapFull,
 		Signature: "MINERGUARD enforcement degraded: XDP block map full, workload switched to flag-only",

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/evetest"
 	"github.com/minerguard/minerguard/internal/netnstest"
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/xdp"
@@ -438,7 +439,8 @@ func TestMapFullAlertsAndFlagsOnly(t *testing.T) {
 		}
 		return degraded != nil && stratum != nil
 	})
-	mg := degraded["minerguard"].(map[string]any)
+	evetest.Lines(t, "sensor", []byte(out.String()))
+	mg := degraded["alert"].(map[string]any)["context"].(map[string]any)
 	if mg["detector"] != "xdp" || mg["workload"].(map[string]any)["identity"] != wl || degraded["flow_id"] != stratum["flow_id"] {
 		t.Errorf("degraded alert: %v (stratum alert %v)", degraded, stratum)
 	}

@@ -122,11 +122,13 @@ func alertAt(t *testing.T, out *syncBuf, src string, seen int, within time.Durat
 		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			var a struct {
 				SrcIP string `json:"src_ip"`
-				MG    struct {
-					Detector string `json:"detector"`
-				} `json:"minerguard"`
+				Alert struct {
+					MG struct {
+						Detector string `json:"detector"`
+					} `json:"context"`
+				} `json:"alert"`
 			}
-			if json.Unmarshal([]byte(l), &a) == nil && a.SrcIP == src && a.MG.Detector == "stratum" {
+			if json.Unmarshal([]byte(l), &a) == nil && a.SrcIP == src && a.Alert.MG.Detector == "stratum" {
 				n++
 			}
 		}
@@ -192,13 +194,22 @@ func TestSensorCrossWorkloadFlood(t *testing.T) {
 		v, _ := strconv.ParseFloat(r[1], 64)
 		return v
 	}
+	// total sums a metric over its workload series (ring counters are per workload).
+	total := func(name string) float64 {
+		v := 0.0
+		for _, r := range regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`(?:\{[^}]*\})? (\S+)$`).FindAllStringSubmatch(m, -1) {
+			f, _ := strconv.ParseFloat(r[1], 64)
+			v += f
+		}
+		return v
+	}
 	// A flood flow is lost to the sensor only if the ring dropped both its packets, and goes
 	// unlooked-at only if it dropped the data segment: the counts are checked net of drops.
 	flows := float64(sentA + sentB)
 	var created, drops float64
 	netnstest.Eventually(t, 10*time.Second, "the flood's flows counted", func() bool {
 		m = scrape(t, s)
-		created, drops = metric(`minerguard_flows_created_total{source="netns"}`), metric(`minerguard_ring_drops_total`)
+		created, drops = metric(`minerguard_flows_created_total{source="netns"}`), total(`minerguard_ring_packets_dropped_total`)
 		return created+drops >= flows
 	})
 	slotless := metric(`minerguard_inspect_slotless_total{source="netns"}`)
@@ -213,5 +224,5 @@ func TestSensorCrossWorkloadFlood(t *testing.T) {
 	t.Logf("FLOOD-LIVE counters: flows_created %v, inspect_slotless %v, inspect_deferred %v, reclaimed age %v fair %v, ring drops %v of %v packets",
 		metric(`minerguard_flows_created_total{source="netns"}`), slotless, metric(`minerguard_inspect_deferred_total{source="netns"}`),
 		metric(`minerguard_inspect_reclaimed_total{reason="age",source="netns"}`), metric(`minerguard_inspect_reclaimed_total{reason="fair_share",source="netns"}`),
-		metric(`minerguard_ring_drops_total`), metric(`minerguard_ring_packets_total`))
+		total(`minerguard_ring_packets_dropped_total`), total(`minerguard_ring_packets_total`))
 }

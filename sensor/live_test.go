@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/evetest"
 	"github.com/minerguard/minerguard/internal/netnstest"
 )
 
@@ -88,10 +89,20 @@ func TestSensorTwoNamespaces(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("%d alerts, want 1:\n%s", len(lines), out.String())
 	}
+	// The live line is EVE as Suricata's schema has it, with what only a sensor knows.
+	evetest.Lines(t, "sensor", []byte(out.String()))
 	a := lines[0]
-	mg := a["minerguard"].(map[string]any)
+	mg := a["alert"].(map[string]any)["context"].(map[string]any)
 	if a["dest_ip"] != poolA || a["dest_port"] != 3333.0 || mg["detector"] != "stratum" || mg["workload"].(map[string]any)["identity"] != "netns/"+miner {
 		t.Fatalf("alert: %v", a)
+	}
+	fl, _ := a["flow"].(map[string]any)
+	if a["host"] != nodeName() || !strings.HasPrefix(fmt.Sprint(a["in_iface"]), "mga") || a["direction"] != "to_server" || a["app_proto"] != "stratum" ||
+		fl == nil || fl["pkts_toserver"].(float64) < 2 || fl["bytes_toserver"].(float64) < float64(len(login)) || a["pcap_cnt"].(float64) < 3 {
+		t.Errorf("host, in_iface, direction, app_proto, flow, pcap_cnt: %v", a)
+	}
+	if id, ok := a["flow_id"].(float64); !ok || id < 1<<20 {
+		t.Errorf("flow_id %v is not a hash", a["flow_id"])
 	}
 	// The counter follows within a publish tick.
 	var scrape string
@@ -99,11 +110,13 @@ func TestSensorTwoNamespaces(t *testing.T) {
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		scrape = rec.Body.String()
-		if strings.Contains(scrape, `minerguard_detections_total{action="flag",detector="stratum",source="netns"} 1`) {
+		if strings.Contains(scrape, `minerguard_detections_total{action="flag",detector="stratum",source="netns",workload="netns/`+miner+`"} 1`) {
 			break
 		}
 	}
-	for _, want := range []string{`minerguard_detections_total{action="flag",detector="stratum",source="netns"} 1`, "minerguard_namespaces_monitored 2"} {
+	for _, want := range []string{`minerguard_detections_total{action="flag",detector="stratum",source="netns",workload="netns/` + miner + `"} 1`,
+		"minerguard_namespaces_monitored 2", `minerguard_ring_packets_total{workload="netns/` + benign + `"}`,
+		`minerguard_ring_packets_dropped_total{workload="netns/` + miner + `"} 0`, "minerguard_alert_latency_seconds_count 1"} {
 		if !strings.Contains(scrape, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -118,10 +131,10 @@ func TestSensorTwoNamespaces(t *testing.T) {
 func TestSensorRealStratumClient(t *testing.T) {
 	netnstest.RequireRoot(t)
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("needs node (the miner is npm stratum-client)")
+		netnstest.SkipReal(t, "needs node (the miner is npm stratum-client)")
 	}
 	if _, err := os.Stat("testdata/node/node_modules/stratum-client"); err != nil {
-		t.Skip("run: npm ci --prefix sensor/testdata/node (.ci/run does)")
+		netnstest.SkipReal(t, "run: npm ci --prefix sensor/testdata/node (.ci/run does)")
 	}
 	miner, pool := netnstest.New(t, "rig"), netnstest.New(t, "pool")
 	minerIP, poolIP := netnstest.Veth(t, miner, pool, 3)
@@ -170,8 +183,9 @@ func TestSensorRealStratumClient(t *testing.T) {
 	if a == nil {
 		t.Fatal("no alert")
 	}
-	mg := a["minerguard"].(map[string]any)
-	st := a["stratum"].(map[string]any)
+	evetest.Lines(t, "sensor", []byte(out.String()))
+	mg := a["alert"].(map[string]any)["context"].(map[string]any)
+	st := mg["stratum"].(map[string]any)
 	if a["src_ip"] != minerIP || a["dest_ip"] != poolIP || mg["variant"] != "stratum-v1" || st["method"] != "mining.subscribe" ||
 		mg["workload"].(map[string]any)["identity"] != "netns/"+miner {
 		t.Fatalf("alert: %v", a)

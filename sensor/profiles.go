@@ -6,12 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/minerguard/minerguard/alert"
-	"github.com/minerguard/minerguard/detect"
-	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/xdp"
 )
@@ -105,41 +101,4 @@ func (s *Sensor) runProfiles(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
-}
-
-// maxViolationSeries bounds the workloads counted by name; the rest share one series.
-const maxViolationSeries = 10000
-
-// violations counts out-of-profile alerts by workload on their way to the alert queue (before
-// rate limiting: the metric counts flows, the log is what is limited).
-type violations struct {
-	next engine.Sink
-	mu   sync.Mutex
-	by   map[string]uint64
-}
-
-func (v *violations) Alert(e *alert.Event) {
-	if e.SignatureID == detect.ReasonNotInProfile.SignatureID() {
-		w := "unknown"
-		if e.MG.Workload != nil {
-			w = e.MG.Workload.Identity
-		}
-		v.mu.Lock()
-		if _, ok := v.by[w]; !ok && len(v.by) >= maxViolationSeries {
-			w = "other"
-		}
-		v.by[w]++
-		v.mu.Unlock()
-	}
-	v.next.Alert(e)
-}
-
-func (v *violations) snapshot() map[string]uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	out := make(map[string]uint64, len(v.by))
-	for k, n := range v.by {
-		out[k] = n
-	}
-	return out
 }

@@ -95,8 +95,8 @@ func BenchmarkCaptureRate(b *testing.B) {
 			after := s.live()
 			time.Sleep(1100 * time.Millisecond) // the engine publishes its counters once a second
 			processed := s.pipe.Stats().Packets - eng0
-			got := after.RingPackets - before.RingPackets
-			lost := (after.RingDrops - before.RingDrops) + (after.FramesDropped - before.FramesDropped)
+			got := after.Rings().Packets - before.Rings().Packets
+			lost := (after.Rings().Dropped - before.Rings().Dropped) + (after.FramesDropped - before.FramesDropped)
 			cpu := (tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)) / wall
 			loss := 1.0
 			if got > 0 {

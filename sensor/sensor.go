@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -38,10 +39,12 @@ type Sensor struct {
 	out     io.Closer // alert file, nil for stdout
 	outFile *alert.File
 	names   *workload.Chain
-	book    *profile.Book // learned profiles; nil when profiles are disabled
-	viol    *violations
-	enf     *enforcer // XDP enforcement; nil unless mode enforce on a machine that can
-	mode    string    // monitor | enforce | flag-only (enforce asked for, no data path) | learn
+	book    *profile.Book         // learned profiles; nil when profiles are disabled
+	tally   *tally                // detections and violations by workload, and the labels
+	tuning  *alert.TuningSink     // alerts.threshold_file
+	latency *metrics.AlertLatency // capture to alert written
+	enf     *enforcer             // XDP enforcement; nil unless mode enforce on a machine that can
+	mode    string                // monitor | enforce | flag-only (enforce asked for, no data path) | learn
 
 	stopBackground func() // stops the profile commits and the XDP heartbeat
 	stopControl    func() // closes the control socket
@@ -49,10 +52,12 @@ type Sensor struct {
 	reloads        atomic.Uint64
 	recoveries     atomic.Uint64 // damaged profile states moved aside
 	node           string        // this node's name, for alerts
+	started        time.Time
 
 	mu     sync.RWMutex
-	rings  map[uint64]*watched // by netns inode
-	closed capture.RingStats   // counters of rings already closed
+	rings  map[uint64]*watched             // by netns inode
+	failed map[string]string               // namespaces named in the config that could not be opened: why
+	closed map[string]metrics.RingCounters // counters of rings already closed, by workload label
 	wg     sync.WaitGroup
 }
 
@@ -62,6 +67,8 @@ type watched struct {
 	alert *alert.Workload // id as alerts show it; shared, never modified
 	ring  *capture.Ring
 	local []netip.Addr // the namespace's own addresses, read when it was attached
+	iface string       // EVE in_iface of its alerts
+	label string       // workload label of its metric series (tally)
 }
 
 // New builds a sensor from a validated config. Alerts go to stdout unless the config names a
@@ -70,11 +77,15 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckEVE(); err != nil {
+		return nil, err
+	}
 	set, err := loadIntel(cfg.Intel.Files)
 	if err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, node: nodeName()}
+	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, failed: map[string]string{}, node: nodeName(),
+		closed: map[string]metrics.RingCounters{}, latency: metrics.NewAlertLatency(), started: time.Now()}
 	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
 	// the container ID as the last resort before the inode fallback.
 	var static workload.Resolver
@@ -101,12 +112,23 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	}
 	s.limiter = alert.NewRateLimiter(cfg.Alerts.Rate, cfg.Alerts.Burst)
 	s.queue = alert.NewQueue(aw, cfg.Alerts.Queue, s.limiter)
-	s.viol = &violations{next: s.queue, by: map[string]uint64{}}
+	s.queue.Observe = func(e *alert.Event) { s.latency.Observe(time.Since(e.Timestamp)) }
+	stamped := stamp{s: s, next: s.queue}
+	s.tally = newTally(stamped, maxWorkloadSeries)
+	tu, err := loadTuning(cfg.Alerts.ThresholdFile)
+	if err != nil {
+		s.queue.Close()
+		s.closeOut()
+		return nil, err
+	}
+	// Suppressed and thresholded alerts are not detections: tuning comes first.
+	s.tuning = alert.NewTuningSink(tu, s.tally)
 	opts := engine.Options{
 		Flow: flow.Config{MaxFlows: cfg.Flow.MaxFlows, StreamDepth: cfg.Flow.StreamDepth, Defrag: flow.DefragConfig{
 			Memcap: int64(cfg.Flow.DefragMemcap), Timeout: cfg.Flow.DefragTimeout, MaxFrags: cfg.Flow.DefragMaxFrags}},
-		Sink:     s.viol,
+		Sink:     s.tuning,
 		Workload: s.workloadOf,
+		FlowSalt: flowSalt(),
 	}
 	var rec *profile.Recovery
 	if cfg.Profiles.Enabled {
@@ -124,7 +146,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	mode := detect.ModeMonitor
 	s.mode = cfg.Mode
 	if cfg.Mode == "enforce" {
-		enf, err := openEnforcer(cfg, log, s.identityOf, s.queue)
+		enf, err := openEnforcer(cfg, log, s.identityOf, stamped)
 		if err != nil {
 			// No data path: flag only, say once what is missing, and export the mode.
 			log.Warn("mode enforce: XDP enforcement is not available, flagging only", "err", err)
@@ -194,29 +216,33 @@ func (s *Sensor) Ready() bool { return s.ready.Load() }
 
 // Handler serves the sensor's /metrics, /healthz and /readyz.
 func (s *Sensor) Handler() http.Handler {
-	reg := metrics.NewLiveRegistry(func() (engine.Stats, string) { return s.pipe.Stats(), "netns" }, s.live)
-	return metrics.Handler(reg, &s.ready)
+	reg := metrics.NewLiveRegistry(func() (engine.Stats, string) { return s.pipe.Stats(), "netns" }, s.live, s.latency)
+	return metrics.HandlerWith(reg, s.Readiness)
 }
 
 func (s *Sensor) live() metrics.Live {
 	s.mu.RLock()
-	rs := s.closed
+	capt := make(map[string]metrics.RingCounters, len(s.closed)+len(s.rings))
+	for w, c := range s.closed {
+		capt[w] = c
+	}
 	n := len(s.rings)
 	for _, w := range s.rings {
 		if st, err := w.ring.Stats(); err == nil {
-			rs.Packets += st.Packets
-			rs.Drops += st.Drops
-			rs.Freezes += st.Freezes
+			capt[w.label] = addRing(capt[w.label], st)
 		}
 	}
 	s.mu.RUnlock()
+	det, viol := s.tally.snapshot()
 	q := s.queue.Stats()
+	sup, thr := s.tuning.Stopped()
 	l := metrics.Live{
-		Namespaces: n, RingPackets: rs.Packets, RingDrops: rs.Drops, RingFreezes: rs.Freezes,
+		AlertsSuppressed: sup, AlertsThresholded: thr,
+		Namespaces: n, Capture: capt, Detections: det,
 		FramesDropped: s.pipe.Dropped(), AttributionFailures: s.names.Failures(),
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
 		StateRecoveries: s.recoveries.Load(),
-		Mode:            s.mode, Violations: s.viol.snapshot(),
+		Mode:            s.mode, Violations: viol,
 	}
 	if l.Mode == "learn" {
 		l.Mode = "monitor"
@@ -270,6 +296,10 @@ func (s *Sensor) Run(ctx context.Context) error {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.enf.run(bgctx) }()
 	}
+	if slices.Contains(s.cfg.EVE.Types, "stats") {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.runStats(bgctx, s.cfg.EVE.StatsInterval) }()
+	}
 	disc := capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns}
 	// Attach to what exists now before reporting ready; the watcher then reports those again
 	// as added, which attach ignores.
@@ -285,11 +315,24 @@ func (s *Sensor) Run(ctx context.Context) error {
 		}
 		if err := s.attach(ns); err != nil {
 			if errors.Is(err, errNotSelected) {
+				if s.named(ns.Name) {
+					s.mu.Lock()
+					s.failed[ns.Name] = "its workload is not among workloads.select (--workload)"
+					s.mu.Unlock()
+				}
 				return
 			}
 			if errors.Is(err, os.ErrPermission) && fatal == nil {
 				fatal = err
 				cancel()
+				return
+			}
+			if s.named(ns.Name) {
+				// Asked for by name: not capturing it is an error, and /readyz says so.
+				s.mu.Lock()
+				s.failed[ns.Name] = err.Error()
+				s.mu.Unlock()
+				s.log.Error("capturing a namespace asked for", "netns", ns.Name, "err", err)
 				return
 			}
 			s.log.Warn("capturing namespace", "netns", ns.Path, "err", err)
@@ -306,6 +349,7 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	if fatal == nil {
 		s.ready.Store(true)
+		s.logStarted(ln.Addr().String())
 	}
 	w := capture.NewWatcher(capture.WatchOptions{
 		DiscoverOptions: disc,
@@ -327,6 +371,9 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("watching network namespaces: %w", err)
 	}
+	q, st := s.queue.Stats(), s.pipe.Stats()
+	s.log.Info("minerguard sensor stopped", "packets", st.Packets, "alerts_written", q.Written,
+		"alerts_dropped", q.Dropped, "alerts_rate_limited", q.RateLimited)
 	return nil
 }
 
@@ -401,8 +448,11 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 			s.log.Warn("listing the namespace's addresses", "netns", ns.Path, "err", err)
 		}
 	}
+	iface := captureIface(ns, ifname)
+	label := s.tally.Label(id.Name, id.Kind)
 	s.mu.Lock()
-	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local}
+	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface, label: label}
+	delete(s.failed, ns.Name)
 	s.mu.Unlock()
 	if s.book != nil && id.Image != "" {
 		s.book.SetImage(id.Name, id.Image, time.Now())
@@ -431,16 +481,23 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 	s.mu.Lock()
 	w := s.rings[inode]
 	delete(s.rings, inode)
+	last := false // no other namespace of w's workload is captured
 	if w != nil {
+		last = !slices.ContainsFunc(slices.Collect(maps.Values(s.rings)), func(o *watched) bool { return o.id.Name == w.id.Name })
 		if st, err := w.ring.Stats(); err == nil {
-			s.closed.Packets += st.Packets
-			s.closed.Drops += st.Drops
-			s.closed.Freezes += st.Freezes
+			s.closed[w.label] = addRing(s.closed[w.label], st)
+		}
+		if last && gone && w.label != "unknown" && w.label != "other" {
+			// The workload is gone from this node: its series go with it.
+			delete(s.closed, w.label)
 		}
 	}
 	s.mu.Unlock()
 	if w == nil {
 		return
+	}
+	if last && gone {
+		s.tally.forget(w.id.Name)
 	}
 	w.ring.Close()
 	if gone && s.enf != nil && w.ns.Path != "" {
@@ -504,7 +561,13 @@ func (s *Sensor) Reload(path string) error {
 		s.reloads.Add(1)
 		return err
 	}
+	tu, err := loadTuning(cfg.Alerts.ThresholdFile)
+	if err != nil {
+		s.reloads.Add(1)
+		return err
+	}
 	s.det.SetIntel(set)
+	s.tuning.Set(tu)
 	if s.enf != nil {
 		// Per-workload modes may have changed: apply them to every attached workload.
 		s.enf.setOverrides(cfg.Enforcement.Workloads)
@@ -521,6 +584,26 @@ func (s *Sensor) Reload(path string) error {
 		}
 	}
 	return nil
+}
+
+// loadTuning reads alerts.threshold_file; "" is no tuning.
+func loadTuning(file string) (*alert.Tuning, error) {
+	if file == "" {
+		return nil, nil
+	}
+	t, err := alert.LoadTuning(file)
+	if err != nil {
+		return nil, fmt.Errorf("alerts.threshold_file: %w", err)
+	}
+	return t, nil
+}
+
+// addRing adds a ring's counters to a workload's.
+func addRing(c metrics.RingCounters, st capture.RingStats) metrics.RingCounters {
+	c.Packets += st.Packets
+	c.Dropped += st.Drops
+	c.Freezes += st.Freezes
+	return c
 }
 
 // nodeName is the node alerts name: NODE_NAME (set from the downward API in the DaemonSet),

@@ -21,7 +21,7 @@ func openTest(t testing.TB, o Options) *Manager {
 	}
 	m, err := Open(o)
 	if errors.Is(err, ErrUnsupported) {
-		t.Skipf("BPF/XDP unusable here: %v", err)
+		netnstest.SkipReal(t, "BPF/XDP unusable here: %v", err)
 	}
 	if err != nil {
 		t.Fatalf("Open: %v", err)

@@ -379,13 +379,13 @@ func (f *floodLab) withMinerguard(ctx context.Context) (*sensorFigures, error) {
 		s.Note = "the sensor exports no minerguard_ring_packets_total: ring figures not read"
 	}
 	s.Offered = m1["minerguard_ring_packets_total"] - m0["minerguard_ring_packets_total"]
-	s.Drops = m1["minerguard_ring_drops_total"] - m0["minerguard_ring_drops_total"]
+	s.Drops = m1["minerguard_ring_packets_dropped_total"] - m0["minerguard_ring_packets_dropped_total"]
 	if m2 != nil {
-		s.RateLimited = m2["minerguard_alerts_rate_limited_total"]
-		s.AlertDropped = m2["minerguard_alerts_dropped_total"]
+		s.RateLimited = m2[`minerguard_alerts_dropped_total{reason="rate_limited"}`]
+		s.AlertDropped = m2[`minerguard_alerts_dropped_total{reason="queue_full"}`]
 	}
 	for name, v := range m1 {
-		if extraCounter.MatchString(name) && name != "minerguard_ring_drops_total" {
+		if extraCounter.MatchString(name) && name != "minerguard_ring_packets_dropped_total" {
 			if d := v - m0[name]; d != 0 {
 				s.Extra = append(s.Extra, fmt.Sprintf("%s +%.0f", name, d))
 			}

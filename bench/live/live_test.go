@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minerguard/minerguard/internal/netnstest"
 )
 
 // The harness in a tiny mode, end to end, so that it cannot rot unnoticed while the sensor
@@ -17,12 +19,10 @@ import (
 // expected to be alerted), 3 sessions, 3 namespaces, no Suricata. It checks that every
 // figure is read from the real system and that the lab is gone afterwards.
 func TestHarnessTiny(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and runs the sensor")
-	}
-	for _, tool := range []string{"ip", "ss", "iperf3", "node"} {
+	netnstest.RequireRoot(t) // creates network namespaces and runs the sensor
+	for _, tool := range []string{"ss", "iperf3", "node"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
+			netnstest.SkipReal(t, "needs %s", tool)
 		}
 	}
 	root, err := repoRoot()
@@ -30,7 +30,7 @@ func TestHarnessTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "sensor/testdata/node/node_modules/stratum")); err != nil {
-		t.Skip("run: npm ci --prefix sensor/testdata/node (.ci/run does)")
+		netnstest.SkipReal(t, "run: npm ci --prefix sensor/testdata/node (.ci/run does)")
 	}
 	bin := filepath.Join(t.TempDir(), "minerguard")
 	b := exec.Command("go", "build", "-o", bin, "./cmd/minerguard")

@@ -94,7 +94,8 @@ func (w window) end() (cores, peakMiB float64, err error) {
 	return float64(t-w.ticks) / userHZ / el, float64(hwm) / 1024, nil
 }
 
-// metrics is one Prometheus scrape: each metric name's samples summed over their labels.
+// metrics is one Prometheus scrape: each metric name's samples summed over their labels,
+// and each labelled sample also under name{labels} as exposed.
 type metrics map[string]float64
 
 var metricLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)`)
@@ -114,6 +115,9 @@ func parseMetrics(r io.Reader) metrics {
 		}
 		if v, err := strconv.ParseFloat(s[3], 64); err == nil {
 			m[s[1]] += v
+			if s[2] != "" {
+				m[s[1]+s[2]] += v
+			}
 		}
 	}
 	return m

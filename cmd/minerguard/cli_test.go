@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/minerguard/minerguard/internal/evetest"
 )
 
 const capDir = "../../testdata/captures/"
@@ -51,10 +53,14 @@ func TestReplayBadFiles(t *testing.T) {
 	if code != 2 {
 		t.Errorf("exit %d", code)
 	}
-	for _, want := range []string{"notes.txt: not a pcap or pcapng file", "is a directory", "cut.pcap: truncated after"} {
+	for _, want := range []string{"notes.txt: not a pcap or pcapng file", "cut.pcap: truncated after"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
+	}
+	// The directory is searched for captures (cut.pcap, not notes.txt), as suricata -r DIR.
+	if n := strings.Count(errs, "cut.pcap: truncated after"); n != 2 {
+		t.Errorf("cut.pcap reported %d times, want 2 (by name and in its directory):\n%s", n, errs)
 	}
 	if n := len(parseEVE(t, out)); n == 0 {
 		t.Errorf("nothing reported from before the damage")
@@ -75,7 +81,9 @@ func TestReplayStdinAndText(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "TIME") || !strings.Contains(out, "pool-dns") ||
+	// One row per flow, a file column, and the alert count the summary has (3 alerts, 2 flows).
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "FILE") || !strings.HasPrefix(lines[1], "stdin  ") ||
+		lines[3] != "3 alerts on 2 flows" || !strings.Contains(errs, " 3 alerts (") || !strings.Contains(out, "pool-dns") ||
 		!strings.Contains(out, "stratum") || !strings.Contains(out, "pool.supportxmr.com") {
 		t.Errorf("text output:\n%s", out)
 	}
@@ -103,5 +111,51 @@ func TestIntelCheck(t *testing.T) {
 	}
 	if _, _, code := run(t, "intel", "check", "example.com"); code != 0 {
 		t.Errorf("nothing listed: exit %d", code)
+	}
+}
+
+// As suricata -r DIR -l LOG: a directory is searched recursively for captures, the alerts go
+// to LOG/eve.json (valid EVE, appended) and the counters to LOG/stats.log.
+func TestReplayDirAndLogDir(t *testing.T) {
+	in := t.TempDir()
+	for _, f := range []string{"mining-xmrig-login-3333.pcap", "mining-dns-supportxmr-xmrig-3333.pcap"} {
+		b, err := os.ReadFile(capDir + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(in, "a", "b"), 0o755)
+		os.WriteFile(filepath.Join(in, "a", "b", f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(in, "a", "notes.txt"), []byte("not a capture"), 0o644)
+	logDir := filepath.Join(t.TempDir(), "log")
+	out, errs, code := run(t, "replay", "-q", "-l", logDir, in)
+	if code != 0 || out != "" {
+		t.Fatalf("exit %d, stdout %q: %s", code, out, errs)
+	}
+	eve, err := os.ReadFile(filepath.Join(logDir, "eve.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := run(t, "replay", "-q", "-o", "json", filepath.Join(in, "a", "b", "mining-dns-supportxmr-xmrig-3333.pcap"),
+		filepath.Join(in, "a", "b", "mining-xmrig-login-3333.pcap"))
+	if string(eve) != want || evetest.Lines(t, "eve.json", eve) == 0 {
+		t.Errorf("eve.json:\n%s\nwant (the two files in lexical order):\n%s", eve, want)
+	}
+	stats, _ := os.ReadFile(filepath.Join(logDir, "stats.log"))
+	n := strings.Count(want, "\n")
+	if !strings.Contains(string(stats), "detect.alert                                  | Total                     | "+itoa(n)+"\n") {
+		t.Errorf("stats.log lacks detect.alert %d:\n%s", n, stats)
+	}
+	// A second run appends, as Suricata does.
+	run(t, "replay", "-q", "-l", logDir, in)
+	if eve2, _ := os.ReadFile(filepath.Join(logDir, "eve.json")); len(eve2) != 2*len(eve) {
+		t.Errorf("second run: %d bytes, want %d", len(eve2), 2*len(eve))
+	}
+	if _, errs, code := run(t, "replay", "-q", filepath.Join(in, "a", "b", "..", "..", "a", "b", "x")); code != 2 || errs == "" {
+		t.Errorf("missing file: exit %d", code)
+	}
+	empty := t.TempDir()
+	if _, errs, code := run(t, "replay", "-q", empty); code != 2 || !strings.Contains(errs, "no capture files") {
+		t.Errorf("empty dir: exit %d, %s", code, errs)
 	}
 }

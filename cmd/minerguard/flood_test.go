@@ -44,14 +44,16 @@ func TestReplayFlood(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var ev struct {
 			SrcIP string `json:"src_ip"`
-			MG    struct {
-				Detector string `json:"detector"`
-			} `json:"minerguard"`
+			Alert struct {
+				MG struct {
+					Detector string `json:"detector"`
+				} `json:"context"`
+			} `json:"alert"`
 		}
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("bad EVE line %q: %v", line, err)
 		}
-		if ev.MG.Detector == "stratum" {
+		if ev.Alert.MG.Detector == "stratum" {
 			alerted[ev.SrcIP] = true
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/minerguard/minerguard/internal/evetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from the current output")
@@ -29,11 +31,11 @@ type eveLine struct {
 	Proto    string `json:"proto"`
 	Alert    struct {
 		SignatureID int `json:"signature_id"`
+		MG          struct {
+			Detector string `json:"detector"`
+			Variant  string `json:"variant"`
+		} `json:"context"`
 	} `json:"alert"`
-	MG struct {
-		Detector string `json:"detector"`
-		Variant  string `json:"variant"`
-	} `json:"minerguard"`
 }
 
 func parseEVE(t *testing.T, s string) []eveLine {
@@ -68,7 +70,11 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
 			// Alerts name the capture as given on the command line; make that path repo-relative.
-			out = strings.ReplaceAll(out, `"capture":"../../`, `"capture":"`)
+			out = strings.ReplaceAll(out, `"pcap_filename":"../../`, `"pcap_filename":"`)
+			// Every line is EVE as Suricata's schema has it, so a SIEM built for Suricata takes it.
+			if n := evetest.Lines(t, name, []byte(out)); strings.HasPrefix(name, "mining-") && n == 0 {
+				t.Errorf("no alert line to validate")
+			}
 			golden := filepath.Join("../../testdata/golden", name+".json")
 			if *update {
 				os.MkdirAll(filepath.Dir(golden), 0o755)
@@ -130,7 +136,7 @@ func TestExpected(t *testing.T) {
 		found := false
 		for _, a := range alerts {
 			if strings.EqualFold(a.Proto, f[1]) && a.SrcIP == f[2] && itoa(a.SrcPort) == f[3] && a.DestIP == f[4] &&
-				itoa(a.DestPort) == f[5] && (a.MG.Detector == f[6] || a.MG.Variant == f[6]) {
+				itoa(a.DestPort) == f[5] && (a.Alert.MG.Detector == f[6] || a.Alert.MG.Variant == f[6]) {
 				found = true
 			}
 		}
@@ -143,4 +149,37 @@ func TestExpected(t *testing.T) {
 func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
+}
+
+// --redact-login hides the wallet wherever the alert would carry it, and the line stays EVE.
+func TestRedactLogin(t *testing.T) {
+	c := "../../testdata/captures/mining-xmrig-login-3333.pcap"
+	plain, _, code := run(t, "replay", "-q", "-o", "json", c)
+	if code != 0 || !strings.Contains(plain, `"login":"`) {
+		t.Fatalf("exit %d, no login in the plain output:\n%s", code, plain)
+	}
+	var a struct {
+		Alert struct {
+			Context struct {
+				Stratum struct{ Login string } `json:"stratum"`
+			} `json:"context"`
+		} `json:"alert"`
+	}
+	for _, l := range strings.Split(plain, "\n") {
+		if json.Unmarshal([]byte(l), &a); a.Alert.Context.Stratum.Login != "" {
+			break
+		}
+	}
+	wallet := a.Alert.Context.Stratum.Login
+	if len(wallet) < 8 {
+		t.Fatalf("login %q", wallet)
+	}
+	out, errs, code := run(t, "replay", "-q", "-o", "json", "--redact-login", c)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.Contains(out, wallet) || !strings.Contains(out, `"login":"REDACTED"`) {
+		t.Errorf("redacted output:\n%s", out)
+	}
+	evetest.Lines(t, "redacted", []byte(out))
 }

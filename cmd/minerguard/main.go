@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/minerguard/minerguard/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -16,9 +17,6 @@ const (
 	exitFound = 1
 	exitError = 2
 )
-
-// version is set by the linker (-X main.version=...).
-var version = "dev"
 
 // exitErr carries an exit code through cobra.
 type exitErr struct {
@@ -42,10 +40,12 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "minerguard",
 		Short:         "Find and stop crypto-miners by their network traffic",
+		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(replayCmd(), sensorCmd(), intelCmd(), profilesCmd(), blocksCmd(), versionCmd())
+	root.SetVersionTemplate("{{.Version}}\n") // --version prints what `version` prints
+	root.AddCommand(replayCmd(), sensorCmd(), intelCmd(), profilesCmd(), blocksCmd(), versionCmd(), signaturesCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -66,8 +66,8 @@ func execute(args []string, stdout, stderr io.Writer) int {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, revision, Go version and platform (as --version and minerguard_build_info)",
 		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "minerguard", version) },
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Get()) },
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/evetest"
 	"github.com/minerguard/minerguard/profile"
 )
 
@@ -35,15 +36,17 @@ func expectedViolations(t *testing.T, name string) []string {
 
 type profAlert struct {
 	eveLine
-	MGX struct {
-		Detector string `json:"detector"`
-		Workload *struct {
-			Identity string `json:"identity"`
-		} `json:"workload"`
-		Profile *struct {
-			Destination string `json:"destination"`
-		} `json:"profile"`
-	} `json:"minerguard"`
+	Alert struct { // shadows eveLine.Alert
+		MGX struct {
+			Detector string `json:"detector"`
+			Workload *struct {
+				Identity string `json:"identity"`
+			} `json:"workload"`
+			Profile *struct {
+				Destination string `json:"destination"`
+			} `json:"profile"`
+		} `json:"context"`
+	} `json:"alert"`
 }
 
 // violations replays file against the state and returns its out-of-profile flows and all alerts.
@@ -54,6 +57,7 @@ func violations(t *testing.T, state, file string) ([]string, int) {
 	if code != 0 {
 		t.Fatalf("replay %s: exit %d: %s", file, code, errs)
 	}
+	evetest.Lines(t, file, []byte(out)) // workload and profile context are EVE too
 	var got []string
 	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -65,14 +69,14 @@ func violations(t *testing.T, state, file string) ([]string, int) {
 		if err := json.Unmarshal([]byte(line), &a); err != nil {
 			t.Fatalf("bad EVE line %q: %v", line, err)
 		}
-		if a.MGX.Detector != "egress-not-in-profile" {
+		if a.Alert.MGX.Detector != "egress-not-in-profile" {
 			continue
 		}
-		if a.MGX.Workload == nil || a.MGX.Profile == nil || a.MGX.Profile.Destination == "" {
+		if a.Alert.MGX.Workload == nil || a.Alert.MGX.Profile == nil || a.Alert.MGX.Profile.Destination == "" {
 			t.Errorf("violation without workload or destination: %s", line)
 			continue
 		}
-		got = append(got, a.MGX.Workload.Identity+" "+strings.ToLower(a.Proto)+" "+a.SrcIP+":"+itoa(a.SrcPort)+" > "+a.DestIP+":"+itoa(a.DestPort))
+		got = append(got, a.Alert.MGX.Workload.Identity+" "+strings.ToLower(a.Proto)+" "+a.SrcIP+":"+itoa(a.SrcPort)+" > "+a.DestIP+":"+itoa(a.DestPort))
 	}
 	sort.Strings(got)
 	return got, n
@@ -170,8 +174,8 @@ func TestProfilesReplayConfig(t *testing.T) {
 		var got []string
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 			var a profAlert
-			if line != "" && json.Unmarshal([]byte(line), &a) == nil && a.MGX.Detector == "egress-not-in-profile" {
-				got = append(got, a.MGX.Workload.Identity+" "+a.MGX.Profile.Destination)
+			if line != "" && json.Unmarshal([]byte(line), &a) == nil && a.Alert.MGX.Detector == "egress-not-in-profile" {
+				got = append(got, a.Alert.MGX.Workload.Identity+" "+a.Alert.MGX.Profile.Destination)
 			}
 		}
 		sort.Strings(got)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -30,6 +31,8 @@ type replayOpts struct {
 	defragCap   int
 	redact      bool
 	metricsFile string
+	threshold   string
+	logDir      string
 	quiet       bool
 	cpuProfile  string
 
@@ -43,9 +46,10 @@ type replayOpts struct {
 func replayCmd() *cobra.Command {
 	o := replayOpts{}
 	cmd := &cobra.Command{
-		Use:   "replay FILE...",
+		Use:   "replay FILE|DIR...",
 		Short: "Run the detection pipeline on capture files",
-		Long: "Reads pcap or pcapng files (gzip-compressed or not; '-' for stdin; globs allowed) and\n" +
+		Long: "Reads pcap or pcapng files (gzip-compressed or not; '-' for stdin; globs allowed; a\n" +
+			"directory is searched recursively for .pcap, .pcapng and .cap files, gzipped or not) and\n" +
 			"reports every mining flow: Stratum in all its dialects on any port, DNS lookups of pools,\n" +
 			"TLS to pools, connections to pool addresses, encrypted DNS. Flows are timed by packet\n" +
 			"time, so the result does not depend on how fast the file is read.\n\n" +
@@ -71,6 +75,8 @@ func replayCmd() *cobra.Command {
 	f.IntVar(&o.defragCap, "defrag-memcap", 16<<20, "bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped")
 	f.BoolVar(&o.redact, "redact-login", false, "replace wallet/worker logins in alerts with REDACTED")
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the Prometheus metrics of the run to this file at the end")
+	f.StringVarP(&o.logDir, "log-dir", "l", "", "write alerts to DIR/eve.json (appended, as Suricata does) and the counters to DIR/stats.log, as suricata -r -l DIR")
+	f.StringVar(&o.threshold, "threshold-file", "", "suppress and threshold rules in Suricata's threshold.config syntax (minerguard signatures lists the ids)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for development)")
 	f.MarkHidden("cpuprofile")
@@ -84,10 +90,7 @@ func replayCmd() *cobra.Command {
 
 // sinkWriter adapts an alert writer to engine.Sink and remembers the first write error.
 type sinkWriter struct {
-	w interface {
-		Write(*alert.Event) error
-		Flush() error
-	}
+	w   alertWriter
 	n   int
 	err error
 }
@@ -106,21 +109,43 @@ func isTerminal(f *os.File) bool {
 
 func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	explicit := o.output != ""
 	if o.output == "" {
 		o.output = "json"
 		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
 			o.output = "text"
 		}
 	}
-	sink := &sinkWriter{}
+	var ws multiWriter
 	switch o.output {
 	case "json":
-		sink.w = alert.NewJSONWriter(stdout)
+		ws = append(ws, alert.NewJSONWriter(stdout))
 	case "text":
-		sink.w = alert.NewTextWriter(stdout)
+		ws = append(ws, alert.NewTextWriter(stdout))
 	default:
 		return &exitErr{exitError, fmt.Errorf("-o %q: want text or json", o.output)}
 	}
+	var statsLog *os.File
+	if o.logDir != "" {
+		// As suricata -r -l: the alerts go to the directory; stdout only with -o.
+		if !explicit {
+			ws = nil
+		}
+		if err := os.MkdirAll(o.logDir, 0o755); err != nil {
+			return &exitErr{exitError, fmt.Errorf("-l: %w", err)}
+		}
+		ef, err := os.OpenFile(filepath.Join(o.logDir, "eve.json"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return &exitErr{exitError, fmt.Errorf("-l: %w", err)}
+		}
+		defer ef.Close()
+		if statsLog, err = os.Create(filepath.Join(o.logDir, "stats.log")); err != nil {
+			return &exitErr{exitError, fmt.Errorf("-l: %w", err)}
+		}
+		defer statsLog.Close()
+		ws = append(ws, alert.NewJSONWriter(ef))
+	}
+	sink := &sinkWriter{w: ws}
 	if o.failOn != "" && o.failOn != "alert" {
 		return &exitErr{exitError, fmt.Errorf("--fail-on %q: want alert", o.failOn)}
 	}
@@ -128,6 +153,9 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		return &exitErr{exitError, fmt.Errorf("--max-flows, --stream-depth and --defrag-memcap must be at least 1")}
 	}
 	files, err := capture.Expand(args)
+	if err == nil {
+		files, err = expandDirs(files)
+	}
 	if err != nil {
 		return &exitErr{exitError, err}
 	}
@@ -145,11 +173,18 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	if err != nil {
 		return &exitErr{exitError, err}
 	}
+	var tu *alert.Tuning
+	if o.threshold != "" {
+		if tu, err = alert.LoadTuning(o.threshold); err != nil {
+			return &exitErr{exitError, fmt.Errorf("--threshold-file: %w", err)}
+		}
+	}
+	tuned := alert.NewTuningSink(tu, sink)
 	cfg := flow.Config{MaxFlows: o.maxFlows, StreamDepth: o.depth, Defrag: flow.DefragConfig{Memcap: int64(o.defragCap)}}
 	opts := engine.Options{
 		Flow:        cfg,
 		Detector:    detect.New(set, detect.ModeMonitor),
-		Sink:        sink,
+		Sink:        tuned,
 		RedactLogin: o.redact,
 	}
 	book, err := openProfiles(o.profiles, o.learn, pcfg)
@@ -223,6 +258,16 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	st := eng.Stats()
 	if !o.quiet {
 		summary(stderr, st, len(files), time.Since(start))
+		if sup, thr := tuned.Stopped(); sup+thr > 0 {
+			fmt.Fprintf(stderr, "minerguard: %d alerts suppressed, %d over a threshold (--threshold-file); %d written\n", sup, thr, sink.n)
+		}
+	}
+	if statsLog != nil {
+		sup, thr := tuned.Stopped()
+		if err := writeStatsLog(statsLog, st, start, sup, thr); err != nil {
+			failed = append(failed, err)
+			fmt.Fprintln(stderr, "minerguard: writing stats.log:", err)
+		}
 	}
 	if o.metricsFile != "" {
 		if err := writeMetrics(o.metricsFile, st); err != nil {

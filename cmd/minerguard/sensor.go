@@ -20,6 +20,8 @@ func sensorCmd() *cobra.Command {
 	var (
 		configFile  string
 		configCheck bool
+		logFormat   string
+		logLevel    string
 	)
 	def := sensor.Default()
 	cmd := &cobra.Command{
@@ -29,8 +31,11 @@ func sensorCmd() *cobra.Command {
 			"each with an AF_PACKET ring opened inside it, names the workload it belongs to, and\n" +
 			"runs the replay pipeline on wall-clock time. Alerts are EVE JSON lines on stdout (or\n" +
 			"--alerts.output); metrics, /healthz and /readyz are served on --web.listen-address.\n" +
-			"SIGHUP reloads the config's intel lists and reopens the alert file; SIGTERM stops.\n" +
-			"Every config key is also a flag; flags win over the file.",
+			"SIGHUP reloads the config's intel lists and threshold file and reopens the alert file;\n" +
+			"SIGTERM stops.\n\n" +
+			"Every config key is also a flag (flow.max_flows is --flow.max-flows; workloads.select is\n" +
+			"--workload), except workloads.addresses and enforcement.workloads, which are lists of\n" +
+			"pairs and objects and file-only. Flags win over the file.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := sensor.Default()
@@ -49,12 +54,25 @@ func sensorCmd() *cobra.Command {
 				return &exitErr{exitError, err}
 			}
 			if configCheck {
+				// The EVE types and the log flags are checked beside the config's own problems.
+				if err := cfg.CheckEVE(); err != nil {
+					return &exitErr{exitError, err}
+				}
+				if _, err := newLogger(io.Discard, logFormat, logLevel); err != nil {
+					return &exitErr{exitError, err}
+				}
 				return checkConfig(cmd.OutOrStdout(), &cfg, fileProblems)
 			}
 			if err := cfg.Validate(); err != nil {
 				return &exitErr{exitError, fmt.Errorf("flags: %w", err)}
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if err := cfg.CheckEVE(); err != nil {
+				return &exitErr{exitError, err}
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return &exitErr{exitError, err}
+			}
 			s, err := sensor.New(cfg, log, cmd.OutOrStdout())
 			if err != nil {
 				return &exitErr{exitError, err}
@@ -80,47 +98,57 @@ func sensorCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configFile, "config", "", "YAML config file")
-	f.BoolVar(&configCheck, "config.check", false, "validate the config and flags, then exit")
-	f.StringArray("netns", def.Netns, "network namespace to capture (a name under /var/run/netns, or all); repeatable")
-	f.Bool("host-netns", def.HostNetns, "also capture the host's own network namespace")
-	f.String("proc-root", def.ProcRoot, "procfs of the host (when the sensor runs in a container)")
-	f.String("mode", def.Mode, "learn (profiles only learn), monitor (flag) or enforce (drop where the data path can)")
-	f.String("web.listen-address", def.Web.ListenAddress, "address for /metrics, /healthz and /readyz")
-	f.String("alerts.output", def.Alerts.Output, "alert output: - for stdout, or a file (reopened on SIGHUP)")
-	f.String("alerts.format", def.Alerts.Format, "json or text")
-	f.Float64("alerts.rate", def.Alerts.Rate, "alerts per second per workload after the burst")
-	f.Int("alerts.burst", def.Alerts.Burst, "alerts a workload may raise at once")
-	f.Int("alerts.queue", def.Alerts.Queue, "alerts waiting to be written; more are dropped and counted")
-	f.Int("capture.snaplen", def.Capture.Snaplen, "bytes kept per packet")
-	f.Int("capture.block-size", def.Capture.BlockSize, "bytes per ring block (a multiple of 4096)")
-	f.Int("capture.blocks", def.Capture.Blocks, "ring blocks per namespace")
-	f.Int("capture.queue", def.Capture.Queue, "frames waiting for the pipeline; more are dropped and counted")
-	f.Duration("capture.block-timeout", def.Capture.BlockTimeout, "hand a partly filled ring block over after this long (detection latency on quiet links)")
-	f.Int("flow.max-flows", def.Flow.MaxFlows, "flow table capacity")
-	f.Int("flow.stream-depth", def.Flow.StreamDepth, "bytes inspected at the start of each direction of a TCP flow")
-	f.Int("flow.defrag-memcap", def.Flow.DefragMemcap, "bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped")
-	f.Duration("flow.defrag-timeout", def.Flow.DefragTimeout, "how long an IP datagram waits for its missing fragments")
-	f.Int("flow.defrag-max-frags", def.Flow.DefragMaxFrags, "fragments one IP datagram may have")
-	f.StringArray("intel.files", nil, "extra intel list (text or YAML); repeatable")
-	f.String("workloads.static", "", "YAML map of namespaces/containers to workload names")
-	f.StringArray("workload", nil, "capture only workloads whose identity matches this pattern (path.Match, e.g. 'k8s/prod/*'); repeatable")
-	f.StringArray("capture.interfaces", nil, "also capture this interface of the host's own network namespace; repeatable")
-	f.String("state-dir", def.StateDir, "directory for state that outlives the process (learned profiles)")
-	f.Bool("profiles.enabled", def.Profiles.Enabled, "learn each workload's egress profile and flag (or drop) what leaves it")
-	f.String("profiles.state", "", "profile state file (default <state-dir>/profiles.db)")
-	f.Duration("profiles.window", def.Profiles.Window, "learning lasts at least this long")
-	f.Duration("profiles.quiet", def.Profiles.Quiet, "and ends only after this long without a new destination")
-	f.Int("profiles.min-flows", def.Profiles.MinFlows, "or ends after this many flows (0: off)")
-	f.String("profiles.promote", def.Profiles.Promote, "where learning ends: monitoring, enforcing, or manual (minerguard profiles approve)")
-	f.Int("profiles.min-replicas", def.Profiles.MinReplicas, "learn a destination only once this many replicas used it")
-	f.StringArray("profiles.deny", nil, "domain suffix or CIDR never learned and always a violation; repeatable")
-	f.Duration("profiles.commit-interval", def.Profiles.CommitInterval, "commit learned destinations this often")
-	f.String("enforcement.pin-path", def.Enforcement.PinPath, "bpffs directory for the pinned XDP maps and links (enforce mode)")
-	f.Duration("enforcement.heartbeat-timeout", def.Enforcement.HeartbeatTimeout, "the data path fails open when the sensor is silent this long")
-	f.String("enforcement.host-netns", "", "netns of the workloads' host-side veths (default: the sensor's own)")
-	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "a flow block no packet hit this long is removed")
-	f.String("control-socket", "", "unix socket for `minerguard profiles` while the sensor runs (default: minerguard.sock beside the profile state)")
+	f.StringVar(&configFile, "config", "", "The YAML config file; flags given too win over its keys.")
+	f.BoolVar(&configCheck, "config.check", false, "Validate the config file and the flags, print every problem, then exit.")
+	f.StringVar(&logFormat, "log.format", "text", "The log format on stderr: text (logfmt) or json (one object a line). Flag only.")
+	f.StringVar(&logLevel, "log.level", "info", "The least severe log level shown: debug, info, warn or error. Flag only.")
+	f.StringArray("netns", def.Netns, "A network namespace to capture: a name under /var/run/netns, or all. Repeatable.")
+	f.Bool("host-netns", def.HostNetns, "Also capture the host's own network namespace.")
+	f.String("proc-root", def.ProcRoot, "The host's procfs, when the sensor runs in a container.")
+	f.String("mode", def.Mode, "The mode: learn (profiles only learn), monitor (flag) or enforce (drop where the data path can).")
+	f.String("web.listen-address", def.Web.ListenAddress, "The address /metrics, /healthz and /readyz are served on.")
+	f.String("alerts.output", def.Alerts.Output, "Where alerts go: - for stdout, or a file (reopened on SIGHUP).")
+	f.String("alerts.format", def.Alerts.Format, "The alert format: json (EVE lines) or text (a table).")
+	f.Float64("alerts.rate", def.Alerts.Rate, "Alerts per second a workload may raise after its burst.")
+	f.Int("alerts.burst", def.Alerts.Burst, "Alerts a workload may raise at once.")
+	f.Int("alerts.queue", def.Alerts.Queue, "Alerts waiting to be written; more are dropped and counted.")
+	f.String("alerts.threshold-file", "", "A file of suppress and threshold rules in Suricata's threshold.config syntax, reread on SIGHUP.")
+	f.Int("capture.snaplen", def.Capture.Snaplen, "Bytes kept of each packet.")
+	f.Int("capture.block-size", def.Capture.BlockSize, "Bytes per ring block, a multiple of 4096.")
+	f.Int("capture.blocks", def.Capture.Blocks, "Ring blocks per namespace.")
+	f.Int("capture.queue", def.Capture.Queue, "Frames waiting for the pipeline; more are dropped and counted.")
+	f.Duration("capture.block-timeout", def.Capture.BlockTimeout, "Hand a partly filled ring block over after this long: the detection latency on quiet links.")
+	f.Int("flow.max-flows", def.Flow.MaxFlows, "The flow table's capacity; the least recently seen flows are evicted past it.")
+	f.Int("flow.stream-depth", def.Flow.StreamDepth, "Bytes inspected at the start of each direction of a TCP flow.")
+	f.Int("flow.defrag-memcap", def.Flow.DefragMemcap, "Bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped.")
+	f.Duration("flow.defrag-timeout", def.Flow.DefragTimeout, "How long an IP datagram waits for its missing fragments.")
+	f.Int("flow.defrag-max-frags", def.Flow.DefragMaxFrags, "Fragments one IP datagram may have.")
+	f.StringArray("intel.files", nil, "An extra intel list, text or YAML. Repeatable.")
+	f.String("workloads.static", "", "A YAML map of namespaces and containers to workload names.")
+	f.StringArray("workload", nil, "Capture only the workloads whose identity matches this pattern (path.Match, e.g. 'k8s/prod/*'); workloads.select in the file. Repeatable.")
+	f.StringArray("capture.interfaces", nil, "Also capture this interface of the host's own network namespace. Repeatable.")
+	f.String("state-dir", def.StateDir, "The directory for state that outlives the process (the learned profiles).")
+	f.Bool("profiles.enabled", def.Profiles.Enabled, "Learn each workload's egress profile and flag (or drop) what leaves it.")
+	f.String("profiles.state", "", "The profile state file (default <state-dir>/profiles.db).")
+	f.Duration("profiles.window", def.Profiles.Window, "Learning lasts at least this long.")
+	f.Duration("profiles.quiet", def.Profiles.Quiet, "Learning ends only after this long without a new destination.")
+	f.Int("profiles.min-flows", def.Profiles.MinFlows, "Learning also ends after this many flows (0: off).")
+	f.String("profiles.promote", def.Profiles.Promote, "Where learning ends: monitoring, enforcing, or manual (minerguard profiles approve).")
+	f.Int("profiles.min-replicas", def.Profiles.MinReplicas, "Learn a destination only once this many replicas used it.")
+	f.StringArray("profiles.deny", nil, "A domain suffix or CIDR never learned and always a violation. Repeatable.")
+	f.Duration("profiles.commit-interval", def.Profiles.CommitInterval, "Commit learned destinations this often.")
+	f.Int("profiles.max-entries", def.Profiles.MaxEntries, "Destinations a profile keeps at most; more are not learned and are counted.")
+	f.Int("profiles.max-ips-per-name", def.Profiles.MaxIPsPerName, "Addresses a learned name keeps at most.")
+	f.Bool("profiles.relearn-on-image-change", def.Profiles.RelearnOnImageChange, "Send a workload's profile back to learning when its image changes.")
+	f.String("enforcement.pin-path", def.Enforcement.PinPath, "The bpffs directory for the pinned XDP maps and links (enforce mode).")
+	f.Duration("enforcement.heartbeat-timeout", def.Enforcement.HeartbeatTimeout, "The data path fails open when the sensor is silent this long.")
+	f.String("enforcement.host-netns", "", "The netns of the workloads' host-side veths (default: the sensor's own).")
+	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "A flow block no packet hit this long is removed.")
+	f.Int("enforcement.max-blocked-flows", def.Enforcement.MaxBlockedFlows, "Entries of the XDP flow block map (0: 65536).")
+	f.Int("enforcement.max-blocked-dests", def.Enforcement.MaxBlockedDests, "Entries of the XDP destination block map (0: 65536).")
+	f.StringArray("eve.types", def.EVE.Types, "EVE record types written to the alert output: alert, and stats for a stats record every eve.stats-interval. Repeatable.")
+	f.Duration("eve.stats-interval", def.EVE.StatsInterval, "How often a stats record is written when eve.types has stats.")
+	f.String("control-socket", "", "The unix socket `minerguard profiles` uses while the sensor runs (default: minerguard.sock beside the profile state).")
 	return cmd
 }
 
@@ -150,6 +178,22 @@ func checkConfig(out io.Writer, cfg *sensor.Config, inFile sensor.Problems) erro
 	return &exitErr{exitError, errors.New(b.String())}
 }
 
+// newLogger is the sensor's log on w: logfmt text or JSON lines, from level up.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log.format %q: want text or json", format)
+}
+
 // applyFlags copies the flags the user set over cfg (flags win over the file).
 func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 	var err error
@@ -168,6 +212,7 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 	set("alerts.rate", func() (e error) { cfg.Alerts.Rate, e = f.GetFloat64("alerts.rate"); return })
 	set("alerts.burst", func() (e error) { cfg.Alerts.Burst, e = f.GetInt("alerts.burst"); return })
 	set("alerts.queue", func() (e error) { cfg.Alerts.Queue, e = f.GetInt("alerts.queue"); return })
+	set("alerts.threshold-file", func() (e error) { cfg.Alerts.ThresholdFile, e = f.GetString("alerts.threshold-file"); return })
 	set("capture.snaplen", func() (e error) { cfg.Capture.Snaplen, e = f.GetInt("capture.snaplen"); return })
 	set("capture.block-size", func() (e error) { cfg.Capture.BlockSize, e = f.GetInt("capture.block-size"); return })
 	set("capture.blocks", func() (e error) { cfg.Capture.Blocks, e = f.GetInt("capture.blocks"); return })
@@ -191,6 +236,20 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 	set("profiles.promote", func() (e error) { cfg.Profiles.Promote, e = f.GetString("profiles.promote"); return })
 	set("profiles.min-replicas", func() (e error) { cfg.Profiles.MinReplicas, e = f.GetInt("profiles.min-replicas"); return })
 	set("profiles.deny", func() (e error) { cfg.Profiles.Deny, e = f.GetStringArray("profiles.deny"); return })
+	set("profiles.max-entries", func() (e error) { cfg.Profiles.MaxEntries, e = f.GetInt("profiles.max-entries"); return })
+	set("profiles.max-ips-per-name", func() (e error) { cfg.Profiles.MaxIPsPerName, e = f.GetInt("profiles.max-ips-per-name"); return })
+	set("profiles.relearn-on-image-change", func() (e error) {
+		cfg.Profiles.RelearnOnImageChange, e = f.GetBool("profiles.relearn-on-image-change")
+		return
+	})
+	set("enforcement.max-blocked-flows", func() (e error) {
+		cfg.Enforcement.MaxBlockedFlows, e = f.GetInt("enforcement.max-blocked-flows")
+		return
+	})
+	set("enforcement.max-blocked-dests", func() (e error) {
+		cfg.Enforcement.MaxBlockedDests, e = f.GetInt("enforcement.max-blocked-dests")
+		return
+	})
 	set("profiles.commit-interval", func() (e error) { cfg.Profiles.CommitInterval, e = f.GetDuration("profiles.commit-interval"); return })
 	set("enforcement.pin-path", func() (e error) { cfg.Enforcement.PinPath, e = f.GetString("enforcement.pin-path"); return })
 	set("enforcement.heartbeat-timeout", func() (e error) {
@@ -202,6 +261,13 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 		cfg.Enforcement.StaleFlowBlock, e = f.GetDuration("enforcement.stale-flow-block")
 		return
 	})
+	set("eve.types", func() (e error) {
+		var l []string
+		l, e = f.GetStringArray("eve.types")
+		cfg.EVE.Types = l
+		return
+	})
+	set("eve.stats-interval", func() (e error) { cfg.EVE.StatsInterval, e = f.GetDuration("eve.stats-interval"); return })
 	set("control-socket", func() (e error) { cfg.ControlSocketPath, e = f.GetString("control-socket"); return })
 	return err
 }

@@ -17,14 +17,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RequireRoot skips t unless it runs as root with ip(8) available.
+// RequireReal is the environment variable CI sets (.ci/run): a test of real traffic, real
+// software or the real kernel that cannot run there fails instead of skipping, so CI cannot
+// pass on the unit tests alone.
+const RequireReal = "MINERGUARD_REQUIRE_REAL"
+
+// SkipReal skips t, a test needing the real system, for the reason given; with RequireReal
+// set it fails t instead. With -short (make test-short) it always skips.
+func SkipReal(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(RequireReal) != "" && !testing.Short() {
+		t.Fatalf("cannot run here, and %s=1 requires it: "+format, append([]any{RequireReal}, args...)...)
+	}
+	t.Skipf(format, args...)
+}
+
+// RequireRoot skips t unless it runs as root with ip(8) available (SkipReal), and in -short
+// mode (make test-short is the quick first try).
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("a real-kernel test: not in -short")
+	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and veth pairs")
+		SkipReal(t, "needs root: creates network namespaces and veth pairs")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip(8) from iproute2")
+		SkipReal(t, "needs ip(8) from iproute2")
 	}
 }
 
