@@ -374,9 +374,11 @@ func (t *Table[T]) create(h uint32, p *Packet, scope uint64, now time.Time) *Flo
 		}
 		slot = base + 1
 	}
+	// A free slot is all zeros (a new chunk, or evict cleared it): set the fields, rather
+	// than zeroing the whole flow, two Streams included, a second time.
 	f := t.flow(slot)
 	t.nextID++
-	*f = Flow[T]{ID: t.nextID, Scope: scope, Proto: p.Proto, First: now, Last: now, slot: slot}
+	f.ID, f.Scope, f.Proto, f.First, f.Last, f.slot = t.nextID, scope, p.Proto, now, now, slot
 
 	// Who initiated? SYN sender; SYN-ACK receiver; mid-stream TCP: the
 	// higher port is the client's ephemeral one; otherwise the first sender.
