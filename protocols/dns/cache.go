@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"container/heap"
 	"net/netip"
 	"sync"
 	"time"
@@ -42,7 +41,7 @@ type nameKey struct {
 type entry struct {
 	key      cacheKey
 	owner    *nameSet
-	deadline time.Time // answer time + TTL + grace
+	deadline int64 // answer time + TTL + grace, UnixNano: compared per answer, and the heap orders by it
 	heapIdx  int
 	// Age lists, oldest first: global (for maxEntries) and per name (for
 	// maxPerName). A refresh by a new answer moves the entry to the back.
@@ -72,6 +71,10 @@ type Cache struct {
 	byDeadline deadlineHeap
 	head, tail *entry
 	stats      CacheStats
+	// Removed entries and name sets, reused by Add: a steady stream of answers allocates
+	// nothing. Both are bounded by the most entries the cache held at once.
+	freeEntries []*entry
+	freeNames   []*nameSet
 }
 
 // NewCache returns an empty cache. Non-positive bounds select the defaults;
@@ -100,18 +103,18 @@ func (c *Cache) Add(scope uint64, a netip.Addr, name string, ttl uint32, now tim
 	if !a.IsValid() || name == "" {
 		return
 	}
-	deadline := now.Add(time.Duration(ttl)*time.Second + c.grace)
+	deadline := now.UnixNano() + int64(time.Duration(ttl)*time.Second+c.grace)
 	key := cacheKey{scope, a}
 	nk := nameKey{scope, name}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expireLocked(now)
+	c.expireLocked(now.UnixNano())
 	if e, ok := c.entries[key]; ok {
 		if e.owner.key == nk {
 			// Refresh: the latest answer sets the deadline, even a shorter one.
 			e.deadline = deadline
-			heap.Fix(&c.byDeadline, e.heapIdx)
+			c.byDeadline.fix(e.heapIdx)
 			c.unlinkAge(e)
 			c.linkAge(e)
 			return
@@ -128,12 +131,25 @@ func (c *Cache) Add(scope uint64, a netip.Addr, name string, ttl uint32, now tim
 	}
 	ns := c.names[nk]
 	if ns == nil {
-		ns = &nameSet{key: nk}
+		if n := len(c.freeNames); n > 0 {
+			ns = c.freeNames[n-1]
+			c.freeNames = c.freeNames[:n-1]
+		} else {
+			ns = new(nameSet)
+		}
+		ns.key = nk
 		c.names[nk] = ns
 	}
-	e := &entry{key: key, owner: ns, deadline: deadline}
+	var e *entry
+	if n := len(c.freeEntries); n > 0 {
+		e = c.freeEntries[n-1]
+		c.freeEntries = c.freeEntries[:n-1]
+	} else {
+		e = new(entry)
+	}
+	e.key, e.owner, e.deadline = key, ns, deadline
 	c.entries[key] = e
-	heap.Push(&c.byDeadline, e)
+	c.byDeadline.push(e)
 	c.linkAge(e)
 }
 
@@ -146,7 +162,7 @@ func (c *Cache) Lookup(scope uint64, a netip.Addr, now time.Time) (name string, 
 	if !ok {
 		return "", false
 	}
-	if now.After(e.deadline) {
+	if now.UnixNano() > e.deadline {
 		c.remove(e)
 		c.stats.Expired++
 		return "", false
@@ -160,7 +176,7 @@ func (c *Cache) Lookup(scope uint64, a netip.Addr, now time.Time) (name string, 
 func (c *Cache) Expire(now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.expireLocked(now)
+	return c.expireLocked(now.UnixNano())
 }
 
 // Stats returns the current counters.
@@ -172,9 +188,9 @@ func (c *Cache) Stats() CacheStats {
 	return s
 }
 
-func (c *Cache) expireLocked(now time.Time) int {
+func (c *Cache) expireLocked(now int64) int {
 	n := 0
-	for len(c.byDeadline) > 0 && now.After(c.byDeadline[0].deadline) {
+	for len(c.byDeadline) > 0 && now > c.byDeadline[0].deadline {
 		c.remove(c.byDeadline[0])
 		n++
 	}
@@ -184,11 +200,15 @@ func (c *Cache) expireLocked(now time.Time) int {
 
 func (c *Cache) remove(e *entry) {
 	delete(c.entries, e.key)
-	heap.Remove(&c.byDeadline, e.heapIdx)
+	c.byDeadline.remove(e.heapIdx)
 	c.unlinkAge(e)
 	if ns := e.owner; ns.n == 0 {
 		delete(c.names, ns.key)
+		*ns = nameSet{}
+		c.freeNames = append(c.freeNames, ns)
 	}
+	*e = entry{}
+	c.freeEntries = append(c.freeEntries, e)
 }
 
 func (c *Cache) linkAge(e *entry) {
@@ -240,26 +260,72 @@ func (c *Cache) unlinkAge(e *entry) {
 }
 
 // deadlineHeap is a min-heap on entry deadlines, so expiry touches only
-// expired entries instead of scanning the cache.
+// expired entries instead of scanning the cache. It is typed rather than a
+// container/heap: no interface call per comparison.
 type deadlineHeap []*entry
 
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h deadlineHeap) Swap(i, j int) {
+func (h deadlineHeap) less(i, j int) bool { return h[i].deadline < h[j].deadline }
+
+func (h deadlineHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].heapIdx = i
 	h[j].heapIdx = j
 }
-func (h *deadlineHeap) Push(x any) {
-	e := x.(*entry)
+
+func (h *deadlineHeap) push(e *entry) {
 	e.heapIdx = len(*h)
 	*h = append(*h, e)
+	h.up(e.heapIdx)
 }
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.heapIdx = -1
-	return e
+
+// remove takes out the element at i.
+func (h *deadlineHeap) remove(i int) {
+	n := len(*h) - 1
+	if i != n {
+		h.swap(i, n)
+	}
+	(*h)[n].heapIdx = -1
+	(*h)[n] = nil
+	*h = (*h)[:n]
+	if i != n {
+		h.fix(i)
+	}
+}
+
+// fix restores the order after the deadline at i changed.
+func (h deadlineHeap) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h deadlineHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !h.less(j, i) {
+			break
+		}
+		h.swap(i, j)
+		j = i
+	}
+}
+
+// down sifts i down; it reports whether i moved.
+func (h deadlineHeap) down(i0 int) bool {
+	i, n := i0, len(h)
+	for {
+		j := 2*i + 1
+		if j >= n || j < 0 {
+			break
+		}
+		if r := j + 1; r < n && h.less(r, j) {
+			j = r
+		}
+		if !h.less(j, i) {
+			break
+		}
+		h.swap(i, j)
+		i = j
+	}
+	return i > i0
 }

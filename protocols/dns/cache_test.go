@@ -191,3 +191,32 @@ func TestCacheLookupAllocs(t *testing.T) {
 		t.Errorf("Lookup allocates %v times", n)
 	}
 }
+
+// TestCacheAddSteadyStateAllocs: once the cache is full, an answer for a new address reuses
+// the entry (and name set) of the one it pushes out, so a stream of answers allocates nothing.
+func TestCacheAddSteadyStateAllocs(t *testing.T) {
+	c := NewCache(1024, 0, 0)
+	names := make([]string, 64)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%d.example", i)
+	}
+	i := 0
+	add := func() {
+		c.Add(1, ip(i), names[i%len(names)], 60, t0.Add(time.Duration(i)*time.Millisecond))
+		i++
+	}
+	for range 20000 {
+		add()
+	}
+	if a := testing.AllocsPerRun(5000, add); a != 0 {
+		t.Fatalf("%.2f allocations per Add in steady state", a)
+	}
+	if st := c.Stats(); st.Entries != 1024 || st.Evictions == 0 {
+		t.Fatalf("stats %+v: want a full cache that evicted", st)
+	}
+	for j := i - 1024; j < i; j++ {
+		if name, ok := c.Lookup(1, ip(j), t0.Add(time.Duration(i)*time.Millisecond)); !ok || name != names[j%len(names)] {
+			t.Fatalf("address %d: %q %v", j, name, ok)
+		}
+	}
+}
