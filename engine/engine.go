@@ -62,6 +62,7 @@ type Engine struct {
 	table *flow.Table[state]
 	frags *flow.Defrag
 	names *dns.Cache
+	dnsp  dns.Parser // reused per message: no allocation per answer
 	insp  pool
 	// scratch is the parser state of a flow looked at without a slot; it lives only for the
 	// duration of one inspect call.
@@ -261,7 +262,7 @@ func (e *Engine) nameScope(f *flow.Flow[state]) uint64 {
 }
 
 func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
-	m, err := dns.ParseFast(b)
+	m, err := e.dnsp.Parse(b)
 	if err != nil {
 		e.stats.DecodeErrors[ProtoDNS]++
 		return
@@ -278,7 +279,7 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 		}
 		return
 	}
-	for _, an := range m.AddrNames() {
+	for _, an := range e.dnsp.AddrNames() {
 		// Detection reads the whole capture's answers (a pool name resolved by anyone
 		// marks its address); profiles read the workload's own (NameScope).
 		e.names.Add(f.Scope, an.Addr, an.Name, an.TTL, e.now)

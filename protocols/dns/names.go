@@ -27,11 +27,12 @@ type AddrName struct {
 // use for this query) are left out, as is everything in queries and
 // unsuccessful responses. Chains are followed at most maxChain steps, so a
 // CNAME loop cannot spin and the work stays linear in the answer count.
-func (m Message) AddrNames() []AddrName {
+func (m Message) AddrNames() []AddrName { return m.appendAddrNames(nil) }
+
+func (m *Message) appendAddrNames(out []AddrName) []AddrName {
 	if !m.Response || m.Rcode != 0 || len(m.Answers) == 0 || len(m.Questions) == 0 {
-		return nil
+		return out
 	}
-	var out []AddrName
 	for _, q := range m.Questions {
 		// Walk the chain forward from the question name. Each step picks the
 		// first CNAME owned by the current name, as resolvers do.
