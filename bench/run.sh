@@ -63,6 +63,9 @@ if ! go build -o bin/minerguard ./cmd/minerguard 2>"$OUT/minerguard-build.log"; 
 	tail -n 5 "$OUT/minerguard-build.log" | sed 's/^/    /' >&2
 fi
 
+WALK_OK=1
+go build -o "$OUT/walk" ./bench/walk 2>>"$OUT/minerguard-build.log" || WALK_OK=0
+
 # --- capture -----------------------------------------------------------------
 SUMMARY=$PCAP.summary
 # A default capture generated with another size is regenerated.
@@ -137,6 +140,14 @@ best_of "${ROWS[-1]}" "$OUT/suricata-nodetect" \
 	suricata -c "$SURI_YAML" -k none --runmode single -r "$PCAP" --disable-detection -l "$OUT/suricata-nodetect"
 ALERTS[${ROWS[-1]}]="-"
 
+# The yardstick: reading the file record by record and nothing else (classic pcap only).
+WALK="raw pcap record walk (bench/walk)"
+if ((WALK_OK)) && [[ $(head -c 4 "$PCAP" | od -An -tx1 | tr -d ' ') =~ ^(d4c3b2a1|a1b2c3d4|4d3cb2a1|a1b23c4d)$ ]]; then
+	ROWS+=("$WALK")
+	best_of "$WALK" "$OUT/walk-run" "$OUT/walk" "$PCAP"
+	ALERTS[$WALK]="-"
+fi
+
 MG1="minerguard replay (GOMAXPROCS=1)"
 if ((MG_OK)); then
 	ROWS+=("$MG1")
@@ -184,7 +195,11 @@ elif [[ -n ${FAIL[$MG1]:-} ]]; then
 	tail -n 5 "$OUT/minerguard-1/stderr" | sed 's/^/    /'
 elif [[ -z ${FAIL[$SET]:-} ]]; then
 	awk -v m="${SECS[$MG1]}" -v s="${SECS[$SET]}" \
-		'BEGIN {printf "minerguard/Suricata+ET throughput ratio (single core): %.2fx\n", s / m}'
+		'BEGIN {printf "minerguard/Suricata+ET throughput ratio (single core): %.2fx (issue 12 goal: >= 10x)\n", s / m}'
+fi
+if ((MG_OK)) && [[ -z ${FAIL[$MG1]:-} && -n ${SECS[$WALK]:-} && -z ${FAIL[$WALK]:-} ]]; then
+	awk -v m="${SECS[$MG1]}" -v w="${SECS[$WALK]}" \
+		'BEGIN {printf "minerguard (single core) time / raw record walk time: %.2fx (issue 12 goal: <= 2x)\n", m / w}'
 fi
 
 # --- Go micro-benchmarks -----------------------------------------------------
