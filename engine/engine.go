@@ -74,7 +74,7 @@ type Engine struct {
 	base    uint64   // stats.Packets when label was set: pcap_cnt counts from the file's start
 	dir     flow.Dir // of the packet being processed: an alert's direction
 
-	lastExpire time.Time
+	lastExpire int64 // UnixNano of the last sweep: an integer compare per packet, not time.Time.Sub
 }
 
 // expireEvery is how often (in packet time) idle flows are swept.
@@ -129,9 +129,9 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	}
 	// The flow table expires its own flows as packets come; only the DNS answers are
 	// swept here.
-	if ts.Sub(e.lastExpire) >= expireEvery || ts.Before(e.lastExpire) {
+	if n := ts.UnixNano(); n-e.lastExpire >= int64(expireEvery) || n < e.lastExpire {
 		e.names.Expire(ts)
-		e.lastExpire = ts
+		e.lastExpire = n
 	}
 	f, dir, grew := e.table.Packet(p, scope, ts)
 	if f == nil {
@@ -199,7 +199,7 @@ func (e *Engine) Tick(now time.Time) {
 	e.table.Expire(now)
 	e.names.Expire(now)
 	e.frags.Expire(now)
-	e.lastExpire = now
+	e.lastExpire = now.UnixNano()
 }
 
 // Flush ends the capture: every flow is evicted (end of replay).

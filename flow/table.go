@@ -197,7 +197,7 @@ type Table[T any] struct {
 	n        int
 	nextID   uint64
 
-	lastExpire time.Time
+	lastExpire int64 // UnixNano of the last Expire: an integer compare per packet
 	r          *reassembler
 	stats      Stats
 }
@@ -267,7 +267,7 @@ func (t *Table[T]) flow(slot uint32) *Flow[T] {
 // IP fragments (p.Fragment != NotFragment) do not belong here: callers pass
 // them to a Defrag and pass the datagram it reassembles.
 func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], dir Dir, grew bool) {
-	if d := now.Sub(t.lastExpire); d >= time.Second || d < 0 {
+	if d := now.UnixNano() - t.lastExpire; d >= int64(time.Second) || d < 0 {
 		t.Expire(now)
 	}
 	h := flowHash(t.hseed, p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto, scope)
@@ -644,7 +644,7 @@ func (t *Table[T]) evict(f *Flow[T], reason EvictReason) {
 // time now, calling onEvict(f, EvictTimeout). Packet also calls it about
 // once per second of packet time.
 func (t *Table[T]) Expire(now time.Time) {
-	t.lastExpire = now
+	t.lastExpire = now.UnixNano()
 	for c := range t.lists {
 		to := t.timeouts[c%numClasses]
 		for t.lists[c].tail != 0 {
