@@ -14,7 +14,7 @@ LDFLAGS  := -X github.com/minerguard/minerguard/internal/version.version=$(VERSI
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: help build install docker ldflags test test-short fuzz fuzz-ci lint generate generate-xdp generate-check intel golden demo
+.PHONY: help build install docker ldflags test test-short fuzz fuzz-ci lint generate generate-bpf generate-xdp generate-check intel golden demo
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,20 +63,27 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
 
-generate: intel ## regenerate generated files (intel lists; go generate; the XDP object needs clang)
-	$(GO) generate $$($(GO) list $(PKGS) | grep -v '/xdp$$')
-	$(MAKE) generate-xdp
+generate: intel ## regenerate generated files (intel lists; go generate; the BPF objects need clang)
+	$(GO) generate $$($(GO) list $(PKGS) | grep -vE '/(xdp|capture)$$')
+	$(MAKE) generate-bpf
 
-# The committed xdp/bpf_bpfel.{go,o} were built with Debian 12's clang 14; another clang
-# version may emit a different (equally valid) object, which generate-check reports.
-generate-xdp: ## recompile xdp/minerguard.c with bpf2go (skipped without clang)
-	@if command -v clang >/dev/null; then cd xdp && $(GO) generate; \
-	else echo "clang not found: xdp/bpf_bpfel.{go,o} left as committed" >&2; fi
+# The BPF objects bpf2go builds: xdp/bpf_bpfel.{go,o} (XDP enforcement) and
+# capture/bypass_bpfel.{go,o} (the capture socket filter); both include xdp/mg_bpf.h.
+BPF_DIRS := xdp capture
 
-generate-check: ## regenerate the XDP object; fail if it differs from the committed one
+# The committed objects were built with Debian 12's clang 14; another clang version may emit
+# a different (equally valid) object, which generate-check reports.
+generate-bpf: ## recompile the BPF C (xdp/, capture/) with bpf2go (skipped without clang)
+	@if command -v clang >/dev/null; then for d in $(BPF_DIRS); do (cd $$d && $(GO) generate) || exit 1; done; \
+	else echo "clang not found: BPF objects ($(BPF_DIRS)) left as committed" >&2; fi
+
+generate-xdp: generate-bpf ## (old name of generate-bpf)
+
+generate-check: ## regenerate the BPF objects; fail if they differ from the committed ones
 	@if ! command -v clang >/dev/null; then echo "clang not found: skipping generate-check" >&2; exit 0; fi; \
-	cd xdp && $(GO) generate && git diff --exit-code --stat -- . || \
-	{ echo "xdp: generated files differ from xdp/minerguard.c: run make generate and commit them" >&2; exit 1; }
+	for d in $(BPF_DIRS); do (cd $$d && $(GO) generate) || exit 1; done; \
+	git diff --exit-code --stat -- $(BPF_DIRS) || \
+	{ echo "generated BPF files differ from their C sources: run make generate and commit them" >&2; exit 1; }
 
 intel: ## rebuild intel/builtin from ../shared/intel
 	$(GO) run ./intel/curate -in ../shared/intel -out intel/builtin

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +25,12 @@ type RingOptions struct {
 	Snaplen      int           // bytes kept per packet; default 65535
 	BlockTimeout time.Duration // a partly filled block is handed over after this; default 20 ms
 	Loopback     bool          // also capture lo (skipped by default: it is the workload talking to itself)
+	// Bypass, when set, replaces the classic filter with the kernel flow bypass (see
+	// Bypass); Scope is the ring's scope in its flow keys, the one the engine uses. When
+	// the filter cannot be attached the ring captures without it (Ring.BypassStats says
+	// so) and Bypass.RingFailures counts it.
+	Bypass *Bypass
+	Scope  uint64
 }
 
 // RingStats are the kernel's counters for a ring, summed since it was opened.
@@ -55,7 +62,10 @@ type Ring struct {
 
 	statsMu sync.Mutex
 	stats   RingStats
-	skipped uint64 // frames dropped here: loopback, or not an IP packet on a non-Ethernet link
+	bp      *Bypass // nil when the ring runs the classic filter
+	bpSlot  uint32
+	bpFinal BypassStats // the slot's counters when the ring closed
+	skipped uint64      // frames dropped here: loopback, or not an IP packet on a non-Ethernet link
 }
 
 func (o *RingOptions) defaults() error {
@@ -191,6 +201,14 @@ func openRing(opts RingOptions) (*Ring, error) {
 		}
 		ifindex = ifi.Index
 	}
+	if opts.Bypass != nil {
+		slot, err := opts.Bypass.attach(fd, opts.Scope, opts.Loopback)
+		if err == nil {
+			r.bp, r.bpSlot = opts.Bypass, slot
+		} else {
+			opts.Bypass.fails.Add(1)
+		}
+	}
 	// Classic BPF: drop loopback by hardware type (lo has no fixed name guarantee but always
 	// ARPHRD_LOOPBACK), and truncate in the kernel to the snaplen so the ring holds more.
 	prog := []unix.SockFilter{
@@ -203,8 +221,10 @@ func openRing(opts RingOptions) (*Ring, error) {
 		prog = prog[3:]
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		return fail("attach filter", err)
+	if r.bp == nil {
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+			return fail("attach filter", err)
+		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3", err)
@@ -244,6 +264,12 @@ func (r *Ring) release() {
 	r.statsMu.Lock()
 	if r.fd >= 0 {
 		r.readStatsLocked() // keep the final counters: the socket is about to go
+		if r.bp != nil {
+			if st, err := r.bp.slotStats(r.bpSlot); err == nil {
+				r.bpFinal = st
+			}
+			r.bp.putSlot(r.bpSlot)
+		}
 		if r.ring != nil {
 			unix.Munmap(r.ring)
 			r.ring = nil
@@ -297,6 +323,61 @@ func (r *Ring) readStatsLocked() error {
 	r.stats.Packets += uint64(st.Packets)
 	r.stats.Drops += uint64(st.Drops)
 	r.stats.Freezes += uint64(st.Freeze_q_cnt)
+	return nil
+}
+
+// BypassStats returns the kernel filter's counters for this ring, and false when the ring
+// runs without the bypass. After Close it returns the final counters.
+func (r *Ring) BypassStats() (BypassStats, bool) {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	if r.bp == nil {
+		return BypassStats{}, false
+	}
+	if r.fd >= 0 {
+		if st, err := r.bp.slotStats(r.bpSlot); err == nil {
+			return st, true
+		}
+	}
+	return r.bpFinal, true
+}
+
+// AttachBypass replaces the classic filter of an open ring by the kernel bypass (b, with
+// scope as in RingOptions.Scope), atomically: no packet goes unfiltered. The sensor opens the
+// namespaces it finds at start without it and attaches it once ready, so loading one program
+// per namespace (milliseconds each) does not delay readiness. A ring that already has it is
+// left alone; a failure is counted in b.RingFailures and the ring keeps the classic filter.
+func (r *Ring) AttachBypass(b *Bypass, scope uint64) error {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	if r.fd < 0 {
+		return ErrRingClosed
+	}
+	if r.bp != nil {
+		return nil
+	}
+	slot, err := b.attach(r.fd, scope, r.loopback)
+	if err != nil {
+		b.fails.Add(1)
+		return err
+	}
+	r.bp, r.bpSlot = b, slot
+	return nil
+}
+
+// SetBypassDepth lowers how many payload bytes of each TCP direction the kernel filter copies
+// into this ring, for bytes not yet seen (0: back to BypassOptions.StreamDepth): under
+// pressure, bulk flows' first bytes then leave room for new flows' first bytes, SYNs and DNS.
+// A direction that passed the lower depth stays past it. No-op without the bypass.
+func (r *Ring) SetBypassDepth(n int) error {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	if r.bp == nil || r.fd < 0 {
+		return nil
+	}
+	if err := r.bp.depths.Update(r.bpSlot, uint32(max(n, 0)), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("setting the bypass depth: %w", err)
+	}
 	return nil
 }
 

@@ -5,7 +5,8 @@
 //
 // Per flow it inspects at most the first StreamDepth bytes of each direction and stops once
 // every detector has decided, after which the flow is counted, not inspected (finish is the
-// one place a flow becomes done).
+// one place a flow becomes done). That moment is told to Options.Offloader (the live sensor's
+// kernel bypass), so the capture below stops copying the flow up.
 //
 // Inspection cannot be flooded away: every payload of an undecided flow is parsed. Parser
 // state kept between packets (a slot, Options.MaxInspecting of them) only saves re-parsing; a

@@ -54,6 +54,15 @@ type Options struct {
 	// FlowSalt goes into every flow_id (alert.FlowHash): the live sensor draws it at random
 	// so ids of two nodes or runs do not collide; replay leaves it 0 for repeatable ids.
 	FlowSalt uint64
+	// Offloader, when set, hears once per flow that the engine needs nothing more of it, so
+	// the capture below can stop copying it up (the live sensor's kernel bypass).
+	Offloader Offloader
+}
+
+// Offloader is told when a flow is done: every detector decided, or its stream depth passed
+// in both directions. It must not block; orig and resp are as the flow table saw them.
+type Offloader interface {
+	Done(scope uint64, proto uint8, orig, resp netip.AddrPort)
 }
 
 // Engine runs the pipeline for one capture source. It is not safe for concurrent use.
@@ -638,7 +647,15 @@ func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 	if why == finishDecided {
 		e.stats.Bypassed++
 	}
+	e.offload(f)
 	e.checkProfile(f, false) // learns it too while its workload is learning
+}
+
+// offload tells the capture below that f is done (called once, where a flow becomes done).
+func (e *Engine) offload(f *flow.Flow[state]) {
+	if e.opt.Offloader != nil {
+		e.opt.Offloader.Done(f.Scope, f.Proto, f.Orig, f.Resp)
+	}
 }
 
 func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {

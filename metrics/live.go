@@ -28,11 +28,20 @@ type Live struct {
 	ReloadFailures      uint64                  // SIGHUP reloads refused (the old config stays)
 	StateRecoveries     uint64                  // damaged profile states moved aside (the sensor started empty)
 	Mode                string                  // monitor | enforce | flag-only (enforce asked for, no data path)
+	RingBytes           int                     // memory of the open capture rings
+	RingGrows           uint64                  // rings re-created larger because they dropped
+	RingShrinks         uint64                  // grown rings back to the default size after a calm period
+	RingGrowsRefused    uint64                  // rings that dropped but could not grow: all rings together hit their budget
+	RingResizeFailures  uint64                  // resizes that could not open the new ring (the old one stays)
+	PressureRings       int                     // rings whose flows get only capture.pressure_depth bytes (they dropped lately)
+	PressureEngaged     uint64                  // times a ring was put under pressure
+	BypassRings         int                     // rings with the kernel bypass attached (the others copy every packet)
 
 	Profiles   map[string]int    // learned profiles by state (learning, monitoring, enforcing)
 	Violations map[string]uint64 // out-of-profile flows by workload identity (bounded by workloads)
 	ProfileCap ProfileCaps
 	XDP        XDP
+	Bypass     Bypass
 }
 
 // RingCounters are the kernel capture rings' counters of one workload's namespaces.
@@ -55,6 +64,26 @@ func (l Live) Rings() RingCounters {
 type Detection struct {
 	Workload, Detector, Action string // action: flag or drop
 }
+
+// Bypass are the capture bypass's counters (the kernel socket filter on each ring), summed
+// over rings and CPUs.
+type Bypass struct {
+	Mode      string                 // kernel | userspace (the filter could not load, or capture.bypass off)
+	Workloads map[string]BypassCount // not copied up, by workload identity (bounded by workloads captured)
+	Bypassed  uint64                 // packets not copied up (all workloads)
+	Cut       uint64                 // packets copied as headers plus the payload still wanted
+	Passed    uint64                 // packets copied whole
+	Flows     uint64                 // kernel flow entries created
+	Midstream uint64                 // of which first seen without their SYN (older than the capture, or forgotten by the LRU)
+	MapFull   uint64                 // flows the kernel could not store (their packets copied whole)
+	NotParsed uint64                 // packets the filter does not read (fragments, extension headers, non-IP): copied whole
+	// RingFailures are rings that could not attach the filter and copy every packet;
+	// DoneErrors are "flow done" updates the kernel refused (the flow stays copied up).
+	RingFailures, DoneErrors uint64
+}
+
+// BypassCount is one workload's traffic the kernel kept out of the rings.
+type BypassCount struct{ Packets, Bytes uint64 }
 
 // ProfileCaps count the profile book's caps being hit and its commits.
 type ProfileCaps struct {
@@ -81,6 +110,10 @@ type liveCollector struct {
 	recoveries                                                  *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
+	bpMode, bpPackets, bpBytes, bpFilter, bpFlows, bpMapFull    *prometheus.Desc
+	bpFailures, bpDoneErrors, bpNotParsed, drops                *prometheus.Desc
+	ringBytes, ringResizes, ringResizeFailures                  *prometheus.Desc
+	pressureRings, pressureEngaged, bypassRings                 *prometheus.Desc
 }
 
 func newLiveCollector(src func() Live) *liveCollector {
@@ -88,28 +121,44 @@ func newLiveCollector(src func() Live) *liveCollector {
 		return prometheus.NewDesc("minerguard_"+name, help, labels, nil)
 	}
 	return &liveCollector{
-		src:           src,
-		namespaces:    d("namespaces_monitored", "Network namespaces being captured."),
-		ringPackets:   d("ring_packets_total", "Packets delivered by the kernel capture rings, by workload.", "workload"),
-		ringDrops:     d("ring_packets_dropped_total", "Packets the kernel dropped because a capture ring was full, by workload.", "workload"),
-		ringFreezes:   d("ring_freezes_total", "Times a capture ring's queue froze, by workload.", "workload"),
-		frameDrops:    d("pipeline_frames_dropped_total", "Frames dropped because the pipeline queue was full."),
-		attribution:   d("attribution_failures_total", "Namespaces whose workload could not be named (a fallback name was used)."),
-		alertsDropped: d("alerts_dropped_total", "Alerts not written, by reason: queue_full, rate_limited (per workload), suppressed, thresholded (alerts.threshold_file).", "reason"),
-		detections:    d("detections_total", "Alerts raised, by workload, detector and action.", "source", "workload", "detector", "action"),
-		reloads:       d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
-		recoveries:    d("state_recoveries_total", "Damaged profile state files moved aside at start; the sensor started with no profiles."),
-		mode:          d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
-		profiles:      d("profiles", "Learned egress profiles by state.", "state"),
-		violations:    d("profile_violations_total", "Flows to destinations outside their workload's learned profile, by workload.", "workload"),
-		profCapped:    d("profile_caps_hit_total", "Destinations not learned because a profile cap was reached, by cap.", "cap"),
-		profCommits:   d("profile_commits_total", "Learned batches committed to the profile state."),
-		profErrors:    d("profile_commit_errors_total", "Learned batches that failed to commit (kept in memory and retried)."),
-		xdpAttached:   d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
-		xdpPackets:    d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
-		xdpMapFull:    d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
-		xdpFailures:   d("xdp_failures_total", "XDP attachments, mode changes and blocks that failed (the workload is flagged only)."),
-		xdpPruned:     d("xdp_flow_blocks_pruned_total", "Flow blocks removed because no packet hit them for enforcement.stale_flow_block."),
+		src:                src,
+		namespaces:         d("namespaces_monitored", "Network namespaces being captured."),
+		ringPackets:        d("ring_packets_total", "Packets delivered by the kernel capture rings, by workload.", "workload"),
+		ringDrops:          d("ring_packets_dropped_total", "Packets the kernel dropped because a capture ring was full, by workload.", "workload"),
+		ringFreezes:        d("ring_freezes_total", "Times a capture ring's queue froze, by workload.", "workload"),
+		frameDrops:         d("pipeline_frames_dropped_total", "Frames dropped because the pipeline queue was full."),
+		attribution:        d("attribution_failures_total", "Namespaces whose workload could not be named (a fallback name was used)."),
+		alertsDropped:      d("alerts_dropped_total", "Alerts not written, by reason: queue_full, rate_limited (per workload), suppressed, thresholded (alerts.threshold_file).", "reason"),
+		detections:         d("detections_total", "Alerts raised, by workload, detector and action.", "source", "workload", "detector", "action"),
+		reloads:            d("reload_failures_total", "Configuration or intel reloads refused; the previous one stays in force."),
+		recoveries:         d("state_recoveries_total", "Damaged profile state files moved aside at start; the sensor started with no profiles."),
+		mode:               d("enforcement_mode", "1 for the mode the sensor runs in.", "mode"),
+		profiles:           d("profiles", "Learned egress profiles by state.", "state"),
+		violations:         d("profile_violations_total", "Flows to destinations outside their workload's learned profile, by workload.", "workload"),
+		profCapped:         d("profile_caps_hit_total", "Destinations not learned because a profile cap was reached, by cap.", "cap"),
+		profCommits:        d("profile_commits_total", "Learned batches committed to the profile state."),
+		profErrors:         d("profile_commit_errors_total", "Learned batches that failed to commit (kept in memory and retried)."),
+		xdpAttached:        d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
+		xdpPackets:         d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
+		xdpMapFull:         d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
+		xdpFailures:        d("xdp_failures_total", "XDP attachments, mode changes and blocks that failed (the workload is flagged only)."),
+		xdpPruned:          d("xdp_flow_blocks_pruned_total", "Flow blocks removed because no packet hit them for enforcement.stale_flow_block."),
+		bpMode:             d("capture_bypass", "1 for where bulk traffic is turned away: kernel (socket filter per ring) or userspace (every packet copied up).", "mode"),
+		bpPackets:          d("bypassed_packets_total", "Packets the kernel filter kept out of the capture rings (flow done, or past its stream depth), by workload.", "workload"),
+		bpBytes:            d("bypassed_bytes_total", "Frame bytes the kernel filter kept out of the capture rings, by workload.", "workload"),
+		bpFilter:           d("capture_filter_packets_total", "Packets seen by the kernel capture filter, by what was copied up: none, headers (plus the payload still wanted), whole.", "copied"),
+		bpFlows:            d("capture_bypass_flows_total", "Flow entries the kernel filter created, by how the flow was first seen (syn, or midstream: older than the capture, or forgotten by the LRU map).", "first_seen"),
+		bpMapFull:          d("capture_bypass_map_full_total", "Flows the kernel filter could not store; their packets were copied whole."),
+		bpNotParsed:        d("capture_bypass_not_parsed_total", "Packets the kernel filter does not read (non-IP, fragments, IPv6 extension headers, bad headers); copied whole."),
+		bpFailures:         d("capture_bypass_ring_failures_total", "Rings that could not attach the kernel filter and copy every packet."),
+		bpDoneErrors:       d("capture_bypass_done_errors_total", "Flow-done updates the kernel refused (the flow stays copied up)."),
+		ringBytes:          d("ring_bytes", "Memory of the open capture rings."),
+		pressureRings:      d("capture_pressure_rings", "Rings under pressure: they dropped lately, so the kernel filter copies only capture.pressure_depth bytes of each new TCP direction."),
+		pressureEngaged:    d("capture_pressure_total", "Times a ring was put under pressure depth."),
+		bypassRings:        d("capture_bypass_rings", "Rings with the kernel bypass attached; at start it follows readiness in the background, so this reaches namespaces_monitored shortly after."),
+		ringResizes:        d("ring_resizes_total", "Capture rings re-created: grow (it dropped packets), shrink (calm again), or refused (it dropped, but all rings together reached capture.max_ring_bytes).", "direction"),
+		ringResizeFailures: d("ring_resize_failures_total", "Ring resizes that could not open the new ring (the old one stays)."),
+		drops:              d("capture_drops_total", "Packets lost on the way to the engine, by reason: ring_full (kernel ring), queue_full (pipeline queue).", "reason"),
 	}
 }
 
@@ -175,6 +224,37 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.xdpMapFull, x.MapFull)
 	n(c.xdpFailures, x.Failures)
 	n(c.xdpPruned, x.Pruned)
+	b := l.Bypass
+	for _, m := range []string{"kernel", "userspace"} {
+		v := 0.0
+		if m == b.Mode || (b.Mode == "" && m == "userspace") {
+			v = 1
+		}
+		g(c.bpMode, v, m)
+	}
+	for w, v := range b.Workloads {
+		n(c.bpPackets, v.Packets, w)
+		n(c.bpBytes, v.Bytes, w)
+	}
+	n(c.bpFilter, b.Bypassed, "none")
+	n(c.bpFilter, b.Cut, "headers")
+	n(c.bpFilter, b.Passed, "whole")
+	n(c.bpFlows, b.Flows-min(b.Midstream, b.Flows), "syn")
+	n(c.bpFlows, b.Midstream, "midstream")
+	n(c.bpMapFull, b.MapFull)
+	n(c.bpNotParsed, b.NotParsed)
+	n(c.bpFailures, b.RingFailures)
+	n(c.bpDoneErrors, b.DoneErrors)
+	g(c.ringBytes, float64(l.RingBytes))
+	g(c.pressureRings, float64(l.PressureRings))
+	g(c.bypassRings, float64(l.BypassRings))
+	n(c.pressureEngaged, l.PressureEngaged)
+	n(c.ringResizes, l.RingGrows, "grow")
+	n(c.ringResizes, l.RingShrinks, "shrink")
+	n(c.ringResizes, l.RingGrowsRefused, "refused")
+	n(c.ringResizeFailures, l.RingResizeFailures)
+	n(c.drops, l.Rings().Dropped, "ring_full")
+	n(c.drops, l.FramesDropped, "queue_full")
 }
 
 // NewLiveRegistry exposes the engine counters of src (detections come from live, by

@@ -43,14 +43,32 @@ type Config struct {
 	Capture struct {
 		Snaplen   int `yaml:"snaplen"`
 		BlockSize int `yaml:"block_size"` // bytes per ring block
-		Blocks    int `yaml:"blocks"`     // ring blocks per netns
-		Queue     int `yaml:"queue"`      // frames waiting for the pipeline; more are dropped and counted
+		Blocks    int `yaml:"blocks"`     // ring blocks per netns at rest
+		// MaxBlocks bounds a ring that grows because it dropped packets (re-created with
+		// twice the blocks each time; back to Blocks after two calm minutes).
+		MaxBlocks int `yaml:"max_blocks"`
+		// MaxRingBytes bounds all rings together: growth stops there (counted), so the
+		// sensor's memory has a ceiling whatever the number of namespaces under pressure.
+		// Rings at rest always open.
+		MaxRingBytes int `yaml:"max_ring_bytes"`
+		// PressureDepth is how many bytes of each TCP direction not yet seen the kernel
+		// filter copies into a ring that dropped lately (0: keep flow.stream_depth).
+		PressureDepth int `yaml:"pressure_depth"`
+		Queue         int `yaml:"queue"` // frames waiting for the pipeline; more are dropped and counted
 		// Interfaces are host interfaces captured in the sensor's own netns besides the
 		// namespaces (a node without per-workload namespaces, or a SPAN port).
 		Interfaces []string `yaml:"interfaces"`
 		// BlockTimeout hands a partly filled ring block to the sensor after this long: the
 		// floor of detection latency on quiet links (20 ms gave a 19 ms median).
 		BlockTimeout time.Duration `yaml:"block_timeout"`
+		// Bypass is where bulk is turned away: kernel (a socket filter on each ring copies
+		// each TCP direction up to flow.stream_depth, DNS whole, and nothing of a flow the
+		// engine is done with; falls back to userspace with one warning where it cannot
+		// load) or off (every packet copied up, as before).
+		Bypass string `yaml:"bypass"`
+		// BypassFlows sizes the kernel flow map (an LRU shared by every ring); a flow it
+		// forgot is handed up again, never lost.
+		BypassFlows int `yaml:"bypass_flows"`
 	} `yaml:"capture"`
 
 	Flow struct {
@@ -148,10 +166,15 @@ func Default() Config {
 	c.Alerts.Burst = 100
 	c.Alerts.Queue = 10000
 	c.Capture.Snaplen = 65535
-	c.Capture.BlockSize = 1 << 20
+	c.Capture.BlockSize = 128 << 10
 	c.Capture.Blocks = 4
+	c.Capture.MaxBlocks = 64
+	c.Capture.MaxRingBytes = 128 << 20
+	c.Capture.PressureDepth = 4096
 	c.Capture.Queue = 65536
 	c.Capture.BlockTimeout = 4 * time.Millisecond
+	c.Capture.Bypass = "kernel"
+	c.Capture.BypassFlows = 65536
 	c.Flow.MaxFlows = 262144
 	c.Flow.StreamDepth = 64 << 10
 	c.Flow.DefragMemcap = 16 << 20
@@ -329,11 +352,22 @@ func (c *Config) Validate() error {
 	rng("alerts.burst", c.Alerts.Burst, 1, maxAlertBurst, "alerts a workload may raise at once")
 	rng("alerts.queue", c.Alerts.Queue, 1, maxAlertQueue, "alerts waiting for the writer; default 10000")
 	rng("capture.snaplen", c.Capture.Snaplen, minSnaplen, maxSnaplen, "bytes kept per packet; default 65535")
-	rng("capture.block_size", c.Capture.BlockSize, 4096, maxBlockSize, "bytes per ring block; default 1048576")
+	rng("capture.block_size", c.Capture.BlockSize, 4096, maxBlockSize, "bytes per ring block; default 131072")
+	rng("capture.max_blocks", c.Capture.MaxBlocks, 1, maxBlocks, "ring blocks a ring that drops may grow to; default 64")
+	rng("capture.max_ring_bytes", c.Capture.MaxRingBytes, 1, 1<<40, "bytes all rings together may grow to; default 134217728")
+	rng("capture.bypass_flows", c.Capture.BypassFlows, 1, 1<<24, "entries of the kernel bypass flow map; default 65536")
+	switch c.Capture.Bypass {
+	case "kernel", "off":
+	default:
+		bad("capture.bypass", "%q: want kernel or off", c.Capture.Bypass)
+	}
+	if c.Capture.PressureDepth < 0 {
+		bad("capture.pressure_depth", "%d: must not be negative (0 keeps flow.stream_depth)", c.Capture.PressureDepth)
+	}
 	if c.Capture.BlockSize%4096 != 0 {
 		bad("capture.block_size", "%d: must be a multiple of the page size (4096)", c.Capture.BlockSize)
 	}
-	rng("capture.blocks", c.Capture.Blocks, 1, maxBlocks, "ring blocks per namespace; default 4")
+	rng("capture.blocks", c.Capture.Blocks, 1, maxBlocks, "ring blocks per namespace at rest; default 4")
 	if c.Capture.BlockSize > 0 && c.Capture.Blocks > 0 && int64(c.Capture.BlockSize)*int64(c.Capture.Blocks) > maxRingBytes {
 		bad("capture.blocks", "%d blocks of %d bytes: a ring of more than %d bytes per namespace; lower capture.blocks or capture.block_size",
 			c.Capture.Blocks, c.Capture.BlockSize, maxRingBytes)

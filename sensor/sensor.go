@@ -54,21 +54,39 @@ type Sensor struct {
 	node           string        // this node's name, for alerts
 	started        time.Time
 
-	mu     sync.RWMutex
-	rings  map[uint64]*watched             // by netns inode
-	failed map[string]string               // namespaces named in the config that could not be opened: why
-	closed map[string]metrics.RingCounters // counters of rings already closed, by workload label
-	wg     sync.WaitGroup
+	bp *capture.Bypass // kernel bypass shared by every ring; nil: every packet is copied up
+
+	mu       sync.RWMutex
+	rings    map[uint64]*watched             // by netns inode
+	failed   map[string]string               // namespaces named in the config that could not be opened: why
+	closed   map[string]metrics.RingCounters // counters of rings already closed, by workload label
+	bpClosed bypassClosed                    // kernel bypass counters of rings already closed
+
+	ringGrows, ringShrinks uint64 // ring resizes (rings.go); under mu
+	ringResizeFailures     atomic.Uint64
+	ringGrowsRefused       atomic.Uint64 // a ring dropped but capture.max_ring_bytes was reached
+	pressureEngaged        atomic.Uint64 // rings put under pressure depth
+	deferBypass            atomic.Bool   // rings open without the bypass (start-up: it comes after ready)
+	ringShrinkAfter        atomic.Int64  // tests shorten ringShrinkAfter
+	wg                     sync.WaitGroup
 }
 
 type watched struct {
 	ns    capture.Netns
 	id    workload.Identity
 	alert *alert.Workload // id as alerts show it; shared, never modified
-	ring  *capture.Ring
-	local []netip.Addr // the namespace's own addresses, read when it was attached
-	iface string       // EVE in_iface of its alerts
-	label string       // workload label of its metric series (tally)
+	ring  *capture.Ring   // replaced (under Sensor.mu) when the ring is resized
+	local []netip.Addr    // the namespace's own addresses, read when it was attached
+	iface string          // EVE in_iface of its alerts
+	label string          // workload label of its metric series (tally)
+
+	scope  uint64
+	ifname string
+	// Ring sizing (rings.go), touched by the resizer only.
+	blocks    int       // blocks of the current ring
+	lastDrops uint64    // the ring's drops at the last check
+	calm      time.Time // since when the ring has not dropped
+	pressure  bool      // the kernel filter copies at most capture.pressure_depth per direction
 }
 
 // New builds a sensor from a validated config. Alerts go to stdout unless the config names a
@@ -159,6 +177,15 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 			}
 		}
 	}
+	if cfg.Capture.Bypass == "kernel" {
+		bp, err := capture.OpenBypass(capture.BypassOptions{MaxFlows: cfg.Capture.BypassFlows, StreamDepth: cfg.Flow.StreamDepth})
+		if err != nil {
+			// Today's path: every packet copied up. Said once; the mode is exported.
+			log.Warn("capture.bypass kernel: the kernel filter cannot be loaded, every packet is copied to user space", "err", err)
+		} else {
+			s.bp, opts.Offloader = bp, bp
+		}
+	}
 	s.det = detect.New(set, mode)
 	opts.Detector = s.det
 	eng := engine.New(opts)
@@ -227,6 +254,8 @@ func (s *Sensor) live() metrics.Live {
 		capt[w] = c
 	}
 	n := len(s.rings)
+	ringBytes, grows, shrinks, pressure := s.ringBytesLocked(), s.ringGrows, s.ringShrinks, s.pressureLocked()
+	bypassRings := s.bypassRingsLocked()
 	for _, w := range s.rings {
 		if st, err := w.ring.Stats(); err == nil {
 			capt[w.label] = addRing(capt[w.label], st)
@@ -243,6 +272,9 @@ func (s *Sensor) live() metrics.Live {
 		AlertsDropped: q.Dropped, AlertsRateLimited: q.RateLimited, ReloadFailures: s.reloads.Load(),
 		StateRecoveries: s.recoveries.Load(),
 		Mode:            s.mode, Violations: viol,
+		RingBytes: ringBytes, RingGrows: grows, RingShrinks: shrinks, RingResizeFailures: s.ringResizeFailures.Load(),
+		RingGrowsRefused: s.ringGrowsRefused.Load(),
+		PressureRings:    pressure, PressureEngaged: s.pressureEngaged.Load(), BypassRings: bypassRings,
 	}
 	if l.Mode == "learn" {
 		l.Mode = "monitor"
@@ -256,6 +288,7 @@ func (s *Sensor) live() metrics.Live {
 	if s.enf != nil {
 		l.XDP = s.enf.metrics()
 	}
+	l.Bypass = s.bypassMetrics()
 	return l
 }
 
@@ -300,6 +333,8 @@ func (s *Sensor) Run(ctx context.Context) error {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.runStats(bgctx, s.cfg.EVE.StatsInterval) }()
 	}
+	bg.Add(1)
+	go func() { defer bg.Done(); s.sizeRings(bgctx, time.Second) }()
 	disc := capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns}
 	// Attach to what exists now before reporting ready; the watcher then reports those again
 	// as added, which attach ignores.
@@ -338,9 +373,13 @@ func (s *Sensor) Run(ctx context.Context) error {
 			s.log.Warn("capturing namespace", "netns", ns.Path, "err", err)
 		}
 	}
+	// What exists at start is captured at once with the classic filter; the kernel bypass,
+	// one program load per ring, follows in the background once the sensor is ready.
+	s.deferBypass.Store(s.bp != nil)
 	for _, ns := range existing {
 		added(ns)
 	}
+	s.deferBypass.Store(false)
 	for _, name := range s.cfg.Capture.Interfaces {
 		if err := s.attachInterface(name); err != nil {
 			s.shutdown()
@@ -350,6 +389,10 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if fatal == nil {
 		s.ready.Store(true)
 		s.logStarted(ln.Addr().String())
+	}
+	if s.bp != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.attachBypassAll(bgctx) }()
 	}
 	w := capture.NewWatcher(capture.WatchOptions{
 		DiscoverOptions: disc,
@@ -428,12 +471,12 @@ func (s *Sensor) attachInterface(name string) error {
 }
 
 func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifname string) error {
-	r, err := capture.OpenRing(ns, capture.RingOptions{
-		Interface: ifname, Snaplen: s.cfg.Capture.Snaplen, BlockSize: s.cfg.Capture.BlockSize,
-		NumBlocks: s.cfg.Capture.Blocks, BlockTimeout: s.cfg.Capture.BlockTimeout,
-	})
+	r, err := s.openRing(ns, scope, ifname, s.cfg.Capture.Blocks)
 	if err != nil {
 		return err
+	}
+	if _, on := r.BypassStats(); s.bp != nil && !on && !s.deferBypass.Load() {
+		s.log.Warn("capturing without the kernel bypass: its filter could not be attached to this ring", "netns", ns.Path, "workload", id.Name)
 	}
 	aw := &alert.Workload{Identity: id.Name, Kind: id.Kind, Pod: id.Pod, Namespace: id.Namespace,
 		Container: id.Container, Image: id.Image, Node: s.node, Netns: ns.Path}
@@ -451,7 +494,8 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	iface := captureIface(ns, ifname)
 	label := s.tally.Label(id.Name, id.Kind)
 	s.mu.Lock()
-	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface, label: label}
+	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface, label: label,
+		scope: scope, ifname: ifname, blocks: s.cfg.Capture.Blocks, calm: time.Now()}
 	delete(s.failed, ns.Name)
 	s.mu.Unlock()
 	if s.book != nil && id.Image != "" {
@@ -461,6 +505,12 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 		s.enf.attach(ns, id.Name)
 	}
 	s.log.Info("capturing", "netns", ns.Path, "workload", id.Name)
+	s.read(r, scope)
+	return nil
+}
+
+// read feeds the pipeline from r until r is closed.
+func (s *Sensor) read(r *capture.Ring, scope uint64) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -472,7 +522,6 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 			s.pipe.Submit(flow.LinkType(f.LinkType), f.Data, f.Timestamp, scope)
 		}
 	}()
-	return nil
 }
 
 // detach stops capturing a namespace. gone says the namespace was deleted: its XDP links go
@@ -500,6 +549,11 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 		s.tally.forget(w.id.Name)
 	}
 	w.ring.Close()
+	if bs, on := w.ring.BypassStats(); on {
+		s.mu.Lock()
+		s.bpClosed.add(w.id.Name, bs, s.workloadCapturedLocked(w.id.Name))
+		s.mu.Unlock()
+	}
 	if gone && s.enf != nil && w.ns.Path != "" {
 		s.enf.detach(inode)
 	}
@@ -525,6 +579,9 @@ func (s *Sensor) shutdown() {
 	}
 	s.wg.Wait()
 	s.pipe.Close()
+	if s.bp != nil {
+		s.bp.Close()
+	}
 	s.queue.Close()
 	s.closeOut()
 	if s.enf != nil {
