@@ -28,10 +28,11 @@ func (b *bypassClosed) add(workload string, st capture.BypassStats, stillCapture
 	b.by[workload] = w
 }
 
-// workloadCapturedLocked reports whether a ring of the workload is still open; s.mu held.
-func (s *Sensor) workloadCapturedLocked(name string) bool {
+// labelCapturedLocked reports whether a ring whose series carry this workload label is still
+// open; s.mu held.
+func (s *Sensor) labelCapturedLocked(label string) bool {
 	for _, w := range s.rings {
-		if w.id.Name == name {
+		if w.label == label {
 			return true
 		}
 	}
@@ -59,10 +60,10 @@ func (s *Sensor) bypassMetrics() metrics.Bypass {
 			continue
 		}
 		total.Add(st)
-		c := by[w.id.Name]
+		c := by[w.label] // the workload label of its other series (bounded: "other" past the cap)
 		c.Packets += st.BypassedPackets
 		c.Bytes += st.BypassedBytes
-		by[w.id.Name] = c
+		by[w.label] = c
 	}
 	s.mu.RUnlock()
 	m.Workloads = by

@@ -101,7 +101,13 @@ func stratumAlerts(t *testing.T, out string, dst string) map[float64]bool {
 		if err := json.Unmarshal([]byte(l), &a); err != nil {
 			t.Fatalf("alert line %q: %v", l, err)
 		}
-		if mg, _ := a["minerguard"].(map[string]any); mg != nil && mg["detector"] == "stratum" && a["dest_ip"] == dst {
+		detector := ""
+		if al, _ := a["alert"].(map[string]any); al != nil {
+			if ctx, _ := al["context"].(map[string]any); ctx != nil {
+				detector, _ = ctx["detector"].(string)
+			}
+		}
+		if detector == "stratum" && a["dest_ip"] == dst {
 			ports[a["src_port"].(float64)] = true
 		}
 	}
@@ -152,7 +158,7 @@ func TestSensorMinerDuringBulkFlood(t *testing.T) {
 		b := scrape(t, s)
 		t.Errorf("%d of %d Stratum sessions alerted during the flood (ring drops %v, queue drops %v, alerts rate-limited %v)", len(got), sessions,
 			metricValue(b, `minerguard_capture_drops_total{reason="ring_full"}`), metricValue(b, `minerguard_capture_drops_total{reason="queue_full"}`),
-			metricValue(b, "minerguard_alerts_rate_limited_total"))
+			metricValue(b, `minerguard_alerts_dropped_total{reason="rate_limited"}`))
 	}
 	var body string
 	wantBulk := float64(sentBulk - 2*int64(cfg.Flow.StreamDepth) - 256<<10) // the depth, and one cut super-packet

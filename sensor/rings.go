@@ -180,7 +180,7 @@ func (s *Sensor) resize(w *watched, blocks int, now time.Time) {
 	old.Close()
 	if bs, on := old.BypassStats(); on {
 		s.mu.Lock()
-		s.bpClosed.add(w.id.Name, bs, true)
+		s.bpClosed.add(w.label, bs, true)
 		s.mu.Unlock()
 	}
 	s.log.Info("capture ring resized", "netns", w.ns.Path, "workload", w.id.Name, "blocks", blocks,

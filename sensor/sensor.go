@@ -551,7 +551,7 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 	w.ring.Close()
 	if bs, on := w.ring.BypassStats(); on {
 		s.mu.Lock()
-		s.bpClosed.add(w.id.Name, bs, s.workloadCapturedLocked(w.id.Name))
+		s.bpClosed.add(w.label, bs, s.labelCapturedLocked(w.label))
 		s.mu.Unlock()
 	}
 	if gone && s.enf != nil && w.ns.Path != "" {
