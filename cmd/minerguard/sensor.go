@@ -119,7 +119,7 @@ func sensorCmd() *cobra.Command {
 	f.Int("capture.max-blocks", def.Capture.MaxBlocks, "Ring blocks a namespace's ring may grow to when it drops packets.")
 	f.Int("capture.max-ring-bytes", def.Capture.MaxRingBytes, "Bytes all rings together may grow to; growth stops there (rings at rest always open).")
 	f.Int("capture.pressure-depth", def.Capture.PressureDepth, "Bytes of each new TCP direction copied into a ring that dropped lately (0: keep flow.stream-depth).")
-	f.String("capture.bypass", def.Capture.Bypass, "kernel: a socket filter per ring copies only what detection needs and counts the rest (falls back to userspace where it cannot load); off: copy every packet.")
+	f.String("capture.bypass", def.Capture.Bypass, "Where bulk is turned away: kernel (a socket filter per ring copies only what detection needs and counts the rest; userspace where it cannot load) or off (copy every packet).")
 	f.Int("capture.bypass-flows", def.Capture.BypassFlows, "Entries of the kernel bypass flow map (an LRU: a forgotten flow is copied up again).")
 	f.Int("capture.queue", def.Capture.Queue, "Frames waiting for the pipeline; more are dropped and counted.")
 	f.Duration("capture.block-timeout", def.Capture.BlockTimeout, "Hand a partly filled ring block over after this long: the detection latency on quiet links.")
