@@ -13,13 +13,20 @@ import (
 )
 
 // exposed returns every metric family the live sensor's registry serves, with its label names.
-// The engine collector emits every series even at zero; the per-workload violations only once
-// a workload has one, so the snapshot carries one.
+// The engine collector emits every series even at zero; the per-workload series (violations,
+// ring counters, detections) only once a workload has one, so the snapshot carries one each.
 func exposed(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	reg := metrics.NewLiveRegistry(
 		func() (engine.Stats, string) { return engine.Stats{}, "netns" },
-		func() metrics.Live { return metrics.Live{Violations: map[string]uint64{"k8s/ns/deployment/web": 1}} })
+		func() metrics.Live {
+			const w = "k8s/ns/deployment/web"
+			return metrics.Live{
+				Violations: map[string]uint64{w: 1},
+				Capture:    map[string]metrics.RingCounters{w: {Packets: 1}},
+				Detections: map[metrics.Detection]uint64{{Workload: w, Detector: "stratum", Action: "flag"}: 1},
+			}
+		})
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +160,7 @@ func TestDashboardQueriesExposedMetrics(t *testing.T) {
 		}
 		return s
 	}(), "\n")
-	for _, m := range []string{"minerguard_detections_total", "minerguard_profiles", "minerguard_profile_violations_total", "minerguard_ring_drops_total", "minerguard_xdp_packets_total"} {
+	for _, m := range []string{"minerguard_detections_total", "minerguard_profiles", "minerguard_profile_violations_total", "minerguard_ring_packets_dropped_total", "minerguard_xdp_packets_total"} {
 		if !regexp.MustCompile(`\b` + m + `\b`).MatchString(all) {
 			t.Errorf("the dashboard does not chart %s", m)
 		}
