@@ -107,6 +107,7 @@ chart-check: tools ## helm lint + template + kubeconform of the chart, CRD examp
 	MINERGUARD_REQUIRE_TOOLS=1 $(GO) test -count=1 -run 'TestChart|TestManifests|TestImage' ./deploy/
 
 manifests: ## regenerate deploy/kubernetes/minerguard.yaml from the chart (defaults)
+	@mkdir -p deploy/kubernetes
 	$(MAKE) -s manifests-print > deploy/kubernetes/minerguard.yaml
 
 manifests-print:

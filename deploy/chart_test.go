@@ -143,7 +143,7 @@ func TestChartLintAndValidate(t *testing.T) {
 			}
 			if res, err := kubeconform(t, c.kc, c.schemas, c.crdSchemas, f); err != nil {
 				t.Fatalf("kubeconform: %v\n%s", err, res)
-			} else if !strings.Contains(res, " 0 invalid, 0 errors") {
+			} else if !strings.Contains(res, "Invalid: 0, Errors: 0") || strings.Contains(res, "Valid: 0,") {
 				t.Fatalf("kubeconform summary: %s", res)
 			}
 			kinds := docs(t, out)
@@ -256,8 +256,18 @@ func checkConfig(t *testing.T, sensor, cmDoc, dsDoc string) {
 		t.Fatal(err)
 	}
 	cfg := cm.Data["sensor.yaml"]
+	// --config.check looks at the paths too: here they are the pod's, so point them at this
+	// machine's (the mounts are checked against the DaemonSet below).
+	local := strings.Replace(cfg, "proc_root: /host/proc", "proc_root: /proc", 1)
+	local = strings.Replace(local, "state_dir: /var/lib/minerguard", "state_dir: "+t.TempDir(), 1)
+	// The intel file the test's values name stands in for the user's ConfigMap: a real list.
+	intelFile, err := filepath.Abs("../intel/builtin/domains.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local = strings.Replace(local, "/etc/minerguard/intel/pools.txt", intelFile, 1)
 	f := filepath.Join(t.TempDir(), "sensor.yaml")
-	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(f, []byte(local), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := run(t, sensor, "sensor", "--config", f, "--config.check"); err != nil {
