@@ -122,14 +122,14 @@ func TestChartLintAndValidate(t *testing.T) {
 		socketIn   string // where the sensor looks for it
 		monitoring bool
 	}{
-		{name: "defaults", caps: []string{"NET_RAW", "SYS_ADMIN", "SYS_PTRACE"},
+		{name: "defaults", caps: []string{"NET_RAW", "SYS_ADMIN", "SYS_PTRACE", "BPF"},
 			socketHost: "/run/containerd/containerd.sock", socketIn: strings.TrimPrefix(workload.DefaultCRIEndpoints[0], "unix://")},
 		{name: "enforce-docker-monitoring",
 			set:  []string{"mode=enforce", "runtime.type=docker", "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "intel.configMap=my-intel", "intel.files={/etc/minerguard/intel/pools.txt}"},
 			caps: []string{"NET_RAW", "SYS_ADMIN", "SYS_PTRACE", "BPF", "NET_ADMIN"}, socketHost: workload.DefaultDockerSocket, socketIn: workload.DefaultDockerSocket, monitoring: true},
-		{name: "crio-k3s-path", set: []string{"runtime.type=crio", "runtime.socketPath=/run/k3s/crio.sock", "mode=learn", "profiles.promote=manual"},
+		{name: "crio-k3s-path", set: []string{"runtime.type=crio", "runtime.socketPath=/run/k3s/crio.sock", "mode=learn", "profiles.promote=manual", "capture.bypass=off"},
 			caps: []string{"NET_RAW", "SYS_ADMIN", "SYS_PTRACE"}, socketHost: "/run/k3s/crio.sock", socketIn: strings.TrimPrefix(workload.DefaultCRIEndpoints[1], "unix://")},
-		{name: "no-runtime", set: []string{"runtime.type=none", "rbac.create=false"}, caps: []string{"NET_RAW", "SYS_ADMIN", "SYS_PTRACE"}},
+		{name: "no-runtime", set: []string{"runtime.type=none", "rbac.create=false"}, caps: []string{"NET_RAW", "SYS_ADMIN", "SYS_PTRACE", "BPF"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,7 +214,7 @@ func checkDaemonSet(t *testing.T, doc string, caps []string, socketHost, socketI
 	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 		t.Errorf("root filesystem writable or privilege escalation allowed: %+v", sc)
 	}
-	if ctr.Resources.Requests.Memory().String() != "64Mi" || ctr.Resources.Limits.Memory().String() != "256Mi" {
+	if ctr.Resources.Requests.Memory().String() != "160Mi" || ctr.Resources.Limits.Memory().String() != "448Mi" {
 		t.Errorf("memory request %v limit %v", ctr.Resources.Requests.Memory(), ctr.Resources.Limits.Memory())
 	}
 	hostPaths := map[string]string{}

@@ -42,7 +42,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* The sensor's config file: values turned into the keys `minerguard sensor --config` reads. */}}
 {{- define "minerguard.config" -}}
 {{- $intel := .Values.intel.files -}}
-{{- $cfg := dict "mode" .Values.mode "proc_root" "/host/proc" "state_dir" "/var/lib/minerguard" "profiles" .Values.profiles "web" (dict "listen_address" (printf ":%d" (int .Values.metrics.port))) -}}
+{{- $cfg := dict "mode" .Values.mode "proc_root" "/host/proc" "state_dir" "/var/lib/minerguard" "profiles" .Values.profiles "web" (dict "listen_address" (printf ":%d" (int .Values.metrics.port))) "capture" (dict "bypass" .Values.capture.bypass) -}}
 {{- if $intel -}}
 {{- $_ := set $cfg "intel" (dict "files" $intel) -}}
 {{- end -}}
