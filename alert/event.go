@@ -6,7 +6,11 @@ import (
 )
 
 // Event is one alert: one reason on one flow. Field names follow Suricata's EVE schema.
+// An event whose EventType is "anomaly" is a record, not an alert: a fact about the workload
+// (encrypted DNS in use) written as an EVE anomaly line, which SIEM rules on alerts ignore.
 type Event struct {
+	EventType   string // "" or "alert"; "anomaly" for a record (then Anomaly is set, the alert fields are not written)
+	Anomaly     *Anomaly
 	Timestamp   time.Time
 	FlowID      uint64         // FlowHash: stable for the flow, distinct across sensors and runs
 	Src, Dest   netip.AddrPort // Src opened the connection or sent the query
@@ -37,6 +41,14 @@ type Event struct {
 	TLS     *TLS
 	Stratum *Stratum
 	MG      Minerguard
+}
+
+// Anomaly is an EVE anomaly record (Suricata's anomaly object: type, event, layer, app_proto).
+type Anomaly struct {
+	Type     string `json:"type"`  // "applayer"
+	Event    string `json:"event"` // e.g. "ENCRYPTED_DNS"
+	Layer    string `json:"layer"` // "proto_detect"
+	AppProto string `json:"app_proto,omitempty"`
 }
 
 // DNS describes the lookup an alert is about.
@@ -71,7 +83,11 @@ type Minerguard struct {
 	Evasion    string    `json:"evasion,omitempty"`
 	Workload   *Workload `json:"workload,omitempty"`
 	Profile    *Profile  `json:"profile,omitempty"` // egress-not-in-profile, unresolved-ip
-	Capture    string    `json:"-"`                 // replay: file the flow came from (EVE pcap_filename)
+	// EncryptedDNS names the encrypted DNS the flow carries ("dot", "doh"): on the record, and
+	// on a profile violation of such a flow (a workload that never used it starts to).
+	EncryptedDNS string     `json:"encrypted_dns,omitempty"`
+	Behaviour    *Behaviour `json:"behaviour,omitempty"` // the behaviour detector's score and features
+	Capture      string     `json:"-"`                   // replay: file the flow came from (EVE pcap_filename)
 }
 
 // Profile says how a flow stood against its workload's learned egress profile.
@@ -79,6 +95,16 @@ type Profile struct {
 	State       string `json:"state"`       // monitoring or enforcing
 	Destination string `json:"destination"` // name:port/proto when a name is known, else address:port/proto
 	Resolved    bool   `json:"resolved"`    // a DNS answer or server name named the address
+}
+
+// Behaviour is what the behaviour detector measured on an encrypted or unknown TCP flow: the
+// score, the threshold it passed, and the features it was computed from, so an analyst can
+// see why without the model.
+type Behaviour struct {
+	Score     float64            `json:"score"`
+	Threshold float64            `json:"threshold"`
+	Model     string             `json:"model"`    // model version
+	Features  map[string]float64 `json:"features"` // name → value, as fed to the model
 }
 
 // Workload is who the flow belongs to: the identity a profile and a rate limit attach to,

@@ -158,10 +158,47 @@ func (j *JSONWriter) writeStats(e *Event) error {
 	return j.enc.Encode(&l)
 }
 
+// eveAnomaly is the wire layout of a record (Event.EventType "anomaly"): Suricata's anomaly
+// event, keys as its schema allows them (so no minerguard object: the workload is counted by
+// the sensor's metrics, and in_iface/host say where).
+type eveAnomaly struct {
+	Timestamp    string   `json:"timestamp"`
+	FlowID       uint64   `json:"flow_id"`
+	PcapCnt      uint64   `json:"pcap_cnt,omitempty"`
+	EventType    string   `json:"event_type"`
+	Host         string   `json:"host,omitempty"`
+	InIface      string   `json:"in_iface,omitempty"`
+	PcapFilename string   `json:"pcap_filename,omitempty"`
+	SrcIP        string   `json:"src_ip"`
+	SrcPort      uint16   `json:"src_port"`
+	DestIP       string   `json:"dest_ip"`
+	DestPort     uint16   `json:"dest_port"`
+	Proto        string   `json:"proto"`
+	AppProto     string   `json:"app_proto"`
+	CommunityID  string   `json:"community_id"`
+	Anomaly      *Anomaly `json:"anomaly"`
+	TLS          *TLS     `json:"tls,omitempty"`
+}
+
+func (j *JSONWriter) writeAnomaly(e *Event) error {
+	l := eveAnomaly{Timestamp: e.Timestamp.UTC().Format(eveTime), FlowID: e.FlowID, PcapCnt: e.PcapCnt,
+		EventType: "anomaly", Host: e.Host, InIface: e.InIface, PcapFilename: e.MG.Capture,
+		SrcIP: e.Src.Addr().Unmap().String(), SrcPort: e.Src.Port(), DestIP: e.Dest.Addr().Unmap().String(),
+		DestPort: e.Dest.Port(), Proto: ProtoName(e.Proto), AppProto: e.AppProto, CommunityID: e.CommunityID,
+		Anomaly: e.Anomaly, TLS: e.TLS}
+	if l.AppProto == "" {
+		l.AppProto = "unknown"
+	}
+	return j.enc.Encode(&l)
+}
+
 // Write encodes e as one line.
 func (j *JSONWriter) Write(e *Event) error {
 	if e.Stats != nil {
 		return j.writeStats(e)
+	}
+	if e.EventType == "anomaly" {
+		return j.writeAnomaly(e)
 	}
 	mg := e.MG
 	l := eve{

@@ -61,8 +61,12 @@ func newTextFlow(e *Event) *textFlow {
 }
 
 func (f *textFlow) add(e *Event) {
-	f.alerts++
-	f.reasons = append(f.reasons, e.MG.Detector)
+	if e.EventType == "anomaly" {
+		f.reasons = append(f.reasons, e.MG.Detector+"(record)")
+	} else {
+		f.alerts++
+		f.reasons = append(f.reasons, e.MG.Detector)
+	}
 	if f.variant == "" {
 		f.variant = e.MG.Variant
 	}
@@ -92,6 +96,9 @@ func (f *textFlow) add(e *Event) {
 	}
 	if e.MG.Evasion != "" {
 		d = append(d, "evasion="+e.MG.Evasion)
+	}
+	if b := e.MG.Behaviour; b != nil {
+		d = append(d, fmt.Sprintf("behaviour score=%.2f>=%.2f", b.Score, b.Threshold))
 	}
 	if p := e.MG.Profile; p != nil {
 		d = append(d, "not in "+p.State+" profile: "+p.Destination)

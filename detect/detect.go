@@ -18,7 +18,7 @@ const (
 	ReasonPoolDNS                        // a DNS query for a listed pool domain
 	ReasonPoolSNI                        // a TLS ClientHello naming a listed pool
 	ReasonPoolIP                         // a flow to a listed pool address, or to an address a DNS answer tied to a pool name
-	ReasonDoH                            // DNS over HTTPS/TLS to a public resolver: lookups the sensor cannot see
+	ReasonDoH                            // encrypted DNS (DoT, DoH to a listed resolver): a record, not an alert (Record)
 	ReasonSV2Handshake                   // the Stratum V2 Noise first flight (64 bytes out, 170 back)
 	ReasonTLSBare                        // a ClientHello with neither server name nor ALPN, as XMRig sends by default
 	ReasonNotInProfile                   // a destination outside the workload's learned egress profile
@@ -34,7 +34,7 @@ var reasonInfo = [numReasons]struct {
 	ReasonPoolDNS:      {"pool-dns", "MINERGUARD DNS lookup of a mining pool domain", 2},
 	ReasonPoolSNI:      {"pool-sni", "MINERGUARD TLS session to a mining pool (SNI)", 1},
 	ReasonPoolIP:       {"pool-ip", "MINERGUARD Connection to a mining pool address", 2},
-	ReasonDoH:          {"doh", "MINERGUARD Encrypted DNS (DoH/DoT) to a public resolver", 3},
+	ReasonDoH:          {"doh", "MINERGUARD Encrypted DNS (DoT/DoH) in use: lookups the sensor cannot see", 3},
 	ReasonSV2Handshake: {"stratum-v2", "MINERGUARD Stratum V2 encrypted handshake length signature", 2},
 	ReasonTLSBare:      {"tls-no-sni", "MINERGUARD TLS without server name or ALPN (miner-style ClientHello)", 3},
 	ReasonNotInProfile: {"egress-not-in-profile", "MINERGUARD Egress to a destination outside the workload's learned profile", 2},
@@ -75,9 +75,18 @@ func (r Reason) Severity() int {
 }
 
 // Blocking reports whether the reason is strong enough to drop a flow in enforce mode. The
-// low-severity ones (encrypted DNS, a bare ClientHello) have benign users too: they are
-// flagged, never dropped.
+// low-severity ones (a bare ClientHello; encrypted DNS, a record) have benign users too: they
+// are flagged or recorded, never dropped.
 func (r Reason) Blocking() bool { return r.Severity() <= 2 }
+
+// Record reports whether the reason is a fact about the workload rather than a sign of mining:
+// it is written as an EVE anomaly record, never raises an alert or flags the flow on its own,
+// and the flow is learned by a learning profile like any other. Encrypted DNS is one: kdig
+// +tls, an unbound stub or a browser's DoH use it as much as a miner hiding its pool lookup
+// does (6 false alarms in 26 benign flows when it was an alert, issue 15). It matters through
+// the profile (a workload that never used it starts to: out of profile) and as a signal that
+// the workload's unresolved destinations were named where the sensor cannot see.
+func (r Reason) Record() bool { return r == ReasonDoH }
 
 // Reasons is a set of reasons.
 type Reasons uint32
@@ -178,6 +187,17 @@ func (v *Verdict) add(r Reason, ind, src string) {
 	}
 }
 
+// alerts counts the findings that are alerts (not records).
+func (v *Verdict) alerts() int {
+	n := 0
+	for i := 0; i < v.N; i++ {
+		if !v.Findings[i].Reason.Record() {
+			n++
+		}
+	}
+	return n
+}
+
 // Mode is how the sensor acts on a flagged flow.
 type Mode uint8
 
@@ -255,7 +275,7 @@ func (d *Detector) Evaluate(f *Facts) Verdict {
 			v.add(ReasonUnresolvedIP, f.ProfileDest, "profile")
 		}
 	}
-	if v.N > 0 {
+	if v.alerts() > 0 {
 		v.Action = Flag
 		if d.mode == ModeEnforce && d.blocks(f, &v) {
 			v.Action = Drop
@@ -275,7 +295,7 @@ func (d *Detector) blocks(f *Facts, v *Verdict) bool {
 				return true
 			}
 		default:
-			if r.Blocking() {
+			if r.Blocking() && !r.Record() {
 				return true
 			}
 		}

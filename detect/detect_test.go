@@ -41,7 +41,9 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("%s: missing %v in %+v", tc.name, r, v.Findings[:v.N])
 			}
 		}
-		if (v.N > 0) != (v.Action == Flag) {
+		// Encrypted DNS alone is a record: no action on the flow.
+		alerting := v.N > 0 && !(v.N == 1 && v.Has(ReasonDoH))
+		if alerting != (v.Action == Flag) {
 			t.Errorf("%s: action %v", tc.name, v.Action)
 		}
 	}
@@ -61,7 +63,9 @@ func TestEnforceBlocks(t *testing.T) {
 		{"monitored profile flags", withProfile(out, ProfileMonitoring), Flag},
 		{"enforcing profile drops", withProfile(out, ProfileEnforcing), Drop},
 		{"bare tls is only flagged", Facts{Proto: 6, DstPort: 443, TLSBare: true}, Flag},
-		{"dot is only flagged", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853}, Flag},
+		{"dot is only recorded", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853}, Allow},
+		{"dot to a pool address still drops", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853, Mining: true}, Drop},
+		{"dot out of an enforcing profile drops", withProfile(Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853, OutOfProfile: true}, ProfileEnforcing), Drop},
 		{"stratum drops", Facts{Mining: true}, Drop},
 	} {
 		if v := d.Evaluate(&tc.f); v.Action != tc.want {

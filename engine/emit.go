@@ -84,6 +84,7 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 			st = "enforcing"
 		}
 		ev.MG.Profile = &alert.Profile{State: st, Destination: d.facts.ProfileDest, Resolved: !d.facts.Unresolved}
+		ev.MG.EncryptedDNS = encKind(f)
 	case detect.ReasonPoolIP:
 		if d.facts.DstName != "" && ev.MG.Pool == "" {
 			ev.MG.Pool = d.facts.DstName
@@ -108,4 +109,56 @@ func dnsType(t uint16) string {
 		return s
 	}
 	return ""
+}
+
+// record writes a finding that is a fact, not an alert (detect.Reason.Record: encrypted DNS)
+// once per flow as an EVE anomaly record. The flow is not flagged, so a learning profile
+// learns it (with app "dot"/"doh"), and the workload is remembered as one whose unresolved
+// destinations deserve less trust (behaviour score).
+func (e *Engine) record(f *flow.Flow[state], fd detect.Finding) {
+	s := &f.App
+	if s.flags&flagEncDNS != 0 {
+		return
+	}
+	s.flags |= flagEncDNS
+	e.stats.EncryptedDNS++
+	e.encDNS.Mark(e.nameScope(f), e.now)
+	if e.opt.Sink == nil {
+		return
+	}
+	ev := alert.Event{
+		EventType:   "anomaly",
+		Anomaly:     &alert.Anomaly{Type: "applayer", Event: "ENCRYPTED_DNS", Layer: "proto_detect", AppProto: s.app.String()},
+		Timestamp:   e.now,
+		FlowID:      f.ID,
+		Src:         f.Orig,
+		Dest:        f.Resp,
+		Proto:       f.Proto,
+		AppProto:    s.app.String(),
+		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
+		SignatureID: fd.Reason.SignatureID(),
+		Signature:   fd.Reason.Signature(),
+		Severity:    fd.Reason.Severity(),
+		MG: alert.Minerguard{Detector: fd.Reason.String(), Pool: fd.Indicator, PoolSource: fd.Source,
+			Capture: e.label, EncryptedDNS: encKind(f)},
+	}
+	if e.opt.Workload != nil {
+		ev.MG.Workload = e.opt.Workload(f.Scope, f.Orig.Addr())
+	}
+	if d := s.det; d != nil && d.hello != nil {
+		ev.TLS = d.hello
+	}
+	e.opt.Sink.Alert(&ev)
+}
+
+// encKind names the encrypted DNS f carries: "dot" on DNS over TLS's port, else "doh"; ""
+// when it carries none.
+func encKind(f *flow.Flow[state]) string {
+	switch {
+	case f.App.flags&flagEncDNS == 0:
+		return ""
+	case f.Resp.Port() == 853:
+		return "dot"
+	}
+	return "doh"
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/detect/behaviour"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/protocols/dns"
 	"github.com/minerguard/minerguard/protocols/proxy"
@@ -71,8 +72,10 @@ type Engine struct {
 	table *flow.Table[state]
 	frags *flow.Defrag
 	names *dns.Cache
-	dnsp  dns.Parser // reused per message: no allocation per answer
-	insp  pool
+	// encDNS: the name scopes (workloads) that used encrypted DNS lately, a behaviour signal.
+	encDNS *behaviour.Recent
+	dnsp   dns.Parser // reused per message: no allocation per answer
+	insp   pool
 	// scratch is the parser state of a flow looked at without a slot; it lives only for the
 	// duration of one inspect call.
 	scratch inspect
@@ -97,7 +100,7 @@ func New(o Options) *Engine {
 	if o.MaxInspecting <= 0 {
 		o.MaxInspecting = 16384
 	}
-	e := &Engine{opt: o, names: dns.NewCache(o.DNSMaxAddrs, 1000, 30*time.Second)}
+	e := &Engine{opt: o, names: dns.NewCache(o.DNSMaxAddrs, 1000, 30*time.Second), encDNS: behaviour.NewRecent(0)}
 	e.insp.max = o.MaxInspecting
 	e.table = flow.NewTable[state](o.Flow, e.evicted)
 	e.frags = flow.NewDefrag(o.Flow.Defrag)
@@ -733,6 +736,10 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 	before := s.alerted
 	for i := 0; i < v.N; i++ {
 		fd := v.Findings[i]
+		if fd.Reason.Record() {
+			e.record(f, fd)
+			continue
+		}
 		if s.alerted.Has(fd.Reason) {
 			continue
 		}

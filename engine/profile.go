@@ -80,6 +80,9 @@ func (e *Engine) dest(f *flow.Flow[state]) profile.Dest {
 			d.Name = det.facts.SNI
 		}
 	}
+	if k := encKind(f); k != "" {
+		d.App = k // shown in the profile: this workload resolves names over encrypted DNS
+	}
 	if d.Name == "" {
 		a := f.Resp.Addr()
 		d.Addr = netip.PrefixFrom(a, a.BitLen())

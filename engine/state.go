@@ -34,6 +34,7 @@ const (
 	flagInit     uint8 = 1 << iota
 	flagDone           // every detector decided: the rest of the flow is counted only (see finish)
 	flagDeferred       // undecided and holding no slot: looked at again at its next payload
+	flagEncDNS         // the flow carries encrypted DNS (recorded once, see Engine.record)
 )
 
 // look bits: what a deferred flow's parsers had decided when it lost (or never got) its slot.

@@ -78,6 +78,7 @@ type Stats struct {
 	Inspecting       int                       // flows holding a slot now
 	FlowsEnded       uint64
 	FlaggedFlows     uint64
+	EncryptedDNS     uint64     // flows recorded as carrying encrypted DNS (DoT, DoH): records, not alerts
 	Alerts           [16]uint64 // by detect.Reason
 	AlertsBlocked    [16]uint64 // of those, on flows the enforcer is dropping
 

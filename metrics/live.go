@@ -39,9 +39,11 @@ type Live struct {
 
 	Profiles   map[string]int    // learned profiles by state (learning, monitoring, enforcing)
 	Violations map[string]uint64 // out-of-profile flows by workload identity (bounded by workloads)
-	ProfileCap ProfileCaps
-	XDP        XDP
-	Bypass     Bypass
+	// EncryptedDNS counts flows recorded as encrypted DNS by workload identity (same bound).
+	EncryptedDNS map[string]uint64
+	ProfileCap   ProfileCaps
+	XDP          XDP
+	Bypass       Bypass
 }
 
 // RingCounters are the kernel capture rings' counters of one workload's namespaces.
@@ -109,6 +111,7 @@ type liveCollector struct {
 	attribution, alertsDropped, reloads, mode, detections       *prometheus.Desc
 	recoveries                                                  *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
+	encDNS                                                      *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 	bpMode, bpPackets, bpBytes, bpFilter, bpFlows, bpMapFull    *prometheus.Desc
 	bpFailures, bpDoneErrors, bpNotParsed, drops                *prometheus.Desc
@@ -159,6 +162,7 @@ func newLiveCollector(src func() Live) *liveCollector {
 		ringResizes:        d("ring_resizes_total", "Capture rings re-created: grow (it dropped packets), shrink (calm again), or refused (it dropped, but all rings together reached capture.max_ring_bytes).", "direction"),
 		ringResizeFailures: d("ring_resize_failures_total", "Ring resizes that could not open the new ring (the old one stays)."),
 		drops:              d("capture_drops_total", "Packets lost on the way to the engine, by reason: ring_full (kernel ring), queue_full (pipeline queue).", "reason"),
+		encDNS:             d("workload_encrypted_dns_flows_total", "Flows carrying encrypted DNS (DoT, DoH), by workload: a fact recorded, not an alert.", "workload"),
 	}
 }
 
@@ -205,6 +209,9 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for w, v := range l.Violations {
 		n(c.violations, v, w)
+	}
+	for w, v := range l.EncryptedDNS {
+		n(c.encDNS, v, w)
 	}
 	n(c.profCapped, l.ProfileCap.EntriesCapped, "entries")
 	n(c.profCapped, l.ProfileCap.IPsCapped, "ips_per_name")

@@ -31,6 +31,7 @@ type collector struct {
 	dnsIncomplete                                             *prometheus.Desc
 	defragDone, defragDropped, defragOverlaps, defragBytes    *prometheus.Desc
 	defragPending, fragSnapped                                *prometheus.Desc
+	encDNS                                                    *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -72,6 +73,7 @@ func newCollector(src Source) *collector {
 		profLearned:          d("profile_learned_flows_total", "Flows taught to a learning profile.", "source"),
 		profPoisoned:         d("profile_poisoned_total", "Flagged flows whose destination was kept out of a learning profile.", "source"),
 		blocked:              d("flows_blocked_total", "Flows whose drop verdict was put into the data path.", "source"),
+		encDNS:               d("encrypted_dns_flows_total", "Flows carrying encrypted DNS (DoT, DoH to a listed resolver), recorded as anomaly events, not alerts.", "source"),
 		blockFail:            d("block_failures_total", "Drop verdicts the data path could not take (the flow was flagged only).", "source"),
 		dnsIncomplete:        d("dns_tcp_incomplete_total", "DNS-over-TCP messages begun and never read whole (connection ended, window passed, or a capture hole lost the framing).", "source"),
 	}
@@ -122,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for r := engine.ReclaimReason(0); int(r) < engine.NumReclaimReasons; r++ {
 		counter(c.inspectReclaimed, s.InspectReclaimed[r], r.String())
 	}
+	counter(c.encDNS, s.EncryptedDNS)
 	gauge(c.inspecting, float64(s.Inspecting))
 	counter(c.wsFull, s.WSBufferFull)
 	counter(c.profChecks, s.ProfileChecks-s.ProfileViolations, "in_profile_or_learning")

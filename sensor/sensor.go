@@ -275,6 +275,7 @@ func (s *Sensor) live() metrics.Live {
 		RingBytes: ringBytes, RingGrows: grows, RingShrinks: shrinks, RingResizeFailures: s.ringResizeFailures.Load(),
 		RingGrowsRefused: s.ringGrowsRefused.Load(),
 		PressureRings:    pressure, PressureEngaged: s.pressureEngaged.Load(), BypassRings: bypassRings,
+		EncryptedDNS: s.tally.encDNSSnapshot(),
 	}
 	if l.Mode == "learn" {
 		l.Mode = "monitor"

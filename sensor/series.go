@@ -27,10 +27,11 @@ type tally struct {
 	admitted map[string]bool
 	det      map[metrics.Detection]uint64
 	viol     map[string]uint64
+	encDNS   map[string]uint64 // encrypted DNS records (not alerts) by workload
 }
 
 func newTally(next engine.Sink, max int) *tally {
-	return &tally{next: next, max: max, admitted: map[string]bool{}, det: map[metrics.Detection]uint64{}, viol: map[string]uint64{}}
+	return &tally{next: next, max: max, admitted: map[string]bool{}, det: map[metrics.Detection]uint64{}, viol: map[string]uint64{}, encDNS: map[string]uint64{}}
 }
 
 // label is the workload label of identity id (kind as workload.Identity); t.mu held.
@@ -61,6 +62,15 @@ func (t *tally) Alert(e *alert.Event) {
 	if wl := e.MG.Workload; wl != nil {
 		w = t.label(wl.Identity, wl.Kind)
 	}
+	if e.EventType == "anomaly" {
+		// A record (encrypted DNS) is a fact about the workload, not a detection.
+		if e.MG.EncryptedDNS != "" {
+			t.encDNS[w]++
+		}
+		t.mu.Unlock()
+		t.next.Alert(e)
+		return
+	}
 	action := "flag"
 	if e.Action == "blocked" {
 		action = "drop"
@@ -82,6 +92,7 @@ func (t *tally) forget(id string) {
 	}
 	delete(t.admitted, id)
 	delete(t.viol, id)
+	delete(t.encDNS, id)
 	for d := range t.det {
 		if d.Workload == id {
 			delete(t.det, d)
@@ -102,4 +113,15 @@ func (t *tally) snapshot() (map[metrics.Detection]uint64, map[string]uint64) {
 		viol[k] = v
 	}
 	return det, viol
+}
+
+// encDNSSnapshot copies the encrypted DNS counts by workload for a scrape.
+func (t *tally) encDNSSnapshot() map[string]uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]uint64, len(t.encDNS))
+	for k, v := range t.encDNS {
+		out[k] = v
+	}
+	return out
 }
