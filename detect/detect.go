@@ -23,6 +23,8 @@ const (
 	ReasonTLSBare                        // a ClientHello with neither server name nor ALPN, as XMRig sends by default
 	ReasonNotInProfile                   // a destination outside the workload's learned egress profile
 	ReasonUnresolvedIP                   // out of profile, to an address no DNS answer or server name named
+	reasonXDP                            // 9400010: not a detection, the sensor's "enforcement degraded" (sensor.SIDMapFull)
+	ReasonBehaviour                      // an encrypted session shaped like a pool session (behaviour package's model)
 	numReasons
 )
 
@@ -39,6 +41,8 @@ var reasonInfo = [numReasons]struct {
 	ReasonTLSBare:      {"tls-no-sni", "MINERGUARD TLS without server name or ALPN (miner-style ClientHello)", 3},
 	ReasonNotInProfile: {"egress-not-in-profile", "MINERGUARD Egress to a destination outside the workload's learned profile", 2},
 	ReasonUnresolvedIP: {"unresolved-ip", "MINERGUARD Egress to an address no DNS answer in the workload named", 2},
+	reasonXDP:          {"xdp", "MINERGUARD Enforcement degraded (not a detection)", 3},
+	ReasonBehaviour:    {"behaviour", "MINERGUARD Encrypted session shaped like a mining pool session (record sizes and timing)", 3},
 }
 
 // SignatureBase is the first signature_id of minerguard's alerts: clear of ET's 2000000–2999999
@@ -130,6 +134,9 @@ type Facts struct {
 	// libraries always send one or the other; XMRig (stratum+ssl without "sni": true) sends
 	// neither. Low severity on its own; the learned profile (issue 5) sharpens it.
 	TLSBare bool
+	// Behaviour: the behaviour model scored the flow's encrypted records at or above its
+	// threshold. A flag, never a drop on its own (severity 3): it is a statistical judgement.
+	Behaviour bool
 
 	// Profile is the state of the workload's learned egress profile when the flow was checked;
 	// ProfileNone while there is none or it is still learning (no verdict from it then).
@@ -246,6 +253,9 @@ func (d *Detector) Evaluate(f *Facts) Verdict {
 	}
 	if f.TLSBare {
 		v.add(ReasonTLSBare, "", "")
+	}
+	if f.Behaviour {
+		v.add(ReasonBehaviour, "", "")
 	}
 	if f.SNI != "" {
 		if e, ok := set.Domain(f.SNI); ok {

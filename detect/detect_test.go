@@ -25,6 +25,7 @@ func TestEvaluate(t *testing.T) {
 		{"doh by sni", Facts{Proto: 6, Dst: pool, DstPort: 443, SNI: "cloudflare-dns.com"}, []Reason{ReasonDoH}},
 		{"dot", Facts{Proto: 6, Dst: pool, DstPort: 853}, []Reason{ReasonDoH}},
 		{"bare tls", Facts{Proto: 6, Dst: pool, DstPort: 443, TLSBare: true}, []Reason{ReasonTLSBare}},
+		{"behaviour", Facts{Proto: 6, Dst: pool, DstPort: 443, Behaviour: true}, []Reason{ReasonBehaviour}},
 		{"sv2", Facts{Proto: 6, Dst: pool, DstPort: 34254, SV2: true}, []Reason{ReasonSV2Handshake}},
 		{"learning: no profile verdict", Facts{Proto: 6, Dst: pool, DstPort: 8443, OutOfProfile: true, Unresolved: true}, nil},
 		{"in profile", Facts{Proto: 6, Dst: pool, DstPort: 443, Profile: ProfileMonitoring}, nil},
@@ -63,6 +64,7 @@ func TestEnforceBlocks(t *testing.T) {
 		{"monitored profile flags", withProfile(out, ProfileMonitoring), Flag},
 		{"enforcing profile drops", withProfile(out, ProfileEnforcing), Drop},
 		{"bare tls is only flagged", Facts{Proto: 6, DstPort: 443, TLSBare: true}, Flag},
+		{"behaviour is only flagged", Facts{Proto: 6, DstPort: 443, Behaviour: true}, Flag},
 		{"dot is only recorded", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853}, Allow},
 		{"dot to a pool address still drops", Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853, Mining: true}, Drop},
 		{"dot out of an enforcing profile drops", withProfile(Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853, OutOfProfile: true}, ProfileEnforcing), Drop},
@@ -81,7 +83,7 @@ func withProfile(f Facts, s ProfileState) Facts { f.Profile = s; return f }
 
 func TestReasonsStable(t *testing.T) {
 	// Signature IDs are a contract with SIEM rules: they never move.
-	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006, ReasonTLSBare: 9400007, ReasonNotInProfile: 9400008, ReasonUnresolvedIP: 9400009}
+	want := map[Reason]int{ReasonStratum: 9400001, ReasonPoolDNS: 9400002, ReasonPoolSNI: 9400003, ReasonPoolIP: 9400004, ReasonDoH: 9400005, ReasonSV2Handshake: 9400006, ReasonTLSBare: 9400007, ReasonNotInProfile: 9400008, ReasonUnresolvedIP: 9400009, ReasonBehaviour: 9400011}
 	for r, sid := range want {
 		if r.SignatureID() != sid || r.String() == "unknown" {
 			t.Errorf("%v: sid %d", r, r.SignatureID())

@@ -76,6 +76,8 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 			login = "REDACTED"
 		}
 		ev.Stratum = &alert.Stratum{Method: d.stratum.Method, Agent: d.stratum.Agent, Login: login, Side: d.stratum.Side.String()}
+	case detect.ReasonBehaviour:
+		ev.MG.Behaviour = d.behaviour
 	case detect.ReasonSV2Handshake:
 		ev.MG.Variant = "stratum-v2"
 	case detect.ReasonNotInProfile, detect.ReasonUnresolvedIP:

@@ -55,6 +55,10 @@ type Options struct {
 	// FlowSalt goes into every flow_id (alert.FlowHash): the live sensor draws it at random
 	// so ids of two nodes or runs do not collide; replay leaves it 0 for repeatable ids.
 	FlowSalt uint64
+	// Behaviour is the behaviour detector's model for TLS flows nothing else flagged;
+	// nil uses behaviour.Builtin. MaxBehaviour bounds the flows it watches at once (65,536).
+	Behaviour    *behaviour.Model
+	MaxBehaviour int
 	// Offloader, when set, hears once per flow that the engine needs nothing more of it, so
 	// the capture below can stop copying it up (the live sensor's kernel bypass).
 	Offloader Offloader
@@ -79,6 +83,11 @@ type Engine struct {
 	// scratch is the parser state of a flow looked at without a slot; it lives only for the
 	// duration of one inspect call.
 	scratch inspect
+	beh     behPool
+	// watched are the flows the behaviour detector watches (Tick scores those past their
+	// checkpoint); at most MaxBehaviour.
+	watched []*flow.Flow[state]
+	model   *behaviour.Model
 	pkt     flow.Packet
 	stats   Stats
 	now     time.Time
@@ -102,6 +111,14 @@ func New(o Options) *Engine {
 	}
 	e := &Engine{opt: o, names: dns.NewCache(o.DNSMaxAddrs, 1000, 30*time.Second), encDNS: behaviour.NewRecent(0)}
 	e.insp.max = o.MaxInspecting
+	e.model = o.Behaviour
+	if e.model == nil {
+		e.model = &behaviour.Builtin
+	}
+	e.beh.max = o.MaxBehaviour
+	if e.beh.max <= 0 {
+		e.beh.max = maxBehaviour
+	}
 	e.table = flow.NewTable[state](o.Flow, e.evicted)
 	e.frags = flow.NewDefrag(o.Flow.Defrag)
 	return e
@@ -143,6 +160,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	// swept here.
 	if n := ts.UnixNano(); n-e.lastExpire >= int64(expireEvery) || n < e.lastExpire {
 		e.names.Expire(ts)
+		e.tickBehaviour(ts)
 		e.lastExpire = n
 	}
 	f, dir, grew := e.table.Packet(p, scope, ts)
@@ -153,6 +171,9 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	s := &f.App
 	if s.flags&flagInit == 0 {
 		e.newFlow(f)
+	}
+	if s.det != nil && s.det.beh != nil {
+		e.behave(f, dir, p)
 	}
 	if s.flags&flagDone != 0 {
 		return
@@ -208,6 +229,7 @@ func (e *Engine) defragment(p *flow.Packet, scope uint64, ts time.Time) bool {
 // Tick expires idle flows and DNS answers at now. Packet does this as packets come; a live
 // caller also calls Tick on a timer so that quiet periods release memory.
 func (e *Engine) Tick(now time.Time) {
+	e.tickBehaviour(now)
 	e.table.Expire(now)
 	e.names.Expire(now)
 	e.frags.Expire(now)
@@ -645,6 +667,14 @@ func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 		e.insp.put(s.insp)
 		s.insp = nil
 	}
+	if s.det != nil && s.det.beh != nil {
+		// The behaviour detector still reads its packets (record headers): not done until
+		// it decides (unwatch), but its streams are not needed.
+		s.flags &^= flagDeferred
+		e.table.Release(f)
+		e.checkProfile(f, false)
+		return
+	}
 	s.flags = s.flags&^flagDeferred | flagDone
 	e.table.Release(f)
 	if why == finishDecided {
@@ -709,6 +739,7 @@ func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 		d.facts.TLSBare = h.SNI == "" && len(h.ALPN) == 0
 		e.stats.TLSHellos++
 		e.evaluate(f)
+		e.watch(f, in.base, len(h.ALPN) == 0)
 	}
 }
 
@@ -767,6 +798,9 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 	if f.App.insp != nil {
 		e.insp.put(f.App.insp)
 	}
+	if d := f.App.det; d != nil && d.beh != nil {
+		e.dropWatched(f)
+	}
 	f.App = state{}
 }
 
@@ -785,5 +819,6 @@ func (e *Engine) Stats() Stats {
 	s.DNSCache = e.names.Stats()
 	s.Defrag = e.frags.Stats()
 	s.Inspecting = e.insp.inUse
+	s.Watching = e.beh.inUse
 	return s
 }

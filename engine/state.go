@@ -5,6 +5,7 @@ import (
 
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
+	"github.com/minerguard/minerguard/detect/behaviour"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/protocols/proxy"
 	"github.com/minerguard/minerguard/protocols/stratum"
@@ -80,6 +81,12 @@ type detail struct {
 	stratum stratum.Result
 	hello   *alert.TLS
 	tunnel  *proxy.Tunnel
+	// beh is the behaviour detector's tracker while it watches the flow; behaviour what it
+	// found (for the alert); noALPN from the ClientHello.
+	beh       *behaviour.Flow
+	behaviour *alert.Behaviour
+	noALPN    bool
+	watchIdx  int // index in Engine.watched while beh is set
 }
 
 // inspect is the parser state of a flow under inspection. Objects are recycled through a

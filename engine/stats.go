@@ -79,6 +79,12 @@ type Stats struct {
 	FlowsEnded       uint64
 	FlaggedFlows     uint64
 	EncryptedDNS     uint64     // flows recorded as carrying encrypted DNS (DoT, DoH): records, not alerts
+	BehaviourWatched uint64     // TLS flows the behaviour detector started to watch
+	BehaviourNoSlot  uint64     // TLS flows not watched because MaxBehaviour flows already were
+	BehaviourScored  uint64     // watched flows scored at the checkpoint
+	BehaviourLost    uint64     // watched flows whose record walk was lost (a hole, a non-TLS header, a snapped frame)
+	BehaviourBulk    uint64     // watched flows that passed the stream depth before the checkpoint: bulk, not scored
+	Watching         int        // flows the behaviour detector watches now
 	Alerts           [16]uint64 // by detect.Reason
 	AlertsBlocked    [16]uint64 // of those, on flows the enforcer is dropping
 

@@ -31,7 +31,7 @@ type collector struct {
 	dnsIncomplete                                             *prometheus.Desc
 	defragDone, defragDropped, defragOverlaps, defragBytes    *prometheus.Desc
 	defragPending, fragSnapped                                *prometheus.Desc
-	encDNS                                                    *prometheus.Desc
+	encDNS, behFlows, behWatching                             *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -73,6 +73,8 @@ func newCollector(src Source) *collector {
 		profLearned:          d("profile_learned_flows_total", "Flows taught to a learning profile.", "source"),
 		profPoisoned:         d("profile_poisoned_total", "Flagged flows whose destination was kept out of a learning profile.", "source"),
 		blocked:              d("flows_blocked_total", "Flows whose drop verdict was put into the data path.", "source"),
+		behFlows:             d("behaviour_flows_total", "TLS flows the behaviour detector watched (watched), scored at its checkpoint (scored), let go unscored because their record walk was lost (lost) or they passed the stream depth (bulk), or could not watch (no_slot).", "source", "result"),
+		behWatching:          d("flows_behaviour_watching", "Flows the behaviour detector watches now.", "source"),
 		encDNS:               d("encrypted_dns_flows_total", "Flows carrying encrypted DNS (DoT, DoH to a listed resolver), recorded as anomaly events, not alerts.", "source"),
 		blockFail:            d("block_failures_total", "Drop verdicts the data path could not take (the flow was flagged only).", "source"),
 		dnsIncomplete:        d("dns_tcp_incomplete_total", "DNS-over-TCP messages begun and never read whole (connection ended, window passed, or a capture hole lost the framing).", "source"),
@@ -125,6 +127,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.inspectReclaimed, s.InspectReclaimed[r], r.String())
 	}
 	counter(c.encDNS, s.EncryptedDNS)
+	counter(c.behFlows, s.BehaviourWatched, "watched")
+	counter(c.behFlows, s.BehaviourScored, "scored")
+	counter(c.behFlows, s.BehaviourLost, "lost")
+	counter(c.behFlows, s.BehaviourBulk, "bulk")
+	counter(c.behFlows, s.BehaviourNoSlot, "no_slot")
+	gauge(c.behWatching, float64(s.Watching))
 	gauge(c.inspecting, float64(s.Inspecting))
 	counter(c.wsFull, s.WSBufferFull)
 	counter(c.profChecks, s.ProfileChecks-s.ProfileViolations, "in_profile_or_learning")
