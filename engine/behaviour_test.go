@@ -47,11 +47,20 @@ type timed struct {
 
 // poolSession is a pool-shaped TLS session: handshake, login and its job, jobs pushed every
 // 10 s, a submit and its answer every 12 s, up to 38 s after the session's start.
-func poolSession(t *testing.T, cport uint16) []timed {
+func poolSession(t *testing.T, cport uint16) []timed { return poolSessionVia(t, cport, "") }
+
+// poolSessionVia is poolSession through a SOCKS5 proxy to host when host is not "".
+func poolSessionVia(t *testing.T, cport uint16, host string) []timed {
 	type ev struct {
 		at     time.Duration
 		client bool
 		data   string
+	}
+	var pre []ev
+	if host != "" {
+		pre = []ev{{0, true, "\x05\x01\x00"}, {0, false, "\x05\x00"},
+			{0, true, "\x05\x01\x00\x03" + string([]byte{byte(len(host))}) + host + "\x01\xbb"},
+			{0, false, "\x05\x00\x00\x01\x0a\x00\x00\x08\x01\xbb"}}
 	}
 	evs := []ev{
 		{time.Millisecond, true, goHello(t)},
@@ -67,7 +76,8 @@ func poolSession(t *testing.T, cport uint16) []timed {
 		evs = append(evs, ev{time.Duration(s) * time.Second, true, tlsRec(23, 216)},
 			ev{time.Duration(s)*time.Second + 20*time.Millisecond, false, tlsRec(23, 80)})
 	}
-	sort.Slice(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	evs = append(pre, evs...)
 	x := newSession(t, endpoint{"10.0.0.2", cport}, endpoint{"10.9.9.9", 443})
 	var out []timed
 	for _, fr := range x.frames {
@@ -166,5 +176,23 @@ func TestBehaviourNoAlertBulkAndEnd(t *testing.T) {
 	e.Flush()
 	if st := e.Stats(); st.Watching != 0 || e.beh.inUse != 0 || len(e.watched) != 0 {
 		t.Fatalf("after the flow ended: watching %d in use %d list %d", st.Watching, e.beh.inUse, len(e.watched))
+	}
+}
+
+// Issue 15 item 4: through a SOCKS5 proxy, the name the client asked for is the destination's
+// name, and the behaviour detector reads the tunnelled TLS records (after the preamble).
+func TestBehaviourThroughSOCKS5(t *testing.T) {
+	c := &collect{}
+	e := behaviourEngine(c, &behaviour.Model{Version: "test-always", B: 10, Threshold: 0.5})
+	for _, tf := range poolSessionVia(t, 40005, "edge.telemetry-cdn.example.org") {
+		e.Packet(flow.LinkEthernet, tf.frame, epoch.Add(tf.at), 1)
+	}
+	e.Tick(epoch.Add(time.Minute))
+	if len(c.events) != 1 || c.events[0].MG.Detector != "behaviour" || c.events[0].MG.Tunnel != "socks5" ||
+		c.events[0].MG.Target != "edge.telemetry-cdn.example.org:443" || c.events[0].TLS == nil || c.events[0].TLS.SNI == "" {
+		t.Fatalf("want a behaviour alert on the tunnelled session: %+v", c.events)
+	}
+	if b := c.events[0].MG.Behaviour; b.Features["push_per_min"] <= 0 || b.Features["req_per_min"] <= 0 {
+		t.Fatalf("the tunnelled records were not read: %+v", b.Features)
 	}
 }
