@@ -26,17 +26,21 @@ var meanings = map[int]string{
 	detect.ReasonPoolDNS.SignatureID():      "a DNS query (UDP or TCP) for a listed mining pool domain (suffix match)",
 	detect.ReasonPoolSNI.SignatureID():      "a TLS ClientHello whose server name is a listed pool",
 	detect.ReasonPoolIP.SignatureID():       "a flow to a listed pool address, to an address a DNS answer tied to a pool name, or through a proxy to a pool name",
-	detect.ReasonDoH.SignatureID():          "DNS over HTTPS or TLS to a public resolver: lookups the sensor cannot see (low severity, never dropped)",
+	detect.ReasonDoH.SignatureID():          "a record, not an alert (EVE anomaly ENCRYPTED_DNS): DNS over TLS, or over HTTPS to a listed resolver; learned by profiles, counted per workload, a behaviour signal",
 	detect.ReasonSV2Handshake.SignatureID(): "the Stratum V2 Noise first flight: 64 bytes out, 170 back",
 	detect.ReasonTLSBare.SignatureID():      "a ClientHello with neither server name nor ALPN, as XMRig sends by default (low severity, never dropped)",
 	detect.ReasonNotInProfile.SignatureID(): "a destination outside the workload's learned egress profile",
 	detect.ReasonUnresolvedIP.SignatureID(): "out of profile, to an address no DNS answer in the workload's namespace and no server name named",
+	detect.ReasonBehaviour.SignatureID():    "a TLS session shaped like a mining pool session (record sizes and timing, scored by a fitted model 40 s in); features in the alert (low severity, never dropped)",
 	sensor.SIDMapFull:                       "not a detection: a block did not fit the XDP map, so the workload's enforcement fell back to flag-only",
 }
 
 func signatures() []signature {
 	var out []signature
 	for r := detect.ReasonStratum; r.String() != "unknown"; r++ {
+		if r.SignatureID() == sensor.SIDMapFull {
+			continue // the sensor's own row below
+		}
 		out = append(out, signature{r.SignatureID(), r.String(), r.Severity(), r.Blocking(), r.Signature(), meanings[r.SignatureID()]})
 	}
 	return append(out, signature{sensor.SIDMapFull, "xdp", 1, false,

@@ -22,7 +22,7 @@ func TestSignaturesList(t *testing.T) {
 		}
 		seen[r.ID] = true
 	}
-	for id := 9400001; id <= 9400010; id++ {
+	for id := 9400001; id <= 9400011; id++ {
 		if !seen[id] {
 			t.Errorf("signature %d not listed", id)
 		}
