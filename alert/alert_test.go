@@ -173,3 +173,23 @@ func TestTextGroupsByFlow(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 }
+
+// A record (encrypted DNS) is an EVE anomaly line that Suricata's schema accepts.
+func TestAnomalyRecordValidates(t *testing.T) {
+	var b bytes.Buffer
+	w := NewJSONWriter(&b)
+	e := &Event{EventType: "anomaly", Anomaly: &Anomaly{Type: "applayer", Event: "ENCRYPTED_DNS", Layer: "proto_detect", AppProto: "tls"},
+		Timestamp: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC), FlowID: 7, Proto: 6, AppProto: "tls",
+		Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dest: netip.MustParseAddrPort("10.5.5.5:853"),
+		TLS: &TLS{SNI: "dns.example"}, MG: Minerguard{Detector: "doh", EncryptedDNS: "dot"}}
+	if err := w.Write(e); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if n := evetest.Lines(t, "anomaly record", b.Bytes()); n != 1 {
+		t.Fatalf("%d lines", n)
+	}
+	if !strings.Contains(b.String(), `"event_type":"anomaly"`) || strings.Contains(b.String(), `"alert"`) {
+		t.Fatalf("line: %s", b.String())
+	}
+}
