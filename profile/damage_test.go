@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minerguard/minerguard/internal/statetest"
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/profile/statetest"
 )
 
 // Every kind of damaged state file is refused by Open and OpenReadOnly with a DamagedError

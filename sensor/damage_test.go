@@ -13,8 +13,8 @@ import (
 
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/internal/netnstest"
-	"github.com/minerguard/minerguard/internal/statetest"
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/profile/statetest"
 	"github.com/minerguard/minerguard/xdp"
 )
 

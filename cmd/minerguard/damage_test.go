@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/minerguard/minerguard/internal/statetest"
+	"github.com/minerguard/minerguard/profile/statetest"
 )
 
 // Every profiles subcommand, and a replay that checks or learns against the state, answers a
