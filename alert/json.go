@@ -9,30 +9,42 @@ import (
 // eveTime is Suricata's timestamp layout, with the offset spelled +0000.
 const eveTime = "2006-01-02T15:04:05.000000-0700"
 
+// eveHead is the start every EVE line of a flow shares (alert, anomaly), in the schema's order.
+type eveHead struct {
+	Timestamp    string `json:"timestamp"`
+	FlowID       uint64 `json:"flow_id"`
+	PcapCnt      uint64 `json:"pcap_cnt,omitempty"`
+	EventType    string `json:"event_type"`
+	Host         string `json:"host,omitempty"`
+	InIface      string `json:"in_iface,omitempty"`
+	PcapFilename string `json:"pcap_filename,omitempty"`
+	SrcIP        string `json:"src_ip"`
+	SrcPort      uint16 `json:"src_port"`
+	DestIP       string `json:"dest_ip"`
+	DestPort     uint16 `json:"dest_port"`
+	Proto        string `json:"proto"`
+}
+
+func head(e *Event, eventType string) eveHead {
+	return eveHead{Timestamp: e.Timestamp.UTC().Format(eveTime), FlowID: e.FlowID, PcapCnt: e.PcapCnt,
+		EventType: eventType, Host: e.Host, InIface: e.InIface, PcapFilename: e.MG.Capture,
+		SrcIP: e.Src.Addr().Unmap().String(), SrcPort: e.Src.Port(), DestIP: e.Dest.Addr().Unmap().String(),
+		DestPort: e.Dest.Port(), Proto: ProtoName(e.Proto)}
+}
+
 // eve is the wire layout of an alert line. Every key is one Suricata's EVE schema
 // (etc/schema.json, testdata/eve) allows at its place: the schema refuses unknown keys at the
 // top level and in alert, dns, tls and flow, so minerguard's own fields live in alert.context
 // (free-form) and alert.metadata (string arrays, as rule metadata).
 type eve struct {
-	Timestamp    string   `json:"timestamp"`
-	FlowID       uint64   `json:"flow_id"`
-	PcapCnt      uint64   `json:"pcap_cnt,omitempty"`
-	EventType    string   `json:"event_type"`
-	Host         string   `json:"host,omitempty"`
-	InIface      string   `json:"in_iface,omitempty"`
-	PcapFilename string   `json:"pcap_filename,omitempty"`
-	SrcIP        string   `json:"src_ip"`
-	SrcPort      uint16   `json:"src_port"`
-	DestIP       string   `json:"dest_ip"`
-	DestPort     uint16   `json:"dest_port"`
-	Proto        string   `json:"proto"`
-	Direction    string   `json:"direction"`
-	AppProto     string   `json:"app_proto"`
-	CommunityID  string   `json:"community_id"`
-	Alert        eveAlert `json:"alert"`
-	DNS          *eveDNS  `json:"dns,omitempty"`
-	TLS          *TLS     `json:"tls,omitempty"`
-	Flow         *eveFlow `json:"flow,omitempty"`
+	eveHead
+	Direction   string   `json:"direction"`
+	AppProto    string   `json:"app_proto"`
+	CommunityID string   `json:"community_id"`
+	Alert       eveAlert `json:"alert"`
+	DNS         *eveDNS  `json:"dns,omitempty"`
+	TLS         *TLS     `json:"tls,omitempty"`
+	Flow        *eveFlow `json:"flow,omitempty"`
 }
 
 type eveAlert struct {
@@ -162,29 +174,15 @@ func (j *JSONWriter) writeStats(e *Event) error {
 // event, keys as its schema allows them (so no minerguard object: the workload is counted by
 // the sensor's metrics, and in_iface/host say where).
 type eveAnomaly struct {
-	Timestamp    string   `json:"timestamp"`
-	FlowID       uint64   `json:"flow_id"`
-	PcapCnt      uint64   `json:"pcap_cnt,omitempty"`
-	EventType    string   `json:"event_type"`
-	Host         string   `json:"host,omitempty"`
-	InIface      string   `json:"in_iface,omitempty"`
-	PcapFilename string   `json:"pcap_filename,omitempty"`
-	SrcIP        string   `json:"src_ip"`
-	SrcPort      uint16   `json:"src_port"`
-	DestIP       string   `json:"dest_ip"`
-	DestPort     uint16   `json:"dest_port"`
-	Proto        string   `json:"proto"`
-	AppProto     string   `json:"app_proto"`
-	CommunityID  string   `json:"community_id"`
-	Anomaly      *Anomaly `json:"anomaly"`
-	TLS          *TLS     `json:"tls,omitempty"`
+	eveHead
+	AppProto    string   `json:"app_proto"`
+	CommunityID string   `json:"community_id"`
+	Anomaly     *Anomaly `json:"anomaly"`
+	TLS         *TLS     `json:"tls,omitempty"`
 }
 
 func (j *JSONWriter) writeAnomaly(e *Event) error {
-	l := eveAnomaly{Timestamp: e.Timestamp.UTC().Format(eveTime), FlowID: e.FlowID, PcapCnt: e.PcapCnt,
-		EventType: "anomaly", Host: e.Host, InIface: e.InIface, PcapFilename: e.MG.Capture,
-		SrcIP: e.Src.Addr().Unmap().String(), SrcPort: e.Src.Port(), DestIP: e.Dest.Addr().Unmap().String(),
-		DestPort: e.Dest.Port(), Proto: ProtoName(e.Proto), AppProto: e.AppProto, CommunityID: e.CommunityID,
+	l := eveAnomaly{eveHead: head(e, "anomaly"), AppProto: e.AppProto, CommunityID: e.CommunityID,
 		Anomaly: e.Anomaly, TLS: e.TLS}
 	if l.AppProto == "" {
 		l.AppProto = "unknown"
@@ -202,21 +200,10 @@ func (j *JSONWriter) Write(e *Event) error {
 	}
 	mg := e.MG
 	l := eve{
-		Timestamp:    e.Timestamp.UTC().Format(eveTime),
-		FlowID:       e.FlowID,
-		PcapCnt:      e.PcapCnt,
-		EventType:    "alert",
-		Host:         e.Host,
-		InIface:      e.InIface,
-		PcapFilename: e.MG.Capture,
-		SrcIP:        e.Src.Addr().Unmap().String(),
-		SrcPort:      e.Src.Port(),
-		DestIP:       e.Dest.Addr().Unmap().String(),
-		DestPort:     e.Dest.Port(),
-		Proto:        ProtoName(e.Proto),
-		Direction:    "to_server",
-		AppProto:     e.AppProto,
-		CommunityID:  e.CommunityID,
+		eveHead:     head(e, "alert"),
+		Direction:   "to_server",
+		AppProto:    e.AppProto,
+		CommunityID: e.CommunityID,
 		Alert: eveAlert{Action: e.Action, GID: 1, SignatureID: e.SignatureID, Rev: 1,
 			Signature: e.Signature, Category: e.Category, Severity: e.Severity,
 			Metadata: eveMetadata{TacticID: tacticID, TacticName: tacticName, TechniqueID: techniqueID,
