@@ -7,6 +7,30 @@ import (
 	"github.com/minerguard/minerguard/flow"
 )
 
+// flowEvent is what every event of f says about the flow and about the finding fd: 5-tuple
+// (src = the side that opened it), ids, counters, signature and the detector's facts.
+func (e *Engine) flowEvent(f *flow.Flow[state], fd detect.Finding) alert.Event {
+	return alert.Event{
+		Timestamp:   e.now,
+		FlowID:      e.flowID(f),
+		Src:         f.Orig,
+		Dest:        f.Resp,
+		Proto:       f.Proto,
+		AppProto:    f.App.app.String(),
+		PcapCnt:     e.stats.Packets - e.base,
+		ToClient:    e.dir == flow.DirReply,
+		FlowStart:   f.First,
+		Packets:     f.Packets,
+		Bytes:       f.Bytes,
+		Scope:       f.Scope,
+		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
+		SignatureID: fd.Reason.SignatureID(),
+		Signature:   fd.Reason.Signature(),
+		Severity:    fd.Reason.Severity(),
+		MG:          alert.Minerguard{Detector: fd.Reason.String(), Pool: fd.Indicator, PoolSource: fd.Source, Capture: e.label},
+	}
+}
+
 // emit builds the alert for one finding. Each alert carries its own flow's 5-tuple, oriented
 // so that src is the side that opened the connection or sent the query.
 func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
@@ -19,32 +43,8 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 	if e.opt.Sink == nil {
 		return
 	}
-	ev := alert.Event{
-		Timestamp:   e.now,
-		FlowID:      e.flowID(f),
-		Src:         f.Orig,
-		Dest:        f.Resp,
-		Proto:       f.Proto,
-		AppProto:    s.app.String(),
-		PcapCnt:     e.stats.Packets - e.base,
-		ToClient:    e.dir == flow.DirReply,
-		FlowStart:   f.First,
-		Packets:     f.Packets,
-		Bytes:       f.Bytes,
-		Scope:       f.Scope,
-		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
-		Action:      "allowed",
-		SignatureID: fd.Reason.SignatureID(),
-		Signature:   fd.Reason.Signature(),
-		Category:    detect.Category,
-		Severity:    fd.Reason.Severity(),
-		MG: alert.Minerguard{
-			Detector:   fd.Reason.String(),
-			Pool:       fd.Indicator,
-			PoolSource: fd.Source,
-			Capture:    e.label,
-		},
-	}
+	ev := e.flowEvent(f, fd)
+	ev.Action, ev.Category = "allowed", detect.Category
 	if ev.AppProto == "" {
 		// As Suricata says it: "failed" once inspection gave up on the flow, else not known yet.
 		ev.AppProto = "unknown"
@@ -128,28 +128,10 @@ func (e *Engine) record(f *flow.Flow[state], fd detect.Finding) {
 	if e.opt.Sink == nil {
 		return
 	}
-	ev := alert.Event{
-		EventType:   "anomaly",
-		Anomaly:     &alert.Anomaly{Type: "applayer", Event: "ENCRYPTED_DNS", Layer: "proto_detect", AppProto: s.app.String()},
-		Timestamp:   e.now,
-		FlowID:      e.flowID(f),
-		Src:         f.Orig,
-		Dest:        f.Resp,
-		Proto:       f.Proto,
-		AppProto:    s.app.String(),
-		PcapCnt:     e.stats.Packets - e.base,
-		ToClient:    e.dir == flow.DirReply,
-		FlowStart:   f.First,
-		Packets:     f.Packets,
-		Bytes:       f.Bytes,
-		Scope:       f.Scope,
-		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
-		SignatureID: fd.Reason.SignatureID(),
-		Signature:   fd.Reason.Signature(),
-		Severity:    fd.Reason.Severity(),
-		MG: alert.Minerguard{Detector: fd.Reason.String(), Pool: fd.Indicator, PoolSource: fd.Source,
-			Capture: e.label, EncryptedDNS: encKind(f)},
-	}
+	ev := e.flowEvent(f, fd)
+	ev.EventType = "anomaly"
+	ev.Anomaly = &alert.Anomaly{Type: "applayer", Event: "ENCRYPTED_DNS", Layer: "proto_detect", AppProto: s.app.String()}
+	ev.MG.EncryptedDNS = encKind(f)
 	if e.opt.Workload != nil {
 		ev.MG.Workload = e.opt.Workload(f.Scope, f.Orig.Addr())
 	}
