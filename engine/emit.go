@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"time"
+
 	mdns "github.com/miekg/dns"
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/detect"
@@ -19,7 +21,7 @@ func (e *Engine) flowEvent(f *flow.Flow[state], fd detect.Finding) alert.Event {
 		AppProto:    f.App.app.String(),
 		PcapCnt:     e.stats.Packets - e.base,
 		ToClient:    e.dir == flow.DirReply,
-		FlowStart:   f.First,
+		FlowStart:   time.Unix(0, f.First),
 		Packets:     f.Packets,
 		Bytes:       f.Bytes,
 		Scope:       f.Scope,
@@ -103,7 +105,7 @@ func (e *Engine) emit(f *flow.Flow[state], fd detect.Finding, blocked bool) {
 
 // flowID is f's EVE flow_id (alert.FlowHash).
 func (e *Engine) flowID(f *flow.Flow[state]) uint64 {
-	return alert.FlowHash(e.opt.FlowSalt, f.Scope, f.Orig, f.Resp, f.Proto, f.First)
+	return alert.FlowHash(e.opt.FlowSalt, f.Scope, f.Orig, f.Resp, f.Proto, time.Unix(0, f.First))
 }
 
 func dnsType(t uint16) string {

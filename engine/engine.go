@@ -139,7 +139,9 @@ func (e *Engine) SetLabel(s string) { e.label, e.base = s, e.stats.Packets }
 func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uint64) {
 	e.stats.Packets++
 	e.stats.Bytes += uint64(len(data))
+	// now is ts as an integer, converted once: the flow table works in integers.
 	e.now = ts
+	now := ts.UnixNano()
 	p := &e.pkt
 	st := flow.Decode(link, data, p)
 	e.stats.Decode[st]++
@@ -159,12 +161,12 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	}
 	// The flow table expires its own flows as packets come; only the DNS answers are
 	// swept here.
-	if n := ts.UnixNano(); n-e.lastExpire >= int64(expireEvery) || n < e.lastExpire {
+	if now-e.lastExpire >= int64(expireEvery) || now < e.lastExpire {
 		e.names.Expire(ts)
 		e.tickBehaviour(ts)
-		e.lastExpire = n
+		e.lastExpire = now
 	}
-	f, dir, grew := e.table.Packet(p, scope, ts)
+	f, dir, grew := e.table.Packet(p, scope, now)
 	if f == nil {
 		return
 	}
@@ -231,7 +233,7 @@ func (e *Engine) defragment(p *flow.Packet, scope uint64, ts time.Time) bool {
 // caller also calls Tick on a timer so that quiet periods release memory.
 func (e *Engine) Tick(now time.Time) {
 	e.tickBehaviour(now)
-	e.table.Expire(now)
+	e.table.Expire(now.UnixNano())
 	e.names.Expire(now)
 	e.frags.Expire(now)
 	e.lastExpire = now.UnixNano()

@@ -111,13 +111,13 @@ func TestStreamRangeLimit(t *testing.T) {
 func TestStreamMidstreamAndSYN(t *testing.T) {
 	tb, _ := newTestTable(Config{})
 	// Mid-stream pickup: the stream starts at the first segment seen.
-	f, _, grew := tb.Packet(tcpPkt(cli, srv, TCPAck, 5000, 1, "mid"), 0, t0)
-	tb.Packet(tcpPkt(cli, srv, TCPAck, 4990, 1, "0123456789mi"), 0, t0) // earlier bytes are not prepended
+	f, _, grew := tb.Packet(tcpPkt(cli, srv, TCPAck, 5000, 1, "mid"), 0, t0.UnixNano())
+	tb.Packet(tcpPkt(cli, srv, TCPAck, 4990, 1, "0123456789mi"), 0, t0.UnixNano()) // earlier bytes are not prepended
 	if !grew || !f.Midstream || string(f.Stream[DirOrig].Data()) != "mid" || f.Stream[DirOrig].Base != 5000 {
 		t.Errorf("midstream: grew %v midstream %v data %q base %d", grew, f.Midstream, f.Stream[DirOrig].Data(), f.Stream[DirOrig].Base)
 	}
 	// SYN carrying data (TCP Fast Open): the data starts after the SYN's sequence number.
-	f, _, grew = tb.Packet(tcpPkt("10.0.0.3:1234", srv, TCPSyn, 77, 0, "tfo"), 0, t0)
+	f, _, grew = tb.Packet(tcpPkt("10.0.0.3:1234", srv, TCPSyn, 77, 0, "tfo"), 0, t0.UnixNano())
 	if !grew || f.Stream[DirOrig].Base != 78 || string(f.Stream[DirOrig].Data()) != "tfo" {
 		t.Errorf("syn data: base %d data %q", f.Stream[DirOrig].Base, f.Stream[DirOrig].Data())
 	}
@@ -125,12 +125,12 @@ func TestStreamMidstreamAndSYN(t *testing.T) {
 
 func TestStreamBypassReleases(t *testing.T) {
 	tb, _ := newTestTable(Config{})
-	f, _, _ := tb.Packet(tcpPkt(cli, srv, TCPAck, 1, 1, "hello"), 0, t0)
+	f, _, _ := tb.Packet(tcpPkt(cli, srv, TCPAck, 1, 1, "hello"), 0, t0.UnixNano())
 	if tb.Stats().Reassembly.BytesInUse == 0 {
 		t.Fatal("no buffer in use")
 	}
 	f.Bypass = true
-	_, _, grew := tb.Packet(tcpPkt(cli, srv, TCPAck, 6, 1, "more"), 0, t0)
+	_, _, grew := tb.Packet(tcpPkt(cli, srv, TCPAck, 6, 1, "more"), 0, t0.UnixNano())
 	if grew || f.Stream[DirOrig].Data() != nil || tb.Stats().Reassembly.BytesInUse != 0 || f.Packets[DirOrig] != 2 {
 		t.Errorf("bypass: grew %v data %q in use %d packets %d", grew, f.Stream[DirOrig].Data(), tb.Stats().Reassembly.BytesInUse, f.Packets[DirOrig])
 	}
@@ -147,7 +147,7 @@ func TestR2OneFlowNoNewline(t *testing.T) {
 	p.Payload = bytes.Repeat([]byte{'A'}, 1448)
 	var f *Flow[int]
 	for sent := 0; sent < 1<<30; sent += len(p.Payload) {
-		f, _, _ = tb.Packet(p, 0, t0)
+		f, _, _ = tb.Packet(p, 0, t0.UnixNano())
 		p.Seq += uint32(len(p.Payload))
 	}
 	s := &f.Stream[DirOrig]
@@ -176,7 +176,7 @@ func TestR2ManyFlows(t *testing.T) {
 		p.SrcPort = uint16(10000 + i)
 		for k := 0; k < 100; k++ {
 			p.Seq = uint32(1 + k*len(chunk))
-			tb.Packet(p, 0, t0)
+			tb.Packet(p, 0, t0.UnixNano())
 		}
 		if st := tb.Stats().Reassembly; st.BytesAllocated > 256<<20 || st.BytesInUse > st.BytesAllocated {
 			t.Fatalf("flow %d: allocated %d in use %d", i, st.BytesAllocated, st.BytesInUse)
@@ -211,7 +211,7 @@ func TestR3OutOfOrderBounded(t *testing.T) {
 	send := func(seq uint32, payload []byte) *Flow[int] {
 		p := tcpPkt(cli, srv, TCPAck, seq, 1, "")
 		p.Payload = payload
-		f, _, _ := tb.Packet(p, 0, t0)
+		f, _, _ := tb.Packet(p, 0, t0.UnixNano())
 		return f
 	}
 	f := send(0, seg) // prefix: bytes [0,1000)

@@ -81,15 +81,15 @@ type Flow[T any] struct {
 	Bypass     bool // set by the caller: count only, no more reassembly
 	fin        [2]bool
 	class      uint8
-	Last       time.Time
+	Last       int64     // packet time of the latest packet, Unix nanoseconds
 	Packets    [2]uint64 // by Dir
 	Bytes      [2]uint64 // wire bytes by Dir
 	App        T         // the caller's detector state
 
 	ID         uint64 // unique within the table, nonzero (EVE flow_id)
-	First      time.Time
+	First      int64  // packet time of the first packet, Unix nanoseconds
 	prev, next uint32 // LRU links within the class list (slot numbers, 0 = none)
-	listed     int64  // packet time (UnixNano) f was put at the head of its list
+	listed     int64  // packet time f was put at the head of its list
 	slot       uint32
 	Stream     [2]Stream // TCP reassembly by Dir
 }
@@ -184,7 +184,7 @@ type lruList struct{ head, tail uint32 }
 // per capture worker.
 type Table[T any] struct {
 	cfg      Config
-	timeouts [numClasses]time.Duration
+	timeouts [numClasses]int64 // nanoseconds, compared with packet times as integers
 	onEvict  func(*Flow[T], EvictReason)
 
 	index    []uint64 // open addressing, linear probing: hash32<<32 | slot; 0 = empty
@@ -227,13 +227,13 @@ func NewTable[T any](cfg Config, onEvict func(f *Flow[T], reason EvictReason)) *
 	n := min(t.maxIndex, initialIndex)
 	t.index = make([]uint64, n)
 	t.mask = uint32(n - 1)
-	t.timeouts = [numClasses]time.Duration{
-		classTCPNew:         cfg.TCPNewTimeout,
-		classTCPEstablished: cfg.TCPEstablishedTimeout,
-		classTCPClosing:     cfg.TCPClosingTimeout,
-		classTCPClosed:      cfg.TCPClosedTimeout,
-		classUDP:            cfg.UDPTimeout,
-		classOther:          cfg.OtherTimeout,
+	t.timeouts = [numClasses]int64{
+		classTCPNew:         int64(cfg.TCPNewTimeout),
+		classTCPEstablished: int64(cfg.TCPEstablishedTimeout),
+		classTCPClosing:     int64(cfg.TCPClosingTimeout),
+		classTCPClosed:      int64(cfg.TCPClosedTimeout),
+		classUDP:            int64(cfg.UDPTimeout),
+		classOther:          int64(cfg.OtherTimeout),
 	}
 	return t
 }
@@ -256,7 +256,7 @@ func (t *Table[T]) flow(slot uint32) *Flow[T] {
 	return &t.chunks[(slot-1)/chunkFlows][(slot-1)%chunkFlows]
 }
 
-// Packet accounts p (from scope, seen at now) to its flow, creating the
+// Packet accounts p (from scope, seen at packet time now, Unix nanoseconds) to its flow, creating the
 // flow if needed, and feeds TCP payload to the direction's Stream unless
 // the flow is bypassed. It returns the flow, the packet's direction, and
 // whether a stream of the flow has new contiguous bytes: normally
@@ -266,8 +266,11 @@ func (t *Table[T]) flow(slot uint32) *Flow[T] {
 //
 // IP fragments (p.Fragment != NotFragment) do not belong here: callers pass
 // them to a Defrag and pass the datagram it reassembles.
-func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], dir Dir, grew bool) {
-	if d := now.UnixNano() - t.lastExpire; d >= int64(time.Second) || d < 0 {
+//
+// Times are integers on this path: a time.Time compare or subtraction per packet decodes
+// its wall and monotonic parts each time.
+func (t *Table[T]) Packet(p *Packet, scope uint64, now int64) (f *Flow[T], dir Dir, grew bool) {
+	if d := now - t.lastExpire; d >= int64(time.Second) || d < 0 {
 		t.Expire(now)
 	}
 	h := flowHash(t.hseed, p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto, scope)
@@ -289,7 +292,7 @@ func (t *Table[T]) Packet(p *Packet, scope uint64, now time.Time) (f *Flow[T], d
 	}
 	f.Packets[dir]++
 	f.Bytes[dir] += uint64(p.WireLen)
-	if now.After(f.Last) {
+	if now > f.Last {
 		f.Last = now
 	}
 	if p.Proto == ProtoTCP {
@@ -357,7 +360,7 @@ func (t *Table[T]) Release(f *Flow[T]) {
 	f.Stream[1].release(t.r)
 }
 
-func (t *Table[T]) create(h uint32, p *Packet, scope uint64, now time.Time) *Flow[T] {
+func (t *Table[T]) create(h uint32, p *Packet, scope uint64, now int64) *Flow[T] {
 	if t.n >= t.cfg.MaxFlows {
 		t.evictForCap()
 	}
@@ -540,7 +543,7 @@ func (t *Table[T]) touch(f *Flow[T]) {
 // refresh moves a flow seen since it was listed to the front of its list. It reports whether
 // it moved the flow.
 func (t *Table[T]) refresh(f *Flow[T]) bool {
-	if f.Last.UnixNano() <= f.listed {
+	if f.Last <= f.listed {
 		return false
 	}
 	t.unlink(f)
@@ -549,7 +552,7 @@ func (t *Table[T]) refresh(f *Flow[T]) bool {
 }
 
 func (t *Table[T]) pushFront(f *Flow[T]) {
-	f.listed = f.Last.UnixNano()
+	f.listed = f.Last
 	l := &t.lists[f.class]
 	f.prev, f.next = 0, l.head
 	if l.head != 0 {
@@ -607,7 +610,7 @@ func (t *Table[T]) oldestTail(from, to int) *Flow[T] {
 			if t.refresh(f) {
 				continue
 			}
-			if victim == nil || f.Last.Before(victim.Last) {
+			if victim == nil || f.Last < victim.Last {
 				victim = f
 			}
 			break
@@ -641,15 +644,15 @@ func (t *Table[T]) evict(f *Flow[T], reason EvictReason) {
 }
 
 // Expire evicts every flow idle for at least its state's timeout at packet
-// time now, calling onEvict(f, EvictTimeout). Packet also calls it about
-// once per second of packet time.
-func (t *Table[T]) Expire(now time.Time) {
-	t.lastExpire = now.UnixNano()
+// time now (Unix nanoseconds), calling onEvict(f, EvictTimeout). Packet also
+// calls it about once per second of packet time.
+func (t *Table[T]) Expire(now int64) {
+	t.lastExpire = now
 	for c := range t.lists {
 		to := t.timeouts[c%numClasses]
 		for t.lists[c].tail != 0 {
 			f := t.flow(t.lists[c].tail)
-			if now.Sub(f.Last) < to {
+			if now-f.Last < to {
 				// Seen recently. If it was also listed recently, so was every flow ahead of
 				// it: stop. Otherwise it was re-seen after listing: move it up and go on.
 				if t.refresh(f) {

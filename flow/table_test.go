@@ -56,7 +56,7 @@ func TestTableHandshakeAndData(t *testing.T) {
 	}
 	var first *Flow[int]
 	for i, s := range steps {
-		f, dir, grew := tb.Packet(s.p, 7, t0.Add(time.Duration(i)*time.Millisecond))
+		f, dir, grew := tb.Packet(s.p, 7, t0.Add(time.Duration(i)*time.Millisecond).UnixNano())
 		if first == nil {
 			first = f
 		} else if f != first {
@@ -82,7 +82,7 @@ func TestTableHandshakeAndData(t *testing.T) {
 	if f.Stream[DirOrig].Base != 101 || f.Stream[DirReply].Base != 901 {
 		t.Errorf("bases %d %d, want 101 901", f.Stream[DirOrig].Base, f.Stream[DirReply].Base)
 	}
-	if !f.First.Equal(t0) || !f.Last.Equal(t0.Add(6*time.Millisecond)) {
+	if f.First != t0.UnixNano() || f.Last != t0.Add(6*time.Millisecond).UnixNano() {
 		t.Errorf("first %v last %v", f.First, f.Last)
 	}
 	if tb.Len() != 1 || tb.Stats().Created != 1 {
@@ -107,7 +107,7 @@ func TestInitiatorInference(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tb, _ := newTestTable(Config{})
-			f, dir, _ := tb.Packet(tt.p, 0, t0)
+			f, dir, _ := tb.Packet(tt.p, 0, t0.UnixNano())
 			if f.Orig != ap(tt.orig) || f.Midstream != tt.midstream {
 				t.Errorf("orig %v midstream %v, want %v %v", f.Orig, f.Midstream, tt.orig, tt.midstream)
 			}
@@ -122,7 +122,7 @@ func TestInitiatorInference(t *testing.T) {
 			rev := *tt.p
 			rev.Src, rev.Dst, rev.SrcPort, rev.DstPort = tt.p.Dst, tt.p.Src, tt.p.DstPort, tt.p.SrcPort
 			rev.TCPFlags = TCPAck
-			g, rdir, _ := tb.Packet(&rev, 0, t0)
+			g, rdir, _ := tb.Packet(&rev, 0, t0.UnixNano())
 			if g != f || rdir == dir {
 				t.Errorf("reverse: same flow %v dir %v", g == f, rdir)
 			}
@@ -132,8 +132,8 @@ func TestInitiatorInference(t *testing.T) {
 
 func TestScopeSeparatesFlows(t *testing.T) {
 	tb, _ := newTestTable(Config{})
-	a, _, _ := tb.Packet(udpPkt(cli, srv, "x"), 1, t0)
-	b, _, _ := tb.Packet(udpPkt(cli, srv, "x"), 2, t0)
+	a, _, _ := tb.Packet(udpPkt(cli, srv, "x"), 1, t0.UnixNano())
+	b, _, _ := tb.Packet(udpPkt(cli, srv, "x"), 2, t0.UnixNano())
 	if a == b || tb.Len() != 2 || a.ID == b.ID {
 		t.Errorf("scopes not separated: len %d", tb.Len())
 	}
@@ -141,15 +141,15 @@ func TestScopeSeparatesFlows(t *testing.T) {
 
 func TestTimeoutsByPacketTime(t *testing.T) {
 	tb, ev := newTestTable(Config{})
-	newTCP, _, _ := tb.Packet(tcpPkt(cli, srv, TCPSyn, 1, 0, ""), 0, t0)
-	udp, _, _ := tb.Packet(udpPkt(cli, srv, "q"), 0, t0)
-	est, _, _ := tb.Packet(tcpPkt("10.0.0.1:40001", srv, TCPAck, 1, 1, "x"), 0, t0)
-	rst, _, _ := tb.Packet(tcpPkt("10.0.0.1:40002", srv, TCPRst, 1, 1, ""), 0, t0)
+	newTCP, _, _ := tb.Packet(tcpPkt(cli, srv, TCPSyn, 1, 0, ""), 0, t0.UnixNano())
+	udp, _, _ := tb.Packet(udpPkt(cli, srv, "q"), 0, t0.UnixNano())
+	est, _, _ := tb.Packet(tcpPkt("10.0.0.1:40001", srv, TCPAck, 1, 1, "x"), 0, t0.UnixNano())
+	rst, _, _ := tb.Packet(tcpPkt("10.0.0.1:40002", srv, TCPRst, 1, 1, ""), 0, t0.UnixNano())
 	ids := map[uint64]string{newTCP.ID: "tcp-new", udp.ID: "udp", est.ID: "tcp-established", rst.ID: "tcp-closed"}
 	check := func(at time.Duration, want ...string) {
 		t.Helper()
 		*ev = (*ev)[:0]
-		tb.Expire(t0.Add(at))
+		tb.Expire(t0.Add(at).UnixNano())
 		var got []string
 		for _, e := range *ev {
 			if e.reason != EvictTimeout {
@@ -181,14 +181,14 @@ func TestTimeoutsByPacketTime(t *testing.T) {
 
 func TestActivityDefersTimeoutAndLazyExpiry(t *testing.T) {
 	tb, ev := newTestTable(Config{UDPTimeout: 10 * time.Second})
-	tb.Packet(udpPkt(cli, srv, "a"), 0, t0)
-	tb.Packet(udpPkt(srv, cli, "b"), 0, t0.Add(8*time.Second))
-	tb.Expire(t0.Add(17 * time.Second))
+	tb.Packet(udpPkt(cli, srv, "a"), 0, t0.UnixNano())
+	tb.Packet(udpPkt(srv, cli, "b"), 0, t0.Add(8*time.Second).UnixNano())
+	tb.Expire(t0.Add(17 * time.Second).UnixNano())
 	if len(*ev) != 0 {
 		t.Fatalf("evicted an active flow")
 	}
 	// No Expire call: the next packet (any flow) expires lazily.
-	tb.Packet(udpPkt("10.0.0.5:1", srv, "c"), 0, t0.Add(19*time.Second))
+	tb.Packet(udpPkt("10.0.0.5:1", srv, "c"), 0, t0.Add(19*time.Second).UnixNano())
 	if len(*ev) != 1 || tb.Len() != 1 {
 		t.Fatalf("lazy expiry: evicted %d, len %d", len(*ev), tb.Len())
 	}
@@ -196,17 +196,17 @@ func TestActivityDefersTimeoutAndLazyExpiry(t *testing.T) {
 
 func TestFlushAndPortReuse(t *testing.T) {
 	tb, ev := newTestTable(Config{})
-	f, _, _ := tb.Packet(tcpPkt(cli, srv, TCPSyn, 1, 0, ""), 0, t0)
+	f, _, _ := tb.Packet(tcpPkt(cli, srv, TCPSyn, 1, 0, ""), 0, t0.UnixNano())
 	old := f.ID
-	tb.Packet(tcpPkt(srv, cli, TCPRst|TCPAck, 0, 2, ""), 0, t0)
-	g, _, _ := tb.Packet(tcpPkt(cli, srv, TCPSyn, 5000, 0, ""), 0, t0.Add(time.Second))
+	tb.Packet(tcpPkt(srv, cli, TCPRst|TCPAck, 0, 2, ""), 0, t0.UnixNano())
+	g, _, _ := tb.Packet(tcpPkt(cli, srv, TCPSyn, 5000, 0, ""), 0, t0.Add(time.Second).UnixNano())
 	if g.ID == old || g.State != StateNew || tb.Len() != 1 {
 		t.Fatalf("reuse: id %d (old %d) state %v len %d", g.ID, old, g.State, tb.Len())
 	}
 	if len(*ev) != 1 || (*ev)[0] != (evicted{old, EvictReuse}) {
 		t.Fatalf("evictions %v", *ev)
 	}
-	tb.Packet(udpPkt(cli, srv, "x"), 0, t0.Add(time.Second))
+	tb.Packet(udpPkt(cli, srv, "x"), 0, t0.Add(time.Second).UnixNano())
 	tb.Flush()
 	st := tb.Stats()
 	if tb.Len() != 0 || st.Evicted.Flush != 2 || st.Evicted.Reuse != 1 || st.Active != 0 {
@@ -218,12 +218,12 @@ func TestCapEvictsLRUAndKeepsFlagged(t *testing.T) {
 	tb, ev := newTestTable(Config{MaxFlows: 4})
 	var flows []*Flow[int]
 	for i := 0; i < 4; i++ {
-		f, _, _ := tb.Packet(udpPkt(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 1000).String(), srv, "x"), 0, t0.Add(time.Duration(i)*time.Millisecond))
+		f, _, _ := tb.Packet(udpPkt(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 1000).String(), srv, "x"), 0, t0.Add(time.Duration(i)*time.Millisecond).UnixNano())
 		flows = append(flows, f)
 	}
 	ids := []uint64{flows[0].ID, flows[1].ID, flows[2].ID, flows[3].ID}
 	flows[0].Flagged = true // oldest, but flagged
-	tb.Packet(udpPkt("10.0.2.1:1", srv, "x"), 0, t0.Add(time.Second))
+	tb.Packet(udpPkt("10.0.2.1:1", srv, "x"), 0, t0.Add(time.Second).UnixNano())
 	if tb.Len() != 4 || len(*ev) != 1 || (*ev)[0] != (evicted{ids[1], EvictCap}) {
 		t.Fatalf("len %d evicted %v, want flow %d by cap", tb.Len(), *ev, ids[1])
 	}
@@ -255,13 +255,13 @@ func TestR1ManyFlows(t *testing.T) {
 		p.SrcPort = uint16(1024 + i%60000)
 		p.TCPFlags, p.Seq, p.Payload = TCPSyn, 1000, nil
 		now = now.Add(time.Microsecond)
-		f, _, _ := tb.Packet(&p, 0, now)
+		f, _, _ := tb.Packet(&p, 0, now.UnixNano())
 		if i < nFlagged {
 			f.Flagged = true
 			flaggedIDs[f.ID] = true
 		}
 		p.TCPFlags, p.Seq, p.Payload = TCPAck|TCPPsh, 1001, payload
-		if f2, _, grew := tb.Packet(&p, 0, now); f2 != f || !grew {
+		if f2, _, grew := tb.Packet(&p, 0, now.UnixNano()); f2 != f || !grew {
 			t.Fatalf("flow %d: data packet did not extend the stream", i)
 		}
 		if tb.Len() > capFlows {
@@ -295,19 +295,19 @@ func TestR1ManyFlows(t *testing.T) {
 func TestPacketAllocs(t *testing.T) {
 	tb, _ := newTestTable(Config{})
 	// Warm the buffer pool through every size class, then release it.
-	tb.Packet(tcpPkt(cli, srv, TCPSyn, 0, 0, ""), 0, t0)
+	tb.Packet(tcpPkt(cli, srv, TCPSyn, 0, 0, ""), 0, t0.UnixNano())
 	big := make([]byte, 1000)
 	for seq := uint32(1); seq < 70000; seq += 1000 {
 		p := tcpPkt(cli, srv, TCPAck, seq, 1, "")
 		p.Payload = big
-		tb.Packet(p, 0, t0)
+		tb.Packet(p, 0, t0.UnixNano())
 	}
 	tb.Flush()
 
 	syn := tcpPkt(cli, srv, TCPSyn, 0, 0, "")
-	tb.Packet(syn, 0, t0)
+	tb.Packet(syn, 0, t0.UnixNano())
 	ack := tcpPkt(srv, cli, TCPAck, 1, 1, "")
-	if n := testing.AllocsPerRun(1000, func() { tb.Packet(ack, 0, t0) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { tb.Packet(ack, 0, t0.UnixNano()) }); n != 0 {
 		t.Errorf("Packet without payload: %v allocs", n)
 	}
 	data := tcpPkt(cli, srv, TCPAck|TCPPsh, 1, 1, "0123456789012345678901234567890123456789")
@@ -315,11 +315,11 @@ func TestPacketAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() {
 		data.Seq = seq
 		seq += uint32(len(data.Payload))
-		tb.Packet(data, 0, t0)
+		tb.Packet(data, 0, t0.UnixNano())
 	}); n != 0 {
 		t.Errorf("Packet with payload: %v allocs", n)
 	}
-	f, _, _ := tb.Packet(ack, 0, t0)
+	f, _, _ := tb.Packet(ack, 0, t0.UnixNano())
 	if len(f.Stream[DirOrig].Data()) != 1001*40 {
 		t.Errorf("stream holds %d bytes, want %d", len(f.Stream[DirOrig].Data()), 1001*40)
 	}
@@ -355,7 +355,7 @@ func BenchmarkTablePacket(b *testing.B) {
 		default:
 			p.TCPFlags, p.Seq, p.Payload = TCPAck|TCPPsh, 1+uint32(c.step-1)*uint32(len(payload)), payload
 		}
-		tb.Packet(p, 0, now)
+		tb.Packet(p, 0, now.UnixNano())
 		if c.step++; c.step > segs+1 {
 			c.step = 0
 			p.SrcPort++
