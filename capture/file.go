@@ -58,14 +58,16 @@ type File struct {
 	raw     *countingReader // bytes taken from the file, for progress
 	content *bufio.Reader   // capture data, decompressed; pcapgo reads it directly
 	pcap    *pcapgo.Reader
-	order   binary.ByteOrder // pcap only: record header byte order
-	nanos   int64
-	maxCap  int
-	pending int // bytes of the last record still to be discarded from content
-	ng      *pcapgo.NgReader
-	link    uint16
-	packets atomic.Int64
-	good    int64 // content offset after the last complete packet (pcap: exact; pcapng: start of the record)
+	// bigEndian: pcap only, the record headers' byte order (a bool, not a binary.ByteOrder,
+	// so that nextPcap's reads inline).
+	bigEndian bool
+	nanos     int64
+	maxCap    int
+	pending   int // bytes of the last record still to be discarded from content
+	ng        *pcapgo.NgReader
+	link      uint16
+	packets   atomic.Int64
+	good      int64 // content offset after the last complete packet (pcap: exact; pcapng: start of the record)
 }
 
 // Open opens a capture file; "-" reads standard input. It checks the format up front so a
@@ -124,13 +126,13 @@ func Open(path string) (*File, error) {
 		// Record headers in the file's byte order; the sub-second field is µs or ns.
 		switch binary.BigEndian.Uint32(magic) {
 		case 0xa1b2c3d4:
-			c.order, c.nanos = binary.BigEndian, 1000
+			c.bigEndian, c.nanos = true, 1000
 		case 0xd4c3b2a1:
-			c.order, c.nanos = binary.LittleEndian, 1000
+			c.bigEndian, c.nanos = false, 1000
 		case 0xa1b23c4d:
-			c.order, c.nanos = binary.BigEndian, 1
+			c.bigEndian, c.nanos = true, 1
 		default:
-			c.order, c.nanos = binary.LittleEndian, 1
+			c.bigEndian, c.nanos = false, 1
 		}
 		// Like tcpdump and pcapgo, read records longer than a small declared snaplen up to
 		// libpcap's maximum; a record must fit in the read buffer to be peeked.

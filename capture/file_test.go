@@ -200,3 +200,32 @@ func FuzzFile(f *testing.F) {
 		}
 	})
 }
+
+// TestPcapBigEndian reads a big-endian nanosecond pcap (as written on a big-endian host):
+// the record header fields are read in the file's byte order.
+func TestPcapBigEndian(t *testing.T) {
+	var b bytes.Buffer
+	be := func(v uint32) { b.Write([]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}) }
+	be(0xa1b23c4d)                          // nanosecond magic, big-endian
+	b.Write([]byte{0, 2, 0, 4, 0, 0, 0, 0}) // version 2.4, thiszone
+	be(0)                                   // sigfigs
+	be(65535)                               // snaplen
+	be(1)                                   // Ethernet
+	for i := 0; i < 3; i++ {
+		be(uint32(t0.Unix()) + uint32(i))
+		be(123456789)
+		be(60)
+		be(1514)
+		b.Write(bytes.Repeat([]byte{byte(i)}, 60))
+	}
+	path := filepath.Join(t.TempDir(), "be.pcap")
+	os.WriteFile(path, b.Bytes(), 0o644)
+	fr, err := readAll(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := t0.Add(2*time.Second + 123456789)
+	if len(fr) != 3 || len(fr[2].Data) != 60 || fr[2].Data[0] != 2 || fr[2].WireLen != 1514 || !fr[2].Timestamp.Equal(want) {
+		t.Fatalf("got %d frames, last %+v, want ts %v", len(fr), fr[len(fr)-1], want)
+	}
+}
