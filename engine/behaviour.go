@@ -70,6 +70,7 @@ func (e *Engine) watch(f *flow.Flow[state], base [2]int, noALPN bool) {
 		b.Sync(d, st.Base+uint32(base[d]), st.Data()[base[d]:])
 	}
 	s.det.beh, s.det.noALPN = b, noALPN
+	s.flags |= flagWatched
 	s.det.watchIdx = len(e.watched)
 	e.watched = append(e.watched, f)
 }
@@ -152,6 +153,7 @@ func (e *Engine) dropWatched(f *flow.Flow[state]) {
 	d := f.App.det
 	e.beh.put(d.beh)
 	d.beh = nil
+	f.App.flags &^= flagWatched
 	i, last := d.watchIdx, len(e.watched)-1
 	if i <= last && e.watched[i] == f {
 		e.watched[i] = e.watched[last]

@@ -175,7 +175,7 @@ func (e *Engine) Packet(link flow.LinkType, data []byte, ts time.Time, scope uin
 	if s.flags&flagInit == 0 {
 		e.newFlow(f)
 	}
-	if s.det != nil && s.det.beh != nil {
+	if s.flags&flagWatched != 0 {
 		e.behave(f, dir, p)
 	}
 	if s.flags&flagDone != 0 {
