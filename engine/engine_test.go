@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/minerguard/minerguard/detect"
@@ -259,5 +260,35 @@ func TestWebSocketBufferFullCounted(t *testing.T) {
 	feed(e, x.frames)
 	if got := e.Stats().WSBufferFull; got != 1 {
 		t.Fatalf("WSBufferFull = %d, want 1", got)
+	}
+}
+
+// An evicted flow's detail is reused for a later flow with nothing of the old flow in it: a
+// DNS lookup of an ordinary name, given the detail of a Stratum session, is no mining flow.
+func TestDetailRecycledClean(t *testing.T) {
+	c := &collect{}
+	e := newEngine(c)
+	x := newSession(t, client, poolEP)
+	x.client(xmrigLogin, 1500)
+	feed(e, x.frames)
+	if len(c.events) != 1 || c.events[0].MG.Detector != "stratum" {
+		t.Fatalf("alerts %+v, want one stratum", c.events)
+	}
+	later := epoch.Add(time.Hour)
+	e.Tick(later) // the session is idle past every timeout: evicted
+	if len(e.dets) != 1 {
+		t.Fatalf("%d recycled details after the eviction, want 1", len(e.dets))
+	}
+	resolver, cl := endpoint{"10.0.0.53", 53}, endpoint{"10.0.0.3", 52000}
+	e.Packet(flow.LinkEthernet, udpFrame(t, cl, resolver, dnsQuery(t, "www.example.org", 9)), later, 1)
+	if len(e.dets) != 0 {
+		t.Fatalf("the lookup did not take the recycled detail (%d left)", len(e.dets))
+	}
+	if len(c.events) != 1 {
+		t.Fatalf("the lookup alerted with the old flow's facts: %+v", c.events[1:])
+	}
+	e.Flush()
+	if st := e.Stats(); st.Alerts[detect.ReasonStratum] != 1 || st.FlowsEnded != 2 {
+		t.Errorf("stats %+v", st)
 	}
 }
