@@ -206,7 +206,7 @@ func (Cgroup) Resolve(ns NetnsInfo) (Identity, bool) {
 }
 
 func cgroupIdentity(info CgroupInfo) Identity {
-	id := Identity{Name: "container/" + info.ShortID(), Kind: KindDocker, Container: info.ContainerID}
+	id := Identity{Name: "container/" + info.ShortID(), Kind: KindDocker, Container: info.ContainerID, Source: SourceCgroup}
 	if info.PodUID != "" {
 		id.Labels = map[string]string{LabelPodUID: info.PodUID}
 	}

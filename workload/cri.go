@@ -42,9 +42,11 @@ const criBackoff = 10 * time.Second
 // on its unix socket: ContainerStatus gives the pod of the container a process runs in, the
 // pod sandbox's labels give the owning controller without the API server (pod-template-hash
 // means a Deployment, controller-revision-hash plus the StatefulSet pod-name label a
-// StatefulSet), and the name is "k8s/NAMESPACE/KIND/NAME" (Kind "kubernetes"). It answers
+// StatefulSet), and the name is "k8s/NAMESPACE/KIND/NAME" (Kind "kubernetes"). The sandbox's
+// own process (pause) names the pod, and its container when it runs exactly one. It answers
 // false when no endpoint knows the container or none answers within Timeout. Answers are
-// cached per container ID; connections are made on first use and reused. Use a pointer;
+// cached per container ID (not per sandbox: a pod's containers start after its namespace
+// appears, and restart); connections are made on first use and reused. Use a pointer;
 // the zero value uses the defaults and is safe for concurrent use. Close releases the
 // connections.
 type CRI struct {
@@ -76,17 +78,26 @@ func (c *CRI) Resolve(ns NetnsInfo) (Identity, bool) {
 		}
 		ids = append(ids, info)
 	}
+	// What is known already first: the pause process comes first, and asking about it again
+	// costs calls its container's cached answer saves.
+	for _, info := range ids {
+		if a, ok := c.cache.get(info.ContainerID); ok && a.ok && a.id.Container != "" {
+			return a.id, true
+		}
+	}
 	var sandboxOnly answer
 	for _, info := range ids {
 		a, ok := c.cache.get(info.ContainerID)
 		if !ok {
-			var definite bool
-			a, definite = c.lookup(info)
+			var definite, keep bool
+			a, definite, keep = c.lookup(info)
 			if !definite {
 				continue // a runtime did not answer: ask again next time
 			}
-			c.cache.put(info.ContainerID, a)
-			a.id.Labels = maps.Clone(a.id.Labels) // the cache keeps its own
+			if keep {
+				c.cache.put(info.ContainerID, a)
+				a.id.Labels = maps.Clone(a.id.Labels) // the cache keeps its own
+			}
 		}
 		if a.ok && a.id.Container != "" {
 			return a.id, true
@@ -108,8 +119,10 @@ func seen(ids []CgroupInfo, id string) bool {
 }
 
 // lookup asks each endpoint about a container, then about a sandbox of that ID (the pause
-// process). definite is false when an endpoint failed, so "not found" might be wrong.
-func (c *CRI) lookup(info CgroupInfo) (a answer, definite bool) {
+// process). definite is false when an endpoint failed, so "not found" might be wrong. keep
+// is false for a sandbox: its containers come later and are restarted, so what it runs is
+// asked each time.
+func (c *CRI) lookup(info CgroupInfo) (a answer, definite, keep bool) {
 	definite = true
 	for _, ep := range c.endpoints() {
 		conn := c.conn(ep)
@@ -117,9 +130,11 @@ func (c *CRI) lookup(info CgroupInfo) (a answer, definite bool) {
 			definite = false
 			continue
 		}
+		sandbox := false
 		id, found, err := c.fromContainer(conn, info)
 		if err == nil && !found {
 			id, found, err = c.fromSandbox(conn, info)
+			sandbox = found
 		}
 		if err != nil {
 			c.markDown(conn)
@@ -127,10 +142,10 @@ func (c *CRI) lookup(info CgroupInfo) (a answer, definite bool) {
 			continue
 		}
 		if found {
-			return answer{id: id, ok: true}, true
+			return answer{id: id, ok: true}, true, !sandbox
 		}
 	}
-	return answer{}, definite
+	return answer{}, definite, definite
 }
 
 func (c *CRI) endpoints() []string {
@@ -239,6 +254,10 @@ func (c *CRI) fromContainer(conn *criConn, info CgroupInfo) (Identity, bool, err
 	}
 	id := podIdentity(pod, podLabels)
 	id.Container, id.Image = info.ContainerID, image
+	id.ContainerName = st.GetMetadata().GetName()
+	if id.ContainerName == "" {
+		id.ContainerName = pod.Container
+	}
 	return id, true, nil
 }
 
@@ -283,7 +302,42 @@ func (c *CRI) fromSandbox(conn *criConn, info CgroupInfo) (Identity, bool, error
 			return Identity{}, false, nil
 		}
 	}
-	return podIdentity(pod, st.GetLabels()), true, nil
+	id := podIdentity(pod, st.GetLabels())
+	// A pod's namespace appears with its sandbox, whose process is usually the first found in
+	// it: name the container too when the pod runs exactly one (with several, the traffic of
+	// the namespace is no one container's).
+	ctr, err := c.onlyContainer(conn, info.ContainerID)
+	if err != nil || ctr == "" {
+		return id, true, err
+	}
+	if a, ok := c.cache.get(ctr); ok && a.ok {
+		return a.id, true, nil
+	}
+	cid, found, err := c.fromContainer(conn, CgroupInfo{ContainerID: ctr, Runtime: info.Runtime, PodUID: pod.UID})
+	if err != nil || !found {
+		return id, true, err // exited in between: the pod alone
+	}
+	c.cache.put(ctr, answer{id: cid, ok: true})
+	cid.Labels = maps.Clone(cid.Labels) // the cache keeps its own
+	return cid, true, nil
+}
+
+// onlyContainer returns the ID of the one running container of a sandbox, "" when it runs
+// none or several.
+func (c *CRI) onlyContainer(conn *criConn, sandboxID string) (string, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := conn.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		PodSandboxId: sandboxID,
+		State:        &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+	}})
+	if err != nil {
+		return "", err
+	}
+	if items := resp.GetContainers(); len(items) == 1 {
+		return items[0].GetId(), nil
+	}
+	return "", nil
 }
 
 // podIdentity names a pod by its owner as far as its labels tell.
@@ -302,6 +356,7 @@ func podIdentity(pod PodRef, podLabels map[string]string) Identity {
 		Pod:       pod.Name,
 		Namespace: pod.Namespace,
 		Labels:    labels,
+		Source:    SourceCRI,
 	}
 }
 

@@ -21,6 +21,7 @@ type fakeRuntime struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	mu         sync.Mutex
 	containers map[string]*runtimeapi.ContainerStatus
+	sandboxOf  map[string]string // container ID → sandbox ID
 	sandboxes  []*runtimeapi.PodSandbox
 	calls      atomic.Int64
 }
@@ -51,6 +52,23 @@ next:
 		items = append(items, s)
 	}
 	return &runtimeapi.ListPodSandboxResponse{Items: items}, nil
+}
+
+func (f *fakeRuntime) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	flt := req.GetFilter()
+	var items []*runtimeapi.Container
+	for id, st := range f.containers {
+		if flt.GetPodSandboxId() != "" && f.sandboxOf[id] != flt.GetPodSandboxId() ||
+			flt.GetState() != nil && st.GetState() != flt.GetState().GetState() {
+			continue
+		}
+		items = append(items, &runtimeapi.Container{Id: id, PodSandboxId: f.sandboxOf[id], Metadata: st.Metadata, Image: st.Image,
+			ImageRef: st.ImageRef, State: st.State, CreatedAt: st.CreatedAt, Labels: st.Labels})
+	}
+	return &runtimeapi.ListContainersResponse{Containers: items}, nil
 }
 
 func (f *fakeRuntime) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
@@ -88,6 +106,7 @@ func (f *fakeRuntime) addPod(ns, name, uid, sandboxID, containerID, image string
 	for k, v := range kl {
 		cl[k] = v
 	}
+	f.sandboxOf[containerID] = sandboxID
 	f.containers[containerID] = &runtimeapi.ContainerStatus{
 		Id:        containerID,
 		Metadata:  &runtimeapi.ContainerMetadata{Name: "app"},
@@ -128,7 +147,7 @@ const (
 )
 
 func newFakeRuntime() *fakeRuntime {
-	f := &fakeRuntime{containers: map[string]*runtimeapi.ContainerStatus{}}
+	f := &fakeRuntime{containers: map[string]*runtimeapi.ContainerStatus{}, sandboxOf: map[string]string{}}
 	// A 4-character hash: GuessOwner alone would not recognise it, the label does.
 	f.addPod("prod", "api-5b9c-x8k2p", uidDeploy, sbDeploy, ctDeploy, "docker.io/library/nginx:1.27",
 		map[string]string{"app": "api", LabelPodTemplateHash: "5b9c"})
@@ -173,12 +192,16 @@ func TestCRIResolve(t *testing.T) {
 		ns                              NetnsInfo
 		wantName, wantPod, wantNS       string
 		wantContainer, wantImage, label string
+		callsAfter                      int64 // per resolve once cached
 	}{
-		{"deployment", podNetns(t, uidDeploy, sbDeploy, ctDeploy), "k8s/prod/Deployment/api", "api-5b9c-x8k2p", "prod", ctDeploy, "docker.io/library/nginx:1.27", "app"},
-		{"statefulset", podNetns(t, uidSts, sbSts, ctSts), "k8s/data/StatefulSet/db", "db-0", "data", ctSts, "quay.io/example/postgres:16", LabelControllerRevision},
+		{"deployment", podNetns(t, uidDeploy, sbDeploy, ctDeploy), "k8s/prod/Deployment/api", "api-5b9c-x8k2p", "prod", ctDeploy, "docker.io/library/nginx:1.27", "app", 0},
+		{"statefulset", podNetns(t, uidSts, sbSts, ctSts), "k8s/data/StatefulSet/db", "db-0", "data", ctSts, "quay.io/example/postgres:16", LabelControllerRevision, 0},
 		{"bare pod, image by ID", podNetns(t, uidBare, sbBare, ctBare), "k8s/default/Pod/debug", "debug", "default", ctBare,
-			"sha256:5a3221f0137beb960c34b9cf4455424b6210160fd618c5e79401a07d6e5a2ced", LabelPodUID},
-		{"pause process only", podNetns(t, uidDeploy, sbDeploy, ""), "k8s/prod/Deployment/api", "api-5b9c-x8k2p", "prod", "", "", LabelPodTemplateHash},
+			"sha256:5a3221f0137beb960c34b9cf4455424b6210160fd618c5e79401a07d6e5a2ced", LabelPodUID, 0},
+		// The pause process alone (the sensor knows one PID of a namespace): the pod's one
+		// container is found through the sandbox, which is asked again each time (ContainerStatus
+		// NotFound, PodSandboxStatus, ListContainers) while the container's answer is cached.
+		{"pause process only", podNetns(t, uidDeploy, sbDeploy, ""), "k8s/prod/Deployment/api", "api-5b9c-x8k2p", "prod", ctDeploy, "docker.io/library/nginx:1.27", "app", 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,18 +218,52 @@ func TestCRIResolve(t *testing.T) {
 				if got.Name != tt.wantName || got.Kind != KindKubernetes || got.Pod != tt.wantPod || got.Namespace != tt.wantNS {
 					t.Errorf("round %d: %q %q pod %q ns %q, want %q pod %q ns %q", i, got.Name, got.Kind, got.Pod, got.Namespace, tt.wantName, tt.wantPod, tt.wantNS)
 				}
-				if got.Container != tt.wantContainer || got.Image != tt.wantImage {
-					t.Errorf("container %q image %q, want %q %q", got.Container, got.Image, tt.wantContainer, tt.wantImage)
+				if got.Container != tt.wantContainer || got.Image != tt.wantImage || got.ContainerName != "app" || got.Source != SourceCRI {
+					t.Errorf("container %q %q image %q source %q, want %q app %q cri", got.Container, got.ContainerName, got.Image, got.Source, tt.wantContainer, tt.wantImage)
 				}
 				if _, ok := got.Labels[tt.label]; !ok || got.Labels["stale"] != "" {
 					t.Errorf("labels %v: want %q and none of the stale sandbox", got.Labels, tt.label)
 				}
 				got.Labels["scribble"] = "x" // the caller's copy
 			}
-			if extra := f.calls.Load() - before - calls; extra != 0 {
-				t.Errorf("%d calls after the first resolve, want 0 (cached)", extra)
+			if extra := f.calls.Load() - before - calls; extra != 2*tt.callsAfter {
+				t.Errorf("%d calls after the first resolve, want %d", extra, 2*tt.callsAfter)
 			}
 		})
+	}
+}
+
+// A pod's namespace appears with its sandbox, before its container runs: the first answer
+// names the pod alone, and a later one the container, not a cached pod-only answer. With two
+// containers running, neither is the namespace's.
+func TestCRISandboxBeforeContainer(t *testing.T) {
+	f := newFakeRuntime()
+	sock := startFakeRuntime(t, f)
+	c := &CRI{Endpoints: []string{sock}, Timeout: testTimeout}
+	t.Cleanup(func() { _ = c.Close() })
+	ns := podNetns(t, uidDeploy, sbDeploy, "")
+	f.mu.Lock()
+	st := f.containers[ctDeploy]
+	st.State = runtimeapi.ContainerState_CONTAINER_CREATED
+	f.mu.Unlock()
+	got, ok := c.Resolve(ns)
+	if !ok || got.Name != "k8s/prod/Deployment/api" || got.Container != "" || got.Image != "" || got.Source != SourceCRI {
+		t.Fatalf("before the container runs: %+v %v", got, ok)
+	}
+	f.mu.Lock()
+	st.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+	f.mu.Unlock()
+	if got, ok = c.Resolve(ns); !ok || got.Container != ctDeploy || got.ContainerName != "app" || got.Image != "docker.io/library/nginx:1.27" {
+		t.Fatalf("once it runs: %+v %v", got, ok)
+	}
+	// A sidecar joins: the namespace is the pod's, no longer one container's.
+	f.mu.Lock()
+	f.containers[ctBare] = &runtimeapi.ContainerStatus{Id: ctBare, Metadata: &runtimeapi.ContainerMetadata{Name: "sidecar"},
+		State: runtimeapi.ContainerState_CONTAINER_RUNNING, Image: st.Image, Labels: st.Labels}
+	f.sandboxOf[ctBare] = sbDeploy
+	f.mu.Unlock()
+	if got, ok = c.Resolve(ns); !ok || got.Name != "k8s/prod/Deployment/api" || got.Container != "" {
+		t.Fatalf("two containers: %+v %v", got, ok)
 	}
 }
 

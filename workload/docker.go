@@ -158,10 +158,12 @@ func (d *Docker) inspect(id string) (dockerContainer, error) {
 func dockerIdentity(info CgroupInfo, c dockerContainer) Identity {
 	labels := c.Config.Labels
 	id := Identity{
-		Kind:      KindDocker,
-		Container: info.ContainerID,
-		Image:     c.Config.Image,
-		Labels:    boundLabels(labels),
+		Kind:          KindDocker,
+		Container:     info.ContainerID,
+		ContainerName: strings.TrimPrefix(c.Name, "/"),
+		Image:         c.Config.Image,
+		Labels:        boundLabels(labels),
+		Source:        SourceDocker,
 	}
 	if p, s := labels[LabelComposeProject], labels[LabelComposeService]; p != "" && s != "" {
 		id.Name, id.Kind = "compose/"+p+"/"+s, KindCompose
@@ -171,6 +173,9 @@ func dockerIdentity(info CgroupInfo, c dockerContainer) Identity {
 		kind, name := GuessOwner(pod.Name)
 		id.Name, id.Kind = "k8s/"+pod.Namespace+"/"+kind+"/"+name, KindKubernetes
 		id.Pod, id.Namespace = pod.Name, pod.Namespace
+		if pod.Container != "" {
+			id.ContainerName = pod.Container // the spec's name, not dockershim's k8s_... name
+		}
 		return id
 	}
 	if repo := ImageRepository(c.Config.Image); repo != "" {

@@ -15,6 +15,17 @@ const (
 	KindUnknown    = "unknown"
 )
 
+// Sources: which resolver named a workload, so an alert tells an answer of the container
+// runtime from a guess made from /proc.
+const (
+	SourceCRI     = "cri"      // the CRI API of containerd or CRI-O
+	SourceDocker  = "docker"   // the Docker Engine API
+	SourceKubeEnv = "kube-env" // a pod's cgroup and environment in /proc
+	SourceCgroup  = "cgroup"   // the container ID in /proc/PID/cgroup, nothing more
+	SourceNetns   = "netns"    // the name under /var/run/netns
+	SourceStatic  = "static"   // the operator's map
+)
+
 // Identity names a workload. Name is the identity; the other fields are attributes that may
 // differ between replicas.
 type Identity struct {
@@ -23,9 +34,12 @@ type Identity struct {
 	Pod       string
 	Namespace string // Kubernetes namespace
 	Container string // full container ID
-	Image     string
-	Node      string
-	Labels    map[string]string
+	// ContainerName is the name the container has in its pod spec (CRI), or Docker's name.
+	ContainerName string
+	Image         string
+	Node          string
+	Labels        map[string]string
+	Source        string // the Source* constant of the resolver that answered; "" for Fallback
 }
 
 // NetnsInfo describes one network namespace to resolve.

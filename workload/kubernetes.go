@@ -252,6 +252,7 @@ func (KubeEnv) Resolve(ns NetnsInfo) (Identity, bool) {
 			Namespace: pod.Namespace,
 			Container: info.ContainerID,
 			Labels:    map[string]string{LabelPodUID: info.PodUID},
+			Source:    SourceKubeEnv,
 		}, true
 	}
 	return Identity{}, false

@@ -132,8 +132,8 @@ func TestKubeEnvResolver(t *testing.T) {
 		want Identity
 		ok   bool
 	}{
-		{[]int{1, 2}, Identity{Name: "k8s/shop/Deployment/web", Kind: KindKubernetes, Pod: "web-7d4b9c8f5d-x8k2p", Namespace: "shop", Container: ctrdID}, true},
-		{[]int{5}, Identity{Name: "k8s/data/StatefulSet/db", Kind: KindKubernetes, Pod: "db-0", Namespace: "data", Container: ctrdID}, true},
+		{[]int{1, 2}, Identity{Name: "k8s/shop/Deployment/web", Kind: KindKubernetes, Pod: "web-7d4b9c8f5d-x8k2p", Namespace: "shop", Container: ctrdID, Source: SourceKubeEnv}, true},
+		{[]int{5}, Identity{Name: "k8s/data/StatefulSet/db", Kind: KindKubernetes, Pod: "db-0", Namespace: "data", Container: ctrdID, Source: SourceKubeEnv}, true},
 		{[]int{1, 3}, Identity{}, false},
 		{[]int{4}, Identity{}, false},
 		{[]int{}, Identity{}, false},

@@ -8,5 +8,5 @@ func (NamedNetns) Resolve(ns NetnsInfo) (Identity, bool) {
 	if ns.Name == "" {
 		return Identity{}, false
 	}
-	return Identity{Name: "netns/" + ns.Name, Kind: KindNetns}, true
+	return Identity{Name: "netns/" + ns.Name, Kind: KindNetns, Source: SourceNetns}, true
 }

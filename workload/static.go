@@ -222,7 +222,7 @@ func (s *Static) Resolve(ns NetnsInfo) (Identity, bool) {
 }
 
 func (e *staticEntry) identity(id Identity) Identity {
-	id.Name, id.Kind = e.name, KindStatic
+	id.Name, id.Kind, id.Source = e.name, KindStatic, SourceStatic
 	if len(e.labels) > 0 {
 		// A copy: callers may add labels to the identity they get.
 		id.Labels = make(map[string]string, len(e.labels))

@@ -26,11 +26,11 @@ func TestLoadStatic(t *testing.T) {
 		want Identity
 		ok   bool
 	}{
-		{NetnsInfo{Name: "api-canary", PIDs: []int{1}}, Identity{Name: "billing/api", Kind: KindStatic, Labels: map[string]string{"team": "billing"}}, true},
-		{NetnsInfo{Inode: 4026532451, Name: "other"}, Identity{Name: "lab/miner-honeypot", Kind: KindStatic}, true},
+		{NetnsInfo{Name: "api-canary", PIDs: []int{1}}, Identity{Name: "billing/api", Kind: KindStatic, Source: SourceStatic, Labels: map[string]string{"team": "billing"}}, true},
+		{NetnsInfo{Inode: 4026532451, Name: "other"}, Identity{Name: "lab/miner-honeypot", Kind: KindStatic, Source: SourceStatic}, true},
 		// Longest prefix wins.
-		{NetnsInfo{PIDs: []int{1}}, Identity{Name: "legacy/batch-one", Kind: KindStatic, Container: dockerID}, true},
-		{NetnsInfo{PIDs: []int{2}}, Identity{Name: "legacy/batch", Kind: KindStatic, Container: "3f4e2a1b9c0d" + strings.Repeat("0", 52)}, true},
+		{NetnsInfo{PIDs: []int{1}}, Identity{Name: "legacy/batch-one", Kind: KindStatic, Source: SourceStatic, Container: dockerID}, true},
+		{NetnsInfo{PIDs: []int{2}}, Identity{Name: "legacy/batch", Kind: KindStatic, Source: SourceStatic, Container: "3f4e2a1b9c0d" + strings.Repeat("0", 52)}, true},
 		{NetnsInfo{PIDs: []int{3}, Name: "unmapped", Inode: 5}, Identity{}, false},
 		{NetnsInfo{}, Identity{}, false},
 	}
