@@ -121,7 +121,9 @@ func seen(ids []CgroupInfo, id string) bool {
 // lookup asks each endpoint about a container, then about a sandbox of that ID (the pause
 // process). definite is false when an endpoint failed, so "not found" might be wrong. keep
 // is false for a sandbox: its containers come later and are restarted, so what it runs is
-// asked each time.
+// asked each time; and for "not found" about a pod's process (the cgroup names a pod): the
+// sandbox's process runs before containerd registers the sandbox (after its network is set
+// up), so the runtime may know it on the next try.
 func (c *CRI) lookup(info CgroupInfo) (a answer, definite, keep bool) {
 	definite = true
 	for _, ep := range c.endpoints() {
@@ -145,7 +147,7 @@ func (c *CRI) lookup(info CgroupInfo) (a answer, definite, keep bool) {
 			return answer{id: id, ok: true}, true, !sandbox
 		}
 	}
-	return answer{}, definite, definite
+	return answer{}, definite, definite && info.PodUID == ""
 }
 
 func (c *CRI) endpoints() []string {
