@@ -115,9 +115,14 @@ type Workload struct {
 	Pod       string `json:"pod,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	Container string `json:"container,omitempty"`
-	Image     string `json:"image,omitempty"`
-	Node      string `json:"node,omitempty"`
-	Netns     string `json:"netns,omitempty"`
+	// ContainerName is the container's name in its pod spec (or Docker's name).
+	ContainerName string `json:"container_name,omitempty"`
+	Image         string `json:"image,omitempty"`
+	Node          string `json:"node,omitempty"`
+	Netns         string `json:"netns,omitempty"`
+	// Source says which resolver named the workload: cri, docker, kube-env and cgroup (from
+	// /proc), netns, static; absent when nothing did (the netns/ino: fallback).
+	Source string `json:"source,omitempty"`
 }
 
 // ProtoName is the EVE spelling of an IP protocol number.

@@ -88,6 +88,9 @@ type Config struct {
 	Workloads struct {
 		Static string   `yaml:"static"` // YAML map of netns/container to workload names
 		Select []string `yaml:"select"` // capture only workloads whose identity matches one of these path.Match patterns
+		// CRIEndpoints are the container runtime sockets asked for pods and containers
+		// ("unix:///path" or "/path"); empty: containerd's and CRI-O's default sockets.
+		CRIEndpoints []string `yaml:"cri_endpoints"`
 		// Addresses are CIDR=NAME pairs naming a packet's workload by its source address in
 		// `replay --config` (live, a namespace is the workload).
 		Addresses []string `yaml:"addresses"`
@@ -396,6 +399,11 @@ func (c *Config) Validate() error {
 	for _, p := range c.Workloads.Select {
 		if _, err := path.Match(p, ""); err != nil {
 			bad("workloads.select", "%q: %v", p, err)
+		}
+	}
+	for _, ep := range c.Workloads.CRIEndpoints {
+		if p := strings.TrimPrefix(ep, "unix://"); !strings.HasPrefix(p, "/") {
+			bad("workloads.cri_endpoints", "%q: want unix:///PATH or an absolute socket path", ep)
 		}
 	}
 	for _, a := range c.Workloads.Addresses {

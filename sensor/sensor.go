@@ -59,6 +59,7 @@ type Sensor struct {
 	mu       sync.RWMutex
 	rings    map[uint64]*watched             // by netns inode
 	failed   map[string]string               // namespaces named in the config that could not be opened: why
+	naming   map[uint64]*naming              // namespaces whose identity may still improve (attribution.go)
 	closed   map[string]metrics.RingCounters // counters of rings already closed, by workload label
 	bpClosed bypassClosed                    // kernel bypass counters of rings already closed
 
@@ -74,7 +75,7 @@ type Sensor struct {
 type watched struct {
 	ns    capture.Netns
 	id    workload.Identity
-	alert *alert.Workload // id as alerts show it; shared, never modified
+	alert *alert.Workload // id as alerts show it; shared, never modified, replaced under Sensor.mu (attribution.go)
 	ring  *capture.Ring   // replaced (under Sensor.mu) when the ring is resized
 	local []netip.Addr    // the namespace's own addresses, read when it was attached
 	iface string          // EVE in_iface of its alerts
@@ -114,7 +115,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		}
 		static = st
 	}
-	s.names = workload.NewChain(static, &workload.CRI{}, workload.KubeEnv{}, &workload.Docker{}, workload.NamedNetns{}, workload.Cgroup{})
+	s.names = workload.NewChain(static, &workload.CRI{Endpoints: cfg.Workloads.CRIEndpoints}, workload.KubeEnv{}, &workload.Docker{}, workload.NamedNetns{}, workload.Cgroup{})
 
 	var w io.Writer = stdout
 	if cfg.Alerts.Output != "-" {
@@ -336,6 +337,8 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 	bg.Add(1)
 	go func() { defer bg.Done(); s.sizeRings(bgctx, time.Second) }()
+	bg.Add(1)
+	go func() { defer bg.Done(); s.nameContainers(bgctx, time.Second) }()
 	disc := capture.DiscoverOptions{ProcRoot: s.cfg.ProcRoot, IncludeHost: s.cfg.HostNetns}
 	// Attach to what exists now before reporting ready; the watcher then reports those again
 	// as added, which attach ignores.
@@ -434,11 +437,8 @@ func (s *Sensor) selected(ns capture.Netns) bool {
 var errNotSelected = errors.New("workload not selected")
 
 func (s *Sensor) attach(ns capture.Netns) error {
-	info := workload.NetnsInfo{Inode: ns.Inode, Name: ns.Name, ProcRoot: s.cfg.ProcRoot}
-	if ns.PID > 0 {
-		info.PIDs = []int{ns.PID}
-	}
-	id := s.names.Resolve(info)
+	id := s.names.Resolve(s.netnsInfo(ns))
+	s.notePending(ns, id)
 	if !s.workloadSelected(id.Name) {
 		return errNotSelected
 	}
@@ -479,8 +479,7 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	if _, on := r.BypassStats(); s.bp != nil && !on && !s.deferBypass.Load() {
 		s.log.Warn("capturing without the kernel bypass: its filter could not be attached to this ring", "netns", ns.Path, "workload", id.Name)
 	}
-	aw := &alert.Workload{Identity: id.Name, Kind: id.Kind, Pod: id.Pod, Namespace: id.Namespace,
-		Container: id.Container, Image: id.Image, Node: s.node, Netns: ns.Path}
+	aw := s.alertWorkload(ns, id)
 	// A namespace's own addresses tell its egress from connections made to it. A host
 	// interface gets none: it may carry other hosts' traffic (a bridge, a SPAN port), all of
 	// it attributed to the interface's workload.
@@ -531,6 +530,9 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 	s.mu.Lock()
 	w := s.rings[inode]
 	delete(s.rings, inode)
+	if gone {
+		delete(s.naming, inode)
+	}
 	last := false // no other namespace of w's workload is captured
 	if w != nil {
 		last = !slices.ContainsFunc(slices.Collect(maps.Values(s.rings)), func(o *watched) bool { return o.id.Name == w.id.Name })
