@@ -15,5 +15,10 @@
 //
 // The static map and procfs are read as files; CRI (gRPC over the runtime's unix socket)
 // and the Docker Engine API (HTTP over its socket) are asked with a timeout, cached per
-// container, and backed off when the daemon does not answer.
+// container, and backed off when the daemon does not answer. Identity.Source says which
+// resolver answered. A pod's namespace appears with its sandbox process, before the runtime
+// has registered the sandbox and before the container runs: CRI does not cache what it could
+// not yet say about a pod's process, and names the container through the sandbox once it
+// runs exactly one; the sensor asks again about such namespaces (sensor/attribution.go).
+// sensor/cri_live_test.go checks this against a real containerd (internal/crilab).
 package workload
