@@ -205,6 +205,12 @@ func nodeCmd(ctx context.Context, ns, script string, args ...string) *exec.Cmd {
 // startSensor runs a sensor with cfg until the test ends and waits until it is ready.
 func startSensor(t testing.TB, cfg Config, out io.Writer) *Sensor {
 	t.Helper()
+	return startSensorWith(t, cfg, out, nil)
+}
+
+// startSensorWith is startSensor with a change made to the sensor before it runs.
+func startSensorWith(t testing.TB, cfg Config, out io.Writer, change func(*Sensor)) *Sensor {
+	t.Helper()
 	if cfg.StateDir == Default().StateDir && cfg.Profiles.State == "" {
 		cfg.StateDir = t.TempDir() // never the machine's own profile state
 	}
@@ -215,6 +221,9 @@ func startSensor(t testing.TB, cfg Config, out io.Writer) *Sensor {
 	s, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)), out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if change != nil {
+		change(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
