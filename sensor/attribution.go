@@ -37,17 +37,20 @@ func provisional(ns capture.Netns, id workload.Identity) bool {
 		id.Kind == workload.KindKubernetes && id.Container == "")
 }
 
-// notePending remembers ns for nameContainers when its identity is provisional.
+// notePending remembers ns for nameContainers when its identity is provisional, and forgets
+// it when it is not (a namespace not selected is resolved again when the watcher's first
+// scan reports it).
 func (s *Sensor) notePending(ns capture.Netns, id workload.Identity) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !provisional(ns, id) {
+		delete(s.naming, ns.Inode)
 		return
 	}
-	s.mu.Lock()
 	if s.naming == nil {
 		s.naming = map[uint64]*naming{}
 	}
 	s.naming[ns.Inode] = &naming{ns: ns, id: id, next: time.Now().Add(renameFirst)}
-	s.mu.Unlock()
 }
 
 // netnsInfo is what the resolvers are told about a namespace.

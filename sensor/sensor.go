@@ -494,6 +494,12 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 	iface := captureIface(ns, ifname)
 	label := s.tally.Label(id.Name, id.Kind)
 	s.mu.Lock()
+	if s.rings[scope] != nil {
+		// Attached meanwhile: the watcher and a late naming (attribution.go) both may.
+		s.mu.Unlock()
+		r.Close()
+		return nil
+	}
 	s.rings[scope] = &watched{ns: ns, id: id, alert: aw, ring: r, local: local, iface: iface, label: label,
 		scope: scope, ifname: ifname, blocks: s.cfg.Capture.Blocks, calm: time.Now()}
 	delete(s.failed, ns.Name)
