@@ -6,11 +6,14 @@
 # mosquitto (MQTT over TLS, keepalive, QoS 1 telemetry and pushed publications), Redis over
 # TLS (PING loop, pub/sub), HTTPS polling on one keep-alive connection, HTTP/2 server streams
 # with PINGs (node http2). Each run is its own namespace pair, bounded by timeout, and writes
-# testdata/behaviour/<name>.pcap.
+# testdata/behaviour/<name>.pcap (OUT_DIR=DIR: DIR/<name>.pcap).
+# xmrig-socks5-d<D>-j<J> is the same XMRig through a SOCKS5 proxy (microsocks) whose request
+# names the host: the proxy resolves it in the server namespace, the client namespace has no
+# hosts entry and no DNS.
 #   usage: s11-behaviour.sh NAME IDX SECONDS   (NAME picks the scenario; IDX 1..200 picks 10.78.IDX.0/24)
 set -euo pipefail
 GEN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-OUT_DIR="$GEN_DIR/../behaviour"
+OUT_DIR="${OUT_DIR:-$GEN_DIR/../behaviour}"
 mkdir -p "$OUT_DIR"
 NAME=$1 IDX=$2 SECS=${3:-100}
 C=h8b$IDX-c S=h8b$IDX-s CIP=10.78.$IDX.1 SIP=10.78.$IDX.2
@@ -22,7 +25,7 @@ down() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   sleep 0.3
   ip netns del "$C" 2>/dev/null || true; ip netns del "$S" 2>/dev/null || true
-  rm -rf "/etc/netns/$C" "$T"
+  rm -rf "/etc/netns/$C" "/etc/netns/$S" "$T"
 }
 trap down EXIT
 ip netns del "$C" 2>/dev/null || true; ip netns del "$S" 2>/dev/null || true
@@ -46,6 +49,22 @@ stunnel_to() { # PORT_BACKEND: TLS on SIP:443 → 127.0.0.1:PORT_BACKEND
 ip netns exec "$C" timeout $((SECS + 10)) tcpdump -i h8v$IDX -s 0 -U -w "$OUT_DIR/$NAME.pcap" 'tcp' >/dev/null 2>&1 & TD=$!
 sleep 1
 case "$NAME" in
+xmrig-socks5-*)
+  # The proxy, not the client, resolves the name (XMRig hands it the host): the hosts entry
+  # moves to the server namespace, where microsocks listens on SIP:1080.
+  diff=$(sed -E 's/.*-d([0-9]+).*/\1/' <<<"$NAME"); every=$(sed -E 's/.*-j([0-9]+).*/\1/' <<<"$NAME")
+  printf '127.0.0.1 localhost\n' > "/etc/netns/$C/hosts"
+  mkdir -p "/etc/netns/$S"; printf '127.0.0.1 localhost\n%s %s\n' "$SIP" "$HOST" > "/etc/netns/$S/hosts"
+  bg "$S" python3 "$GEN_DIR/behaviour/pool.py" 127.0.0.1 3333 --diff "$diff" --job-every "$every"
+  waitport "$S" 3333; stunnel_to 3333
+  bg "$S" microsocks -i "$SIP" -p 1080; waitport "$S" 1080
+  cat > "$T/xmrig.json" <<J
+{"autosave": false, "donate-level": 0, "print-time": 10, "randomx": {"mode": "light"},
+ "cpu": {"enabled": true, "huge-pages": false, "max-threads-hint": 10, "priority": 0},
+ "pools": [{"url": "$HOST:443", "user": "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "pass": "x", "tls": true, "sni": true, "keepalive": true, "socks5": "$SIP:1080"}]}
+J
+  ip netns exec "$C" timeout "$SECS" /work/shared/miners/xmrig -c "$T/xmrig.json" -t 1 --no-color > "$T/xmrig.log" 2>&1 || true
+  grep -E "accepted|new job|error|proxy" "$T/xmrig.log" | tail -4 >&2 || true ;;
 xmrig-*)
   # xmrig-d<DIFF>-j<JOB_EVERY>[-...]
   diff=$(sed -E 's/.*-d([0-9]+).*/\1/' <<<"$NAME"); every=$(sed -E 's/.*-j([0-9]+).*/\1/' <<<"$NAME")
