@@ -155,6 +155,19 @@ if (mode === 'server') {
 P
   bg "$S" node "$T/h2.js" server "$SIP" "$T/cert.pem" "$T/key.pem"; waitport "$S" 443
   ip netns exec "$C" timeout "$SECS" node "$T/h2.js" client "$HOST" "$T/cert.pem" x "$((SECS - 2))" || true ;;
+ssh-*)
+  # OpenSSH on 443 (a name on no list): ssh-idle-<x> is an idle interactive session held by
+  # ServerAliveInterval 15 s (keepalive requests both ways); ssh-tail-<x> follows a log that
+  # grows by a line every 2-9 s (server output after silence, like a job push).
+  ssh-keygen -q -t ed25519 -N '' -f "$T/host" && ssh-keygen -q -t ed25519 -N '' -f "$T/user"
+  cp "$T/user.pub" "$T/authorized_keys"; mkdir -p /run/sshd
+  printf 'Port 443\nListenAddress %s\nHostKey %s\nAuthorizedKeysFile %s\nPermitRootLogin yes\nStrictModes no\nUsePAM no\nPidFile none\nClientAliveInterval 20\n' "$SIP" "$T/host" "$T/authorized_keys" > "$T/sshd.conf"
+  bg "$S" /usr/sbin/sshd -D -e -f "$T/sshd.conf"; waitport "$S" 443
+  sshc=(ssh -T -i "$T/user" -p 443 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=15 -o BatchMode=yes "root@$HOST")
+  case "$NAME" in
+  ssh-idle-*) ip netns exec "$C" timeout "$SECS" "${sshc[@]}" "sleep $SECS" >/dev/null 2>&1 || true ;;
+  *) ip netns exec "$C" timeout "$SECS" "${sshc[@]}" "while :; do echo \"\$(date -Is) GET /api/v1/items/\$RANDOM 200 \$RANDOM\"; sleep \$((2 + RANDOM % 8)); done" >/dev/null 2>&1 || true ;;
+  esac ;;
 *) echo "unknown scenario $NAME" >&2; exit 2 ;;
 esac
 sleep 1; kill $TD 2>/dev/null || true; wait $TD 2>/dev/null || true
