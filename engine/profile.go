@@ -232,21 +232,26 @@ func (e *Engine) learnProfile(f *flow.Flow[state]) {
 		}
 	}
 	t, tip, tunnel := e.target(f)
-	tunnel = tunnel && s.prof&profTarget != 0
 	if s.alerted != 0 {
 		s.prof |= profPoisoned
-		e.opt.Profiles.Poison(w.Identity, d, e.now)
-		e.stats.ProfilePoisoned++
-		if tunnel {
-			e.opt.Profiles.Poison(w.Identity, t, e.now)
+		if !tunnel {
+			e.opt.Profiles.Poison(w.Identity, d, e.now)
 			e.stats.ProfilePoisoned++
+			return
+		}
+		// Through a proxy, what was flagged is what the flow reached through it: its target is
+		// poisoned, and the proxy, which the workload's other flows use, is still learned.
+		e.opt.Profiles.Poison(w.Identity, t, e.now)
+		e.stats.ProfilePoisoned++
+		if s.prof&profChecked != 0 {
+			e.learn(f, w, d)
 		}
 		return
 	}
 	if s.prof&profChecked != 0 {
 		e.learn(f, w, d)
 	}
-	if tunnel && s.prof&profTargetLearned == 0 {
+	if tunnel && s.prof&profTarget != 0 && s.prof&profTargetLearned == 0 {
 		s.prof |= profTargetLearned
 		e.observe(f, w, t, tip)
 	}

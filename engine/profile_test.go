@@ -360,11 +360,14 @@ func TestProfileTunnelTarget(t *testing.T) {
 	var learn [][]byte
 	learn = append(learn, viaSOCKS5(t, 42001, "api.example.com", "api.example.com")...)
 	learn = append(learn, viaSOCKS5(t, 42002, "10.8.8.8", "cdn.example.net")...)
+	// A miner through the same proxy while learning: its target is poisoned, not the proxy.
+	learn = append(learn, viaSOCKS5(t, 42003, "xmr.2miners.com", "xmr.2miners.com")...)
 	feedAt(e, epoch, learn)
 	e.Flush()
-	if len(c.events) != 0 {
-		t.Fatalf("alerts while learning: %v", detectors(c))
+	if got := strings.Join(detectors(c), ","); got != "pool-ip 10.5.5.5:1080,pool-sni 10.5.5.5:1080" {
+		t.Fatalf("alerts while learning: %s", got)
 	}
+	c.events = nil
 	p, ok := book.Get("shop/web")
 	if !ok {
 		t.Fatal("no profile")
@@ -376,6 +379,9 @@ func TestProfileTunnelTarget(t *testing.T) {
 	sort.Strings(learned)
 	if got := strings.Join(learned, " "); got != "10.5.5.5:1080/tcp api.example.com:443/tcp cdn.example.net:443/tcp" {
 		t.Fatalf("learned %q: want the proxy and both targets (the address target by its server name)", got)
+	}
+	if r := book.Check("shop/web", profile.Dest{Name: "xmr.2miners.com", Port: 443, Proto: profile.TCP}, netip.Addr{}, epoch.Add(time.Minute)); r.In {
+		t.Fatalf("the miner's target is in the profile: %+v", r)
 	}
 
 	if err := book.Approve("shop/web", profile.Monitoring, epoch.Add(time.Hour)); err != nil {
