@@ -482,3 +482,43 @@ func TestProfileTunnelTargetRealCapture(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", g, want)
 	}
 }
+
+// viaCONNECT is a TLS session through the HTTP proxy 10.5.5.6:3128 to host:443.
+func viaCONNECT(t *testing.T, cport uint16, host string) [][]byte {
+	x := newSession(t, endpoint{"10.0.0.2", cport}, endpoint{"10.5.5.6", 3128})
+	x.client("CONNECT "+host+":443 HTTP/1.1\r\nHost: "+host+":443\r\n\r\n", 1500)
+	x.server("HTTP/1.1 200 Connection established\r\n\r\n")
+	x.client(helloFor(t, host), 1500)
+	x.server(tlsRec(22, 90) + tlsRec(20, 1) + tlsRec(23, 800))
+	return x.frames
+}
+
+// The same through HTTP CONNECT: a target learned through one proxy matches through another
+// (the entry is the target, app aside), and a new target is out of profile with app
+// http-connect.
+func TestProfileTunnelTargetCONNECT(t *testing.T) {
+	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	c := &collect{}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: oneWorkload, Profiles: book})
+	feedAt(e, epoch, append(viaSOCKS5(t, 43001, "api.example.com", "api.example.com"), viaCONNECT(t, 43002, "ghcr.example.io")...))
+	e.Flush()
+	if err := book.Approve("shop/web", profile.Monitoring, epoch.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := book.Get("shop/web")
+	var learned []string
+	for _, en := range p.Entries {
+		learned = append(learned, en.String()+" "+en.App)
+	}
+	sort.Strings(learned)
+	if got := strings.Join(learned, ","); got != "10.5.5.5:1080/tcp ,10.5.5.6:3128/tcp ,api.example.com:443/tcp socks5,ghcr.example.io:443/tcp http-connect" {
+		t.Fatalf("learned %s", got)
+	}
+	later := epoch.Add(2 * time.Hour)
+	feedAt(e, later, append(viaCONNECT(t, 43011, "api.example.com"), viaCONNECT(t, 43012, "pastebin.example.net")...))
+	e.Flush()
+	if got := strings.Join(detectors(c), ","); got != "egress-not-in-profile 10.5.5.6:3128" ||
+		c.events[0].MG.Profile.Destination != "pastebin.example.net:443/tcp" || c.events[0].MG.Tunnel != "http-connect" {
+		t.Fatalf("got %s %+v", got, c.events)
+	}
+}
