@@ -83,6 +83,22 @@ func (r Reason) Severity() int {
 // are flagged or recorded, never dropped.
 func (r Reason) Blocking() bool { return r.Severity() <= 2 }
 
+// OptInDrop reports whether an operator may make the reason drop in enforce mode
+// (Detector.SetDropAlso, the sensor's enforcement.drop_signatures). These are flagged by
+// default: they are judgements (the behaviour score) or habits of some benign clients (a bare
+// ClientHello) that an operator can weigh for their own workloads. Records never drop, and the
+// other reasons drop already.
+func (r Reason) OptInDrop() bool { return r == ReasonBehaviour || r == ReasonTLSBare }
+
+// ReasonOf is the reason whose signature_id is id.
+func ReasonOf(id int) (Reason, bool) {
+	r := Reason(id - SignatureBase)
+	if id < SignatureBase || r == 0 || r >= numReasons {
+		return 0, false
+	}
+	return r, true
+}
+
 // Record reports whether the reason is a fact about the workload rather than a sign of mining:
 // it is written as an EVE anomaly record, never raises an alert or flags the flow on its own,
 // and the flow is learned by a learning profile like any other. Encrypted DNS is one: kdig
@@ -218,6 +234,8 @@ const (
 type Detector struct {
 	intel atomic.Pointer[intel.Set]
 	mode  Mode
+	// dropAlso: the OptInDrop reasons the operator made drop in enforce mode (a Reasons set).
+	dropAlso atomic.Uint32
 }
 
 // New returns a detector using set.
@@ -229,6 +247,22 @@ func New(set *intel.Set, mode Mode) *Detector {
 
 // SetIntel swaps in a new intel set.
 func (d *Detector) SetIntel(s *intel.Set) { d.intel.Store(s) }
+
+// SetDropAlso makes the reasons in rs that allow it (OptInDrop) drop in enforce mode, as the
+// strong ones do; the others in rs are ignored (the sensor's config check rejects them). It
+// replaces the previous set and is safe while flows are evaluated.
+func (d *Detector) SetDropAlso(rs Reasons) {
+	var ok Reasons
+	for r := Reason(1); r < numReasons; r++ {
+		if rs.Has(r) && r.OptInDrop() {
+			ok = ok.With(r)
+		}
+	}
+	d.dropAlso.Store(uint32(ok))
+}
+
+// DropAlso is the set SetDropAlso left.
+func (d *Detector) DropAlso() Reasons { return Reasons(d.dropAlso.Load()) }
 
 // Intel returns the current intel set.
 func (d *Detector) Intel() *intel.Set { return d.intel.Load() }
@@ -295,9 +329,11 @@ func (d *Detector) Evaluate(f *Facts) Verdict {
 }
 
 // blocks decides whether a flagged flow is dropped in enforce mode: a strong detector reason
-// always; the profile's reasons only once that workload's profile is enforcing, so a profile
-// that is merely monitored never breaks traffic.
+// always, a flag-only one when the operator opted in (SetDropAlso); the profile's reasons only
+// once that workload's profile is enforcing, so a profile that is merely monitored never
+// breaks traffic.
 func (d *Detector) blocks(f *Facts, v *Verdict) bool {
+	also := Reasons(d.dropAlso.Load())
 	for i := 0; i < v.N; i++ {
 		switch r := v.Findings[i].Reason; r {
 		case ReasonNotInProfile, ReasonUnresolvedIP:
@@ -305,7 +341,7 @@ func (d *Detector) blocks(f *Facts, v *Verdict) bool {
 				return true
 			}
 		default:
-			if r.Blocking() && !r.Record() {
+			if (r.Blocking() || also.Has(r)) && !r.Record() {
 				return true
 			}
 		}

@@ -79,6 +79,50 @@ func TestEnforceBlocks(t *testing.T) {
 	}
 }
 
+// The flag-only detections drop in enforce mode only when the operator opts in, and only
+// those: a set naming other reasons changes nothing for them; monitor mode never drops.
+func TestDropAlsoOptIn(t *testing.T) {
+	beh := Facts{Proto: 6, DstPort: 443, Behaviour: true}
+	bare := Facts{Proto: 6, DstPort: 443, TLSBare: true}
+	dot := Facts{Proto: 6, Dst: netip.MustParseAddr("10.1.1.1"), DstPort: 853}
+	d := New(intel.Builtin(), ModeEnforce)
+	if d.DropAlso() != 0 || d.Evaluate(&beh).Action != Flag {
+		t.Fatal("behaviour must only flag by default")
+	}
+	d.SetDropAlso(Reasons(0).With(ReasonBehaviour).With(ReasonDoH).With(ReasonNotInProfile))
+	if d.DropAlso() != Reasons(0).With(ReasonBehaviour) {
+		t.Fatalf("kept %b: only opt-in reasons may be set", d.DropAlso())
+	}
+	if v := d.Evaluate(&beh); v.Action != Drop {
+		t.Errorf("opted-in behaviour: %v", v.Action)
+	}
+	if v := d.Evaluate(&bare); v.Action != Flag {
+		t.Errorf("bare tls not opted in: %v", v.Action)
+	}
+	if v := d.Evaluate(&dot); v.Action != Allow {
+		t.Errorf("a record never drops: %v", v.Action)
+	}
+	out := withProfile(Facts{Proto: 6, Dst: netip.MustParseAddr("10.77.0.2"), DstPort: 8443, OutOfProfile: true}, ProfileMonitoring)
+	if v := d.Evaluate(&out); v.Action != Flag {
+		t.Errorf("a monitored profile's violation: %v", v.Action)
+	}
+	m := New(intel.Builtin(), ModeMonitor)
+	m.SetDropAlso(Reasons(0).With(ReasonBehaviour))
+	if v := m.Evaluate(&beh); v.Action != Flag {
+		t.Errorf("monitor mode: %v", v.Action)
+	}
+	for id, want := range map[int]Reason{9400011: ReasonBehaviour, 9400007: ReasonTLSBare, 9400001: ReasonStratum} {
+		if r, ok := ReasonOf(id); !ok || r != want {
+			t.Errorf("ReasonOf(%d) = %v %v", id, r, ok)
+		}
+	}
+	for _, id := range []int{0, 9400000, 9400012, 9399999, 1} {
+		if r, ok := ReasonOf(id); ok {
+			t.Errorf("ReasonOf(%d) = %v", id, r)
+		}
+	}
+}
+
 func withProfile(f Facts, s ProfileState) Facts { f.Profile = s; return f }
 
 func TestReasonsStable(t *testing.T) {

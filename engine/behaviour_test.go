@@ -196,3 +196,36 @@ func TestBehaviourThroughSOCKS5(t *testing.T) {
 		t.Fatalf("the tunnelled records were not read: %+v", b.Features)
 	}
 }
+
+// The behaviour detector flags, never drops, unless the operator opted in
+// (detect.Detector.SetDropAlso, the sensor's enforcement.drop_signatures): then enforce mode
+// asks the enforcer to drop the flow, and the alert says so.
+func TestBehaviourDropOptIn(t *testing.T) {
+	always := &behaviour.Model{Version: "test-always", B: 10, Threshold: 0.5}
+	for _, optIn := range []bool{false, true} {
+		c := &collect{}
+		enf := &fakeEnforcer{ok: true}
+		d := detect.New(intel.Builtin(), detect.ModeEnforce)
+		if optIn {
+			d.SetDropAlso(detect.Reasons(0).With(detect.ReasonBehaviour))
+		}
+		e := New(Options{Detector: d, Sink: c, Behaviour: always, Enforcer: enf})
+		for _, tf := range poolSession(t, 40006) {
+			e.Packet(flow.LinkEthernet, tf.frame, epoch.Add(tf.at), 1)
+		}
+		e.Tick(epoch.Add(time.Minute))
+		if len(c.events) != 1 || c.events[0].MG.Detector != "behaviour" {
+			t.Fatalf("opt-in %v: %v", optIn, detectors(c))
+		}
+		want := "allowed"
+		if optIn {
+			want = "blocked"
+		}
+		if got := c.events[0].Action; got != want || (len(enf.blocked) == 1) != optIn {
+			t.Fatalf("opt-in %v: action %q, blocks %+v", optIn, got, enf.blocked)
+		}
+		if optIn && !enf.blocked[0].Reasons.Has(detect.ReasonBehaviour) {
+			t.Fatalf("block reasons %b", enf.blocked[0].Reasons)
+		}
+	}
+}

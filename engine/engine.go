@@ -428,8 +428,13 @@ func (e *Engine) scan(f *flow.Flow[state], in *inspect, dir flow.Dir) {
 			in.scanDone[dir] = true
 		}
 	}
-	if in.tlsDone && s.prof&profChecked == 0 {
-		e.checkProfile(f, false)
+	if in.tlsDone {
+		if s.prof&profChecked == 0 {
+			e.checkProfile(f, false)
+		}
+		if s.det != nil && s.det.tunnel != nil {
+			e.checkTarget(f) // the inner hello was read (or there is none): the target's name is known
+		}
 	}
 }
 
@@ -676,6 +681,7 @@ func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 		s.flags &^= flagDeferred
 		e.table.Release(f)
 		e.checkProfile(f, false)
+		e.checkTarget(f)
 		return
 	}
 	s.flags = s.flags&^flagDeferred | flagDone
@@ -685,6 +691,7 @@ func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 	}
 	e.offload(f)
 	e.checkProfile(f, false) // learns it too while its workload is learning
+	e.checkTarget(f)
 }
 
 // offload tells the capture below that f is done (called once, where a flow becomes done).
@@ -716,7 +723,8 @@ func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
 		if host, _, ok := strings.Cut(t.Target, ":"); ok && host != "" {
 			if _, err := netip.ParseAddr(host); err != nil {
 				// The name the client asked the proxy for is the destination's name.
-				e.detail(f).facts.DstName = strings.ToLower(host)
+				d := e.detail(f)
+				d.proxyName, d.facts.DstName = d.facts.DstName, strings.ToLower(host)
 				e.evaluate(f)
 			}
 		}
@@ -790,6 +798,7 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 	// A flow that ended before anything decided it (a refused connect, a lone datagram) is
 	// still checked, and learned while its workload is learning.
 	e.checkProfile(f, false)
+	e.checkTarget(f)
 	e.dnsAbandon(f)
 	if f.App.prof&profBlocked != 0 {
 		e.opt.Enforcer.Unblock(e.blockOf(f))

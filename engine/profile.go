@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/minerguard/minerguard/alert"
@@ -43,11 +45,13 @@ type Block struct {
 
 // Profile bits of a flow (state.prof).
 const (
-	profChecked  uint8 = 1 << iota // the destination was checked against the profile
-	profLearning                   // the workload was learning when it was checked
-	profLearned                    // taught to (or poisoned in) the profile
-	profBlocked                    // the enforcer is dropping the flow
-	profPoisoned                   // its flagged destination was poisoned in the profile
+	profChecked       uint8 = 1 << iota // the destination was checked against the profile
+	profLearning                        // the workload was learning when it was checked
+	profLearned                         // taught to (or poisoned in) the profile
+	profBlocked                         // the enforcer is dropping the flow
+	profPoisoned                        // its flagged destination was poisoned in the profile
+	profTarget                          // a tunnel's target was checked against the profile (checkTarget)
+	profTargetLearned                   // the tunnel's target was taught to the profile
 )
 
 // workloadOf is the workload that opened f, or nil when none is known (an inbound
@@ -68,15 +72,19 @@ func (e *Engine) workloadName(f *flow.Flow[state]) string {
 }
 
 // dest is f's destination as the profile keys it: the name a DNS answer in the same scope
-// gave for the address, else the TLS server name, else the address.
+// gave for the address, else the TLS server name, else the address. For a tunnel it is the
+// proxy (what the workload connects to); its target is an entry of its own (target).
 func (e *Engine) dest(f *flow.Flow[state]) profile.Dest {
 	d := profile.Dest{Port: f.Resp.Port(), Proto: f.Proto, App: f.App.app.String()}
 	if det := f.App.det; det != nil {
 		d.Name = det.facts.DstName
+		if det.tunnel != nil && det.tunnel.Target != "" {
+			d.Name = det.proxyName // DstName is the target's; a server name inside names it too
+		}
 		if e.opt.NameScope != nil {
 			d.Name = det.ownName
 		}
-		if d.Name == "" {
+		if d.Name == "" && (det.tunnel == nil || det.tunnel.Target == "") {
 			d.Name = det.facts.SNI
 		}
 	}
@@ -88,6 +96,55 @@ func (e *Engine) dest(f *flow.Flow[state]) profile.Dest {
 		d.Addr = netip.PrefixFrom(a, a.BitLen())
 	}
 	return d
+}
+
+// target is the destination a proxy tunnel on f leads to, as the profile keys it: the host
+// the client asked the proxy for, or, when it asked for an address, the server name of the
+// TLS inside, else that address; on the port asked for, app the tunnel's kind. ip is the
+// address when the client gave one. ok is false when f is no proxy tunnel (WebSocket is not
+// one: its server is the flow's own destination).
+func (e *Engine) target(f *flow.Flow[state]) (d profile.Dest, ip netip.Addr, ok bool) {
+	det := f.App.det
+	if det == nil || det.tunnel == nil || det.tunnel.Target == "" {
+		return d, ip, false
+	}
+	host, port, err := net.SplitHostPort(det.tunnel.Target)
+	pn, perr := strconv.ParseUint(port, 10, 16)
+	if err != nil || perr != nil || host == "" {
+		return d, ip, false
+	}
+	d = profile.Dest{Port: uint16(pn), Proto: profile.TCP, App: det.tunnel.Kind.String()}
+	if a, err := netip.ParseAddr(host); err == nil {
+		ip = a.Unmap()
+		if d.Name = det.facts.SNI; d.Name == "" {
+			d.Addr = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		return d, ip, true
+	}
+	d.Name = strings.ToLower(strings.TrimSuffix(host, "."))
+	return d, ip, true
+}
+
+// checkTarget checks the target of f's proxy tunnel against the workload's profile, once,
+// as a destination of its own (issue 15): a workload that always uses its proxy still meets
+// its profile for what it reaches through it. It is learned and poisoned like f's own
+// destination, and a violation is the flow's egress-not-in-profile (or unresolved-ip, for an
+// address that no name came with).
+func (e *Engine) checkTarget(f *flow.Flow[state]) {
+	s := &f.App
+	if e.opt.Profiles == nil || s.prof&profTarget != 0 {
+		return
+	}
+	d, ip, ok := e.target(f)
+	if !ok {
+		return
+	}
+	s.prof |= profTarget
+	wl := e.workloadName(f)
+	if wl == "" {
+		return
+	}
+	e.judgeProfile(f, d, e.opt.Profiles.Check(wl, d, ip, e.now))
 }
 
 // checkProfile checks f's destination against its workload's profile once, as soon as the
@@ -174,13 +231,30 @@ func (e *Engine) learnProfile(f *flow.Flow[state]) {
 			return
 		}
 	}
+	t, tip, tunnel := e.target(f)
 	if s.alerted != 0 {
 		s.prof |= profPoisoned
-		e.opt.Profiles.Poison(w.Identity, d, e.now)
+		if !tunnel {
+			e.opt.Profiles.Poison(w.Identity, d, e.now)
+			e.stats.ProfilePoisoned++
+			return
+		}
+		// Through a proxy, what was flagged is what the flow reached through it: its target is
+		// poisoned, and the proxy, which the workload's other flows use, is still learned.
+		e.opt.Profiles.Poison(w.Identity, t, e.now)
 		e.stats.ProfilePoisoned++
+		if s.prof&profChecked != 0 {
+			e.learn(f, w, d)
+		}
 		return
 	}
-	e.learn(f, w, d)
+	if s.prof&profChecked != 0 {
+		e.learn(f, w, d)
+	}
+	if tunnel && s.prof&profTarget != 0 && s.prof&profTargetLearned == 0 {
+		s.prof |= profTargetLearned
+		e.observe(f, w, t, tip)
+	}
 }
 
 // learn teaches f's destination once.
@@ -189,7 +263,12 @@ func (e *Engine) learn(f *flow.Flow[state], w *alert.Workload, d profile.Dest) {
 		return
 	}
 	f.App.prof |= profLearned
-	o := profile.Observation{Dest: d, IP: f.Resp.Addr(), Replica: w.Pod, Node: w.Node}
+	e.observe(f, w, d, f.Resp.Addr())
+}
+
+// observe teaches d, reached at ip (invalid when only a name is known), to w's profile.
+func (e *Engine) observe(f *flow.Flow[state], w *alert.Workload, d profile.Dest, ip netip.Addr) {
+	o := profile.Observation{Dest: d, IP: ip, Replica: w.Pod, Node: w.Node}
 	if o.Replica == "" {
 		o.Replica = w.Netns
 	}

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	stdtls "crypto/tls"
+	"io"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -8,6 +11,7 @@ import (
 	"time"
 
 	"github.com/minerguard/minerguard/alert"
+	"github.com/minerguard/minerguard/capture"
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/intel"
@@ -303,5 +307,218 @@ func TestProfileNameScopePerWorkload(t *testing.T) {
 		if strings.Join(got, ",") != want {
 			t.Errorf("scoped=%v: %q, want %q", scoped, got, want)
 		}
+	}
+}
+
+// helloFor is a real ClientHello from Go's TLS client naming sni (no ALPN).
+func helloFor(t *testing.T, sni string) string {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() {
+		c := stdtls.Client(a, &stdtls.Config{ServerName: sni, InsecureSkipVerify: true})
+		c.Handshake() // fails when b closes; only its first flight is read
+	}()
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatal(err)
+	}
+	return string(hdr) + string(body)
+}
+
+// viaSOCKS5 is a TLS session through the SOCKS5 proxy 10.5.5.5:1080 to target (a name, or an
+// IPv4 address) on port 443, whose ClientHello names sni.
+func viaSOCKS5(t *testing.T, cport uint16, target, sni string) [][]byte {
+	req := "\x05\x01\x00\x03" + string([]byte{byte(len(target))}) + target + "\x01\xbb"
+	if a, err := netip.ParseAddr(target); err == nil {
+		b := a.As4()
+		req = "\x05\x01\x00\x01" + string(b[:]) + "\x01\xbb"
+	}
+	x := newSession(t, endpoint{"10.0.0.2", cport}, endpoint{"10.5.5.5", 1080})
+	x.client("\x05\x01\x00", 1500)
+	x.server("\x05\x00")
+	x.client(req, 1500)
+	x.server("\x05\x00\x00\x01\x0a\x05\x05\x05\x01\xbb")
+	x.client(helloFor(t, sni), 1500)
+	x.server(tlsRec(22, 90) + tlsRec(20, 1) + tlsRec(23, 800))
+	return x.frames
+}
+
+// Issue 15 item 4: the target of a proxy tunnel is a profile entry of its own (the name the
+// client asked the proxy for, or the server name inside when it asked for an address), learned
+// beside the proxy; later, a target outside the profile is a violation naming the target, not
+// the proxy, although the proxy itself is in the profile.
+func TestProfileTunnelTarget(t *testing.T) {
+	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	c := &collect{}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: oneWorkload, Profiles: book})
+	var learn [][]byte
+	learn = append(learn, viaSOCKS5(t, 42001, "api.example.com", "api.example.com")...)
+	learn = append(learn, viaSOCKS5(t, 42002, "10.8.8.8", "cdn.example.net")...)
+	// A miner through the same proxy while learning: its target is poisoned, not the proxy.
+	learn = append(learn, viaSOCKS5(t, 42003, "xmr.2miners.com", "xmr.2miners.com")...)
+	feedAt(e, epoch, learn)
+	e.Flush()
+	if got := strings.Join(detectors(c), ","); got != "pool-ip 10.5.5.5:1080,pool-sni 10.5.5.5:1080" {
+		t.Fatalf("alerts while learning: %s", got)
+	}
+	c.events = nil
+	p, ok := book.Get("shop/web")
+	if !ok {
+		t.Fatal("no profile")
+	}
+	var learned []string
+	for _, en := range p.Entries {
+		learned = append(learned, en.String())
+	}
+	sort.Strings(learned)
+	if got := strings.Join(learned, " "); got != "10.5.5.5:1080/tcp api.example.com:443/tcp cdn.example.net:443/tcp" {
+		t.Fatalf("learned %q: want the proxy and both targets (the address target by its server name)", got)
+	}
+	if r := book.Check("shop/web", profile.Dest{Name: "xmr.2miners.com", Port: 443, Proto: profile.TCP}, netip.Addr{}, epoch.Add(time.Minute)); r.In {
+		t.Fatalf("the miner's target is in the profile: %+v", r)
+	}
+
+	if err := book.Approve("shop/web", profile.Monitoring, epoch.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	later := epoch.Add(2 * time.Hour)
+	feedAt(e, later, append(viaSOCKS5(t, 42011, "api.example.com", "api.example.com"), viaSOCKS5(t, 42012, "10.8.8.9", "cdn.example.net")...))
+	e.Flush()
+	if len(c.events) != 0 {
+		t.Fatalf("learned targets flagged: %v", detectors(c))
+	}
+	feedAt(e, later.Add(time.Minute), append(viaSOCKS5(t, 42021, "edge.telemetry-cdn.example.org", "edge.telemetry-cdn.example.org"),
+		viaSOCKS5(t, 42022, "10.7.7.7", "")...))
+	e.Flush()
+	var got []string
+	for _, ev := range c.events {
+		if ev.MG.Tunnel != "socks5" {
+			t.Fatalf("alert without its tunnel: %+v", ev)
+		}
+		if ev.MG.Detector == "tls-no-sni" { // the hello to the address has no server name
+			got = append(got, ev.MG.Detector+" "+ev.MG.Target)
+			continue
+		}
+		got = append(got, ev.MG.Detector+" "+ev.MG.Profile.Destination+" via "+ev.Dest.String())
+	}
+	sort.Strings(got)
+	want := "egress-not-in-profile 10.7.7.7:443/tcp via 10.5.5.5:1080," +
+		"egress-not-in-profile edge.telemetry-cdn.example.org:443/tcp via 10.5.5.5:1080," +
+		"tls-no-sni 10.7.7.7:443,unresolved-ip 10.7.7.7:443/tcp via 10.5.5.5:1080"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("got %q\nwant %q", strings.Join(got, ","), want)
+	}
+}
+
+// The intel checks read a tunnel's inner facts: a listed pool named by the server name inside
+// a tunnel to an address (pool-sni), or by the host asked of the proxy (pool-ip).
+func TestTunnelInnerIntel(t *testing.T) {
+	c := &collect{}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c})
+	feedAt(e, epoch, append(viaSOCKS5(t, 42031, "10.6.6.6", "pool.supportxmr.com"), viaSOCKS5(t, 42032, "xmr.2miners.com", "cdn.example.net")...))
+	e.Flush()
+	var got []string
+	for _, ev := range c.events {
+		got = append(got, ev.MG.Detector+" "+ev.MG.Target)
+	}
+	sort.Strings(got)
+	if g := strings.Join(got, ","); g != "pool-ip xmr.2miners.com:443,pool-sni 10.6.6.6:443" {
+		t.Fatalf("got %q", g)
+	}
+}
+
+// On the real capture of XMRig (tls+sni) through microsocks to a name on no list: with the
+// proxy in the workload's profile and the pool's name not, the flow is out of profile for
+// its target, and the behaviour detector reads the tunnelled TLS records.
+func TestProfileTunnelTargetRealCapture(t *testing.T) {
+	const path = "../testdata/captures/mining-socks5-xmrig-tls-unlisted-1080.pcap"
+	c0, err := capture.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c0.Close()
+	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	wl := func(scope uint64, a netip.Addr) *alert.Workload {
+		if a == netip.MustParseAddr("10.78.177.1") {
+			return &alert.Workload{Identity: "ci/builder"}
+		}
+		return nil
+	}
+	proxy := netip.MustParseAddr("10.78.177.2")
+	book.Learn("ci/builder", profile.Observation{Dest: profile.Dest{Addr: netip.PrefixFrom(proxy, 32), Port: 1080, Proto: profile.TCP}, IP: proxy, Replica: "a"}, epoch)
+	if err := book.Approve("ci/builder", profile.Monitoring, epoch); err != nil {
+		t.Fatal(err)
+	}
+	c := &collect{}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: wl, Profiles: book})
+	var fr capture.Frame
+	for {
+		if err := c0.Next(&fr); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		e.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, 1)
+	}
+	e.Flush()
+	var got []string
+	for _, ev := range c.events {
+		s := ev.MG.Detector + " " + ev.MG.Target
+		if ev.MG.Profile != nil {
+			s += " " + ev.MG.Profile.Destination
+		}
+		got = append(got, s)
+	}
+	sort.Strings(got)
+	want := "behaviour edge-177.telemetry-cdn.example.org:443," +
+		"egress-not-in-profile edge-177.telemetry-cdn.example.org:443 edge-177.telemetry-cdn.example.org:443/tcp"
+	if g := strings.Join(got, ","); g != want {
+		t.Fatalf("got %q\nwant %q", g, want)
+	}
+}
+
+// viaCONNECT is a TLS session through the HTTP proxy 10.5.5.6:3128 to host:443.
+func viaCONNECT(t *testing.T, cport uint16, host string) [][]byte {
+	x := newSession(t, endpoint{"10.0.0.2", cport}, endpoint{"10.5.5.6", 3128})
+	x.client("CONNECT "+host+":443 HTTP/1.1\r\nHost: "+host+":443\r\n\r\n", 1500)
+	x.server("HTTP/1.1 200 Connection established\r\n\r\n")
+	x.client(helloFor(t, host), 1500)
+	x.server(tlsRec(22, 90) + tlsRec(20, 1) + tlsRec(23, 800))
+	return x.frames
+}
+
+// The same through HTTP CONNECT: a target learned through one proxy matches through another
+// (the entry is the target, app aside), and a new target is out of profile with app
+// http-connect.
+func TestProfileTunnelTargetCONNECT(t *testing.T) {
+	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	c := &collect{}
+	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: oneWorkload, Profiles: book})
+	feedAt(e, epoch, append(viaSOCKS5(t, 43001, "api.example.com", "api.example.com"), viaCONNECT(t, 43002, "ghcr.example.io")...))
+	e.Flush()
+	if err := book.Approve("shop/web", profile.Monitoring, epoch.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := book.Get("shop/web")
+	var learned []string
+	for _, en := range p.Entries {
+		learned = append(learned, en.String()+" "+en.App)
+	}
+	sort.Strings(learned)
+	if got := strings.Join(learned, ","); got != "10.5.5.5:1080/tcp ,10.5.5.6:3128/tcp ,api.example.com:443/tcp socks5,ghcr.example.io:443/tcp http-connect" {
+		t.Fatalf("learned %s", got)
+	}
+	later := epoch.Add(2 * time.Hour)
+	feedAt(e, later, append(viaCONNECT(t, 43011, "api.example.com"), viaCONNECT(t, 43012, "pastebin.example.net")...))
+	e.Flush()
+	if got := strings.Join(detectors(c), ","); got != "egress-not-in-profile 10.5.5.6:3128" ||
+		c.events[0].MG.Profile.Destination != "pastebin.example.net:443/tcp" || c.events[0].MG.Tunnel != "http-connect" {
+		t.Fatalf("got %s %+v", got, c.events)
 	}
 }

@@ -82,9 +82,12 @@ type detail struct {
 	// ownName is the name an answer to the flow's own workload gave its destination, when
 	// Options.NameScope narrows names (facts.DstName is from any answer in the capture).
 	ownName string
-	stratum stratum.Result
-	hello   *alert.TLS
-	tunnel  *proxy.Tunnel
+	// proxyName is the name a DNS answer gave the proxy of a tunnelled flow (facts.DstName
+	// then holds the tunnel's target, for the intel checks).
+	proxyName string
+	stratum   stratum.Result
+	hello     *alert.TLS
+	tunnel    *proxy.Tunnel
 	// beh is the behaviour detector's tracker while it watches the flow; behaviour what it
 	// found (for the alert); noALPN from the ClientHello.
 	beh       *behaviour.Flow

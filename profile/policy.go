@@ -92,8 +92,8 @@ func dnsLabelName(s string) string {
 //     toCIDR for addresses, toPorts for each, and the DNS rule through Cilium's DNS proxy
 //     (toEndpoints kube-dns, rules.dns matchPattern "*") that toFQDNs needs.
 //
-// Port 0 entries allow every port of their transport. Candidates and poisoned destinations
-// are not exported.
+// Port 0 entries allow every port of their transport. Candidates, poisoned destinations and
+// proxy tunnels' targets (reached through the proxy, whose entry is exported) are not exported.
 func ExportPolicy(p Profile, format string, opt PolicyOptions) ([]byte, error) {
 	opt, err := opt.resolve(p.Workload)
 	if err != nil {
@@ -179,10 +179,30 @@ func k8sProto(p uint8) string {
 
 func hostPrefix(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
 
+// viaProxy reports whether e is a proxy tunnel's target (the engine records those with the
+// tunnel's kind as app): the workload reaches it through its proxy, whose own entry is what a
+// network policy must allow; allowing the target would open a path the workload never took.
+func viaProxy(e Entry) bool {
+	switch e.App {
+	case "socks5", "socks4", "http-connect":
+		return true
+	}
+	return false
+}
+
+// leaveOut notes under egress that e was not exported, and why.
+func leaveOut(egress *yaml.Node, e Entry, why string) {
+	egress.FootComment = strings.TrimPrefix(egress.FootComment+"\n", "\n") + "# left out: " + e.String() + " (" + why + ")"
+}
+
 func networkPolicy(p Profile, opt PolicyOptions) *yaml.Node {
 	egress := seq()
 	names := false
 	for _, e := range p.Entries {
+		if viaProxy(e) {
+			leaveOut(egress, e, "reached through a "+e.App+" proxy")
+			continue
+		}
 		port := mapping("protocol", k8sProto(e.Proto))
 		if e.Port != 0 {
 			port.Content = append(port.Content, str("port"), num(int(e.Port)))
@@ -197,8 +217,7 @@ func networkPolicy(p Profile, opt PolicyOptions) *yaml.Node {
 			comment = e.String() + " (addresses recorded for " + e.Name + ")"
 			if len(to) == 0 {
 				// Not an empty "to", which would allow every destination.
-				egress.FootComment = strings.TrimPrefix(egress.FootComment+"\n", "\n") +
-					"# left out: " + e.String() + " (no address recorded for the name)"
+				leaveOut(egress, e, "no address recorded for the name")
 				continue
 			}
 		} else {
@@ -250,6 +269,10 @@ func ciliumPolicy(p Profile, opt PolicyOptions) *yaml.Node {
 	egress := seq()
 	names := false
 	for _, e := range p.Entries {
+		if viaProxy(e) {
+			leaveOut(egress, e, "reached through a "+e.App+" proxy")
+			continue
+		}
 		var rule *yaml.Node
 		if e.Name != "" {
 			names = true

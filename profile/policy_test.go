@@ -17,6 +17,9 @@ func policyProfile() Profile {
 		{Dest: Dest{Name: "norecord.example", Port: 443, Proto: TCP}},
 		{Dest: Dest{Addr: netip.MustParsePrefix("10.1.0.0/16"), Port: 5432, Proto: TCP}},
 		{Dest: Dest{Addr: netip.MustParsePrefix("192.0.2.53/32"), Proto: UDP}},
+		// Reached through a proxy (issue 15): not a network destination of the pod.
+		{Dest: Dest{Name: "edge.telemetry-cdn.example", Port: 443, Proto: TCP, App: "socks5"}},
+		{Dest: Dest{Addr: netip.MustParsePrefix("198.51.100.7/32"), Port: 443, Proto: TCP, App: "http-connect"}},
 	}}
 }
 
@@ -28,6 +31,9 @@ func TestExportNetworkPolicy(t *testing.T) {
 	var np netv1.NetworkPolicy
 	if err := yaml.UnmarshalStrict(out, &np); err != nil {
 		t.Fatalf("not a valid NetworkPolicy: %v\n%s", err, out)
+	}
+	if strings.Count(string(out), "198.51.100.7") != 1 || !strings.Contains(string(out), "left out: 198.51.100.7:443/tcp (reached through a http-connect proxy)") {
+		t.Errorf("a proxy target was exported:\n%s", out)
 	}
 	if np.APIVersion != "networking.k8s.io/v1" || np.Kind != "NetworkPolicy" || np.Name != "minerguard-web" || np.Namespace != "shop" {
 		t.Errorf("object %s %s %s/%s", np.APIVersion, np.Kind, np.Namespace, np.Name)
@@ -157,7 +163,11 @@ func TestExportCiliumNetworkPolicy(t *testing.T) {
 	}
 	eg := p.Spec.Egress
 	if len(eg) != 5 {
-		t.Fatalf("%d egress rules, want DNS + 4:\n%s", len(eg), out)
+		t.Fatalf("%d egress rules, want DNS + 4 (not the 2 proxy targets):\n%s", len(eg), out)
+	}
+	if !strings.Contains(string(out), "left out: edge.telemetry-cdn.example:443/tcp (reached through a socks5 proxy)") ||
+		!strings.Contains(string(out), "left out: 198.51.100.7:443/tcp (reached through a http-connect proxy)") {
+		t.Errorf("the proxy targets are not said to be left out:\n%s", out)
 	}
 	dns := eg[0]
 	if len(dns.ToEndpoints) != 1 || dns.ToEndpoints[0].MatchLabels["k8s:k8s-app"] != "kube-dns" ||

@@ -16,14 +16,16 @@ import (
 )
 
 // Issue 15 on the real kernel: real XMRig with "tls": true, "sni": true to port 443 of a name
-// on no list (a hosts file in its namespace: no DNS), through stunnel in front of a small
-// pool. Nothing names the pool; the behaviour detector alerts from the TLS records' shape,
+// on no list, through stunnel in front of a small pool, twice at once under one sensor:
+// directly (a hosts file in its namespace: no DNS), and through a real SOCKS5 proxy
+// (microsocks) asked for the name, which it resolves in the pool's namespace. Nothing names
+// the pool; the behaviour detector alerts from the TLS records' shape (tunnelled ones too),
 // scored by the sensor's timer at the checkpoint (a quiet session is not left waiting for its
 // next packet), with the score and the features in the alert.
 func TestSensorBehaviourXMRigTLS(t *testing.T) {
 	netnstest.RequireRoot(t)
 	if testing.Short() {
-		t.Skip("runs a miner for up to 90 s")
+		t.Skip("runs two miners for up to 90 s")
 	}
 	// The real miner lives in the project's shared folder beside the checkout (CI lays a copy
 	// there too); MINERGUARD_SHARED names another place.
@@ -32,7 +34,7 @@ func TestSensorBehaviourXMRigTLS(t *testing.T) {
 		shared, _ = filepath.Abs("../../shared")
 	}
 	xmrig := filepath.Join(shared, "miners", "xmrig")
-	for _, p := range []string{xmrig, "/usr/bin/stunnel4", "/usr/bin/openssl"} {
+	for _, p := range []string{xmrig, "/usr/bin/stunnel4", "/usr/bin/openssl", "/usr/bin/microsocks"} {
 		if _, err := os.Stat(p); err != nil {
 			netnstest.SkipReal(t, "needs %s: %v", p, err)
 		}
@@ -41,25 +43,6 @@ func TestSensorBehaviourXMRigTLS(t *testing.T) {
 		netnstest.SkipReal(t, "needs python3 for the pool")
 	}
 	poolPy, _ := filepath.Abs("../testdata/gen/behaviour/pool.py")
-	miner, pool := netnstest.New(t, "bminer"), netnstest.New(t, "bpool")
-	_, poolIP := netnstest.Veth(t, miner, pool, 151)
-	const host = "edge-151.telemetry-cdn.example.org"
-	hostsDir := "/etc/netns/" + miner
-	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(hostsDir) })
-	if err := os.WriteFile(hostsDir+"/hosts", []byte("127.0.0.1 localhost\n"+poolIP+" "+host+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	netnstest.Run(t, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-		"-subj", "/CN="+host, "-keyout", dir+"/key.pem", "-out", dir+"/cert.pem")
-	os.WriteFile(dir+"/stunnel.conf", []byte(fmt.Sprintf("foreground = yes\npid =\n[p]\naccept = %s:443\nconnect = 127.0.0.1:3333\ncert = %s/cert.pem\nkey = %s/key.pem\n", poolIP, dir, dir)), 0o644)
-	os.WriteFile(dir+"/xmrig.json", []byte(`{"autosave": false, "donate-level": 0, "randomx": {"mode": "light"},
- "cpu": {"enabled": true, "huge-pages": false, "max-threads-hint": 10, "priority": 0},
- "pools": [{"url": "`+host+`:443", "user": "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "pass": "x", "tls": true, "sni": true, "keepalive": true}]}`), 0o644)
-
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	start := func(ns string, args ...string) {
@@ -73,55 +56,117 @@ func TestSensorBehaviourXMRigTLS(t *testing.T) {
 		}
 		t.Cleanup(func() { cancel(); cmd.Wait() })
 	}
-	start(pool, "python3", poolPy, "127.0.0.1", "3333", "--diff", "100", "--job-every", "10")
-	start(pool, "stunnel4", dir+"/stunnel.conf")
-	netnstest.Eventually(t, 10*time.Second, "stunnel listening", func() bool {
-		out, _ := exec.Command("ip", "netns", "exec", pool, "ss", "-Hltn", "sport = :443").Output()
-		return len(out) > 0
-	})
+	listening := func(ns, port string) {
+		netnstest.Eventually(t, 10*time.Second, "port "+port+" listening", func() bool {
+			out, _ := exec.Command("ip", "netns", "exec", ns, "ss", "-Hltn", "sport = :"+port).Output()
+			return len(out) > 0
+		})
+	}
+	hosts := func(ns, line string) {
+		dir := "/etc/netns/" + ns
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.WriteFile(dir+"/hosts", []byte("127.0.0.1 localhost\n"+line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type run struct {
+		miner, poolIP, host, config string
+		port                        float64
+	}
+	// setup makes a miner namespace and a pool namespace with stunnel in front of the pool on
+	// 443 (and microsocks on 1080 when viaSOCKS), and XMRig's config for them.
+	setup := func(n int, viaSOCKS bool) run {
+		miner, pool := netnstest.New(t, fmt.Sprintf("bminer%d", n)), netnstest.New(t, fmt.Sprintf("bpool%d", n))
+		_, poolIP := netnstest.Veth(t, miner, pool, n)
+		r := run{miner: miner, poolIP: poolIP, host: fmt.Sprintf("edge-%d.telemetry-cdn.example.org", n), port: 443}
+		if viaSOCKS {
+			// XMRig hands the name to the proxy: only the proxy's namespace can resolve it.
+			hosts(pool, poolIP+" "+r.host+"\n")
+			r.port = 1080
+		} else {
+			hosts(miner, poolIP+" "+r.host+"\n")
+		}
+		dir := t.TempDir()
+		netnstest.Run(t, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+			"-subj", "/CN="+r.host, "-keyout", dir+"/key.pem", "-out", dir+"/cert.pem")
+		os.WriteFile(dir+"/stunnel.conf", []byte(fmt.Sprintf("foreground = yes\npid =\n[p]\naccept = %s:443\nconnect = 127.0.0.1:3333\ncert = %s/cert.pem\nkey = %s/key.pem\n", poolIP, dir, dir)), 0o644)
+		socks := ""
+		if viaSOCKS {
+			socks = `, "socks5": "` + poolIP + `:1080"`
+		}
+		os.WriteFile(dir+"/xmrig.json", []byte(`{"autosave": false, "donate-level": 0, "randomx": {"mode": "light"},
+ "cpu": {"enabled": true, "huge-pages": false, "max-threads-hint": 10, "priority": 0},
+ "pools": [{"url": "`+r.host+`:443", "user": "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "pass": "x", "tls": true, "sni": true, "keepalive": true`+socks+`}]}`), 0o644)
+		start(pool, "python3", poolPy, "127.0.0.1", "3333", "--diff", "100", "--job-every", "10")
+		start(pool, "stunnel4", dir+"/stunnel.conf")
+		listening(pool, "443")
+		if viaSOCKS {
+			start(pool, "microsocks", "-i", poolIP, "-p", "1080")
+			listening(pool, "1080")
+		}
+		r.config = dir + "/xmrig.json"
+		return r
+	}
+	runs := []run{setup(151, false), setup(152, true)}
 
 	cfg := Default()
-	cfg.Netns = []string{miner}
+	cfg.Netns = []string{runs[0].miner, runs[1].miner}
 	cfg.Web.ListenAddress = "127.0.0.1:0"
 	out := &syncBuf{}
 	startSensor(t, cfg, out)
-	time.Sleep(time.Second) // the sensor's ring is open before the miner starts
+	time.Sleep(time.Second) // the sensor's rings are open before the miners start
 	began := time.Now()
-	start(miner, xmrig, "-c", dir+"/xmrig.json", "-t", "1", "--no-color")
+	for _, r := range runs {
+		start(r.miner, xmrig, "-c", r.config, "-t", "1", "--no-color")
+	}
 
-	var alert map[string]any
-	netnstest.Eventually(t, 90*time.Second, "a behaviour alert", func() bool {
+	alerts := map[string]map[string]any{} // by dest_ip
+	netnstest.Eventually(t, 90*time.Second, "a behaviour alert for each miner", func() bool {
 		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(l), &m) != nil {
 				continue
 			}
-			mg, _ := m["minerguard"].(map[string]any)
-			if ctxm, ok := m["alert"].(map[string]any)["context"].(map[string]any); ok {
-				mg = ctxm
-			}
-			if mg != nil && mg["detector"] == "behaviour" {
-				alert = m
-				return true
+			if mg := mgFacts(m); mg != nil && mg["detector"] == "behaviour" {
+				if ip, _ := m["dest_ip"].(string); alerts[ip] == nil {
+					alerts[ip] = m
+					t.Logf("behaviour alert %.1f s after the miners started: %v", time.Since(began).Seconds(), m)
+				}
 			}
 		}
-		return false
+		return len(alerts) == len(runs)
 	})
-	t.Logf("behaviour alert %.1f s after XMRig started: %v", time.Since(began).Seconds(), alert)
-	mg, _ := alert["minerguard"].(map[string]any)
-	if c, ok := alert["alert"].(map[string]any)["context"].(map[string]any); ok {
-		mg = c
-	}
-	b, _ := mg["behaviour"].(map[string]any)
-	if alert["dest_ip"] != poolIP || alert["dest_port"] != 443.0 || b == nil || b["score"].(float64) < b["threshold"].(float64) {
-		t.Fatalf("alert: %v", alert)
-	}
-	if f, _ := b["features"].(map[string]any); f["push_mean_len"] == nil {
-		t.Fatalf("features missing: %v", b)
+	for i, r := range runs {
+		alert := alerts[r.poolIP]
+		mg := mgFacts(alert)
+		b, _ := mg["behaviour"].(map[string]any)
+		if alert["dest_port"] != r.port || b == nil || b["score"].(float64) < b["threshold"].(float64) {
+			t.Fatalf("run %d: alert: %v", i, alert)
+		}
+		if f, _ := b["features"].(map[string]any); f["push_mean_len"] == nil {
+			t.Fatalf("run %d: features missing: %v", i, b)
+		}
+		if i == 1 && (mg["tunnel"] != "socks5" || mg["tunnel_target"] != r.host+":443") {
+			t.Fatalf("through the proxy: tunnel %v target %v", mg["tunnel"], mg["tunnel_target"])
+		}
 	}
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if strings.Contains(l, `"stratum"`) || strings.Contains(l, `"pool-sni"`) {
 			t.Errorf("something else named the pool (the test means to hide it): %s", l)
 		}
 	}
+}
+
+// mgFacts is an alert line's minerguard facts (alert.context, or the top-level object).
+func mgFacts(m map[string]any) map[string]any {
+	if a, ok := m["alert"].(map[string]any); ok {
+		if c, ok := a["context"].(map[string]any); ok {
+			return c
+		}
+	}
+	mg, _ := m["minerguard"].(map[string]any)
+	return mg
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minerguard/minerguard/detect"
 	"gopkg.in/yaml.v3"
 )
 
@@ -144,9 +145,25 @@ type EnforcementConfig struct {
 	// removed (blocks of flows the sensor never saw end: it was killed, or restarted).
 	StaleFlowBlock  time.Duration `yaml:"stale_flow_block"`
 	MaxBlockedDests int           `yaml:"max_blocked_dests"`
+	// DropSignatures are the flag-only signatures the operator makes drop in enforce mode too:
+	// 9400011 (behaviour) and 9400007 (tls-no-sni) may be listed (detect.Reason.OptInDrop).
+	// Empty by default: they flag, never drop.
+	DropSignatures []int `yaml:"drop_signatures"`
 	// Workloads override the mode per workload: the first entry whose match (path.Match on the
 	// identity) fits wins.
 	Workloads []WorkloadMode `yaml:"workloads"`
+}
+
+// DropAlso is the reason set of Enforcement.DropSignatures (Check rejects the ids that cannot
+// be opted in, so a checked config gives every one it lists).
+func (e EnforcementConfig) DropAlso() detect.Reasons {
+	var rs detect.Reasons
+	for _, id := range e.DropSignatures {
+		if r, ok := detect.ReasonOf(id); ok && r.OptInDrop() {
+			rs = rs.With(r)
+		}
+	}
+	return rs
 }
 
 // WorkloadMode is a per-workload enforcement override.
@@ -448,6 +465,17 @@ func (c *Config) Validate() error {
 	}
 	rng("enforcement.max_blocked_flows", c.Enforcement.MaxBlockedFlows, 0, maxBlockedEntries, "0 means the default 65536")
 	rng("enforcement.max_blocked_dests", c.Enforcement.MaxBlockedDests, 0, maxBlockedEntries, "0 means the default 65536")
+	for _, id := range c.Enforcement.DropSignatures {
+		r, ok := detect.ReasonOf(id)
+		switch {
+		case !ok:
+			bad("enforcement.drop_signatures", "%d: no such signature (minerguard signatures lists them)", id)
+		case r.Record():
+			bad("enforcement.drop_signatures", "%d (%s): a record, not an alert: never dropped", id, r)
+		case !r.OptInDrop():
+			bad("enforcement.drop_signatures", "%d (%s): not a flag-only detection (want 9400011 behaviour or 9400007 tls-no-sni; the strong ones drop already, the profile's drop once the profile enforces)", id, r)
+		}
+	}
 	for _, w := range c.Enforcement.Workloads {
 		if _, err := path.Match(w.Match, ""); err != nil || w.Match == "" {
 			bad("enforcement.workloads", "match %q: not a path.Match pattern", w.Match)

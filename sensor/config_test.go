@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minerguard/minerguard/detect"
 )
 
 func TestParseGood(t *testing.T) {
@@ -36,11 +38,28 @@ func TestParseBad(t *testing.T) {
 		{"capture:\n  block_timeout: 5s\n", "line 2: capture.block_timeout"},
 		{"alerts: [1, 2]\n", "line 1"},
 		{"{{{{", "yaml"},
+		{"enforcement:\n  drop_signatures: [9400011, 9400001]\n", "enforcement.drop_signatures: 9400001 (stratum): not a flag-only detection"},
+		{"enforcement:\n  drop_signatures: [9400005]\n", "9400005 (doh): a record, not an alert"},
+		{"enforcement:\n  drop_signatures: [42]\n", "42: no such signature"},
 	} {
 		_, err := Parse([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err %v, want %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+// enforcement.drop_signatures takes the flag-only signatures an operator opts in to drop.
+func TestDropSignatures(t *testing.T) {
+	c, err := Parse([]byte("enforcement:\n  drop_signatures: [9400011, 9400007]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Enforcement.DropAlso(); got != detect.Reasons(0).With(detect.ReasonBehaviour).With(detect.ReasonTLSBare) {
+		t.Fatalf("DropAlso %b", got)
+	}
+	if Default().Enforcement.DropAlso() != 0 {
+		t.Fatal("the default must drop on no flag-only signature")
 	}
 }
 

@@ -188,6 +188,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		}
 	}
 	s.det = detect.New(set, mode)
+	s.det.SetDropAlso(cfg.Enforcement.DropAlso())
 	opts.Detector = s.det
 	eng := engine.New(opts)
 	s.pipe = NewPipeline(eng, cfg.Capture.Queue, time.Second)
@@ -633,6 +634,7 @@ func (s *Sensor) Reload(path string) error {
 		return err
 	}
 	s.det.SetIntel(set)
+	s.det.SetDropAlso(cfg.Enforcement.DropAlso())
 	s.tuning.Set(tu)
 	if s.enf != nil {
 		// Per-workload modes may have changed: apply them to every attached workload.

@@ -152,6 +152,7 @@ func sensorCmd() *cobra.Command {
 	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "A flow block no packet hit this long is removed.")
 	f.Int("enforcement.max-blocked-flows", def.Enforcement.MaxBlockedFlows, "Entries of the XDP flow block map (0: 65536).")
 	f.Int("enforcement.max-blocked-dests", def.Enforcement.MaxBlockedDests, "Entries of the XDP destination block map (0: 65536).")
+	f.IntSlice("enforcement.drop-signatures", nil, "A flag-only signature_id that drops in enforce mode too: 9400011 (behaviour), 9400007 (tls-no-sni). Repeatable or comma-separated; default none.")
 	f.StringArray("eve.types", def.EVE.Types, "EVE record types written to the alert output: alert, and stats for a stats record every eve.stats-interval. Repeatable.")
 	f.Duration("eve.stats-interval", def.EVE.StatsInterval, "How often a stats record is written when eve.types has stats.")
 	f.String("control-socket", "", "The unix socket `minerguard profiles` uses while the sensor runs (default: minerguard.sock beside the profile state).")
@@ -256,6 +257,10 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 	})
 	set("enforcement.max-blocked-flows", func() (e error) {
 		cfg.Enforcement.MaxBlockedFlows, e = f.GetInt("enforcement.max-blocked-flows")
+		return
+	})
+	set("enforcement.drop-signatures", func() (e error) {
+		cfg.Enforcement.DropSignatures, e = f.GetIntSlice("enforcement.drop-signatures")
 		return
 	})
 	set("enforcement.max-blocked-dests", func() (e error) {

@@ -60,7 +60,7 @@ func flagSets(t *testing.T, name string) bool {
 	cmd := sensorCmd()
 	f := cmd.Flags()
 	fl := f.Lookup(name)
-	val := map[string]string{"bool": "true", "int": "7", "float64": "7", "duration": "7s", "string": "x", "stringArray": "x"}[fl.Value.Type()]
+	val := map[string]string{"bool": "true", "int": "7", "float64": "7", "duration": "7s", "string": "x", "stringArray": "x", "intSlice": "9400011"}[fl.Value.Type()]
 	if fl.Value.Type() == "bool" && fl.DefValue == "true" {
 		val = "false"
 	}

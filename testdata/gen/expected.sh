@@ -50,4 +50,5 @@ row mining-evasion-midstream-5555.pcap stratum tcp 'dst port 5555'
 row mining-dns-tcp-40-and-4000-records-500-byte-segments.pcap pool-dns tcp 'dst port 53'
 row mining-dns-tcp-40-and-4000-records-500-byte-segments.pcap pool-ip tcp 'dst port 3333'
 row mining-stratum-ip-fragments-3333.pcap stratum tcp 'dst port 3333'
+row mining-socks5-xmrig-tls-unlisted-1080.pcap behaviour tcp 'dst port 1080'
 for f in benign-*.pcap; do benign "$f"; done

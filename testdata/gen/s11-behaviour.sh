@@ -6,11 +6,14 @@
 # mosquitto (MQTT over TLS, keepalive, QoS 1 telemetry and pushed publications), Redis over
 # TLS (PING loop, pub/sub), HTTPS polling on one keep-alive connection, HTTP/2 server streams
 # with PINGs (node http2). Each run is its own namespace pair, bounded by timeout, and writes
-# testdata/behaviour/<name>.pcap.
+# testdata/behaviour/<name>.pcap (OUT_DIR=DIR: DIR/<name>.pcap).
+# xmrig-socks5-d<D>-j<J> is the same XMRig through a SOCKS5 proxy (microsocks) whose request
+# names the host: the proxy resolves it in the server namespace, the client namespace has no
+# hosts entry and no DNS.
 #   usage: s11-behaviour.sh NAME IDX SECONDS   (NAME picks the scenario; IDX 1..200 picks 10.78.IDX.0/24)
 set -euo pipefail
 GEN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-OUT_DIR="$GEN_DIR/../behaviour"
+OUT_DIR="${OUT_DIR:-$GEN_DIR/../behaviour}"
 mkdir -p "$OUT_DIR"
 NAME=$1 IDX=$2 SECS=${3:-100}
 C=h8b$IDX-c S=h8b$IDX-s CIP=10.78.$IDX.1 SIP=10.78.$IDX.2
@@ -22,7 +25,7 @@ down() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   sleep 0.3
   ip netns del "$C" 2>/dev/null || true; ip netns del "$S" 2>/dev/null || true
-  rm -rf "/etc/netns/$C" "$T"
+  rm -rf "/etc/netns/$C" "/etc/netns/$S" "$T"
 }
 trap down EXIT
 ip netns del "$C" 2>/dev/null || true; ip netns del "$S" 2>/dev/null || true
@@ -46,6 +49,22 @@ stunnel_to() { # PORT_BACKEND: TLS on SIP:443 → 127.0.0.1:PORT_BACKEND
 ip netns exec "$C" timeout $((SECS + 10)) tcpdump -i h8v$IDX -s 0 -U -w "$OUT_DIR/$NAME.pcap" 'tcp' >/dev/null 2>&1 & TD=$!
 sleep 1
 case "$NAME" in
+xmrig-socks5-*)
+  # The proxy, not the client, resolves the name (XMRig hands it the host): the hosts entry
+  # moves to the server namespace, where microsocks listens on SIP:1080.
+  diff=$(sed -E 's/.*-d([0-9]+).*/\1/' <<<"$NAME"); every=$(sed -E 's/.*-j([0-9]+).*/\1/' <<<"$NAME")
+  printf '127.0.0.1 localhost\n' > "/etc/netns/$C/hosts"
+  mkdir -p "/etc/netns/$S"; printf '127.0.0.1 localhost\n%s %s\n' "$SIP" "$HOST" > "/etc/netns/$S/hosts"
+  bg "$S" python3 "$GEN_DIR/behaviour/pool.py" 127.0.0.1 3333 --diff "$diff" --job-every "$every"
+  waitport "$S" 3333; stunnel_to 3333
+  bg "$S" microsocks -i "$SIP" -p 1080; waitport "$S" 1080
+  cat > "$T/xmrig.json" <<J
+{"autosave": false, "donate-level": 0, "print-time": 10, "randomx": {"mode": "light"},
+ "cpu": {"enabled": true, "huge-pages": false, "max-threads-hint": 10, "priority": 0},
+ "pools": [{"url": "$HOST:443", "user": "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "pass": "x", "tls": true, "sni": true, "keepalive": true, "socks5": "$SIP:1080"}]}
+J
+  ip netns exec "$C" timeout "$SECS" /work/shared/miners/xmrig -c "$T/xmrig.json" -t 1 --no-color > "$T/xmrig.log" 2>&1 || true
+  grep -E "accepted|new job|error|proxy" "$T/xmrig.log" | tail -4 >&2 || true ;;
 xmrig-*)
   # xmrig-d<DIFF>-j<JOB_EVERY>[-...]
   diff=$(sed -E 's/.*-d([0-9]+).*/\1/' <<<"$NAME"); every=$(sed -E 's/.*-j([0-9]+).*/\1/' <<<"$NAME")
@@ -136,6 +155,19 @@ if (mode === 'server') {
 P
   bg "$S" node "$T/h2.js" server "$SIP" "$T/cert.pem" "$T/key.pem"; waitport "$S" 443
   ip netns exec "$C" timeout "$SECS" node "$T/h2.js" client "$HOST" "$T/cert.pem" x "$((SECS - 2))" || true ;;
+ssh-*)
+  # OpenSSH on 443 (a name on no list): ssh-idle-<x> is an idle interactive session held by
+  # ServerAliveInterval 15 s (keepalive requests both ways); ssh-tail-<x> follows a log that
+  # grows by a line every 2-9 s (server output after silence, like a job push).
+  ssh-keygen -q -t ed25519 -N '' -f "$T/host" && ssh-keygen -q -t ed25519 -N '' -f "$T/user"
+  cp "$T/user.pub" "$T/authorized_keys"; mkdir -p /run/sshd
+  printf 'Port 443\nListenAddress %s\nHostKey %s\nAuthorizedKeysFile %s\nPermitRootLogin yes\nStrictModes no\nUsePAM no\nPidFile none\nClientAliveInterval 20\n' "$SIP" "$T/host" "$T/authorized_keys" > "$T/sshd.conf"
+  bg "$S" /usr/sbin/sshd -D -e -f "$T/sshd.conf"; waitport "$S" 443
+  sshc=(ssh -T -i "$T/user" -p 443 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=15 -o BatchMode=yes "root@$HOST")
+  case "$NAME" in
+  ssh-idle-*) ip netns exec "$C" timeout "$SECS" "${sshc[@]}" "sleep $SECS" >/dev/null 2>&1 || true ;;
+  *) ip netns exec "$C" timeout "$SECS" "${sshc[@]}" "while :; do echo \"\$(date -Is) GET /api/v1/items/\$RANDOM 200 \$RANDOM\"; sleep \$((2 + RANDOM % 8)); done" >/dev/null 2>&1 || true ;;
+  esac ;;
 *) echo "unknown scenario $NAME" >&2; exit 2 ;;
 esac
 sleep 1; kill $TD 2>/dev/null || true; wait $TD 2>/dev/null || true

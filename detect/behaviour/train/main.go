@@ -6,6 +6,7 @@
 // value chosen to fit the data.
 //
 //	go run ./detect/behaviour/train [-eval] testdata/behaviour/train/*.pcap
+//	go run ./detect/behaviour/train -eval -segments FILES   (each TCP segment as a record)
 package main
 
 import (
@@ -38,6 +39,34 @@ type fl struct {
 	seen   bool
 	noALPN bool
 	done   bool
+	// -segments: the next sequence number per direction (retransmissions are skipped) and
+	// where the synthetic record stream of each direction is.
+	next  [2]uint32
+	synth [2]uint32
+}
+
+// segments (-segments) scores every TCP flow, TLS or not, as if each new TCP payload segment
+// were one record of its length: what the behaviour score would see on unknown non-TLS TCP
+// (SSH and the like), where no record header says where messages begin. The session starts
+// at the client's first payload; no_alpn is 0 (an unknown protocol offers no ALPN to miss).
+var segments = flag.Bool("segments", false, "score every TCP flow with each payload segment as one record (the non-TLS question)")
+
+// segment feeds one payload segment of f as a synthetic app-data record.
+func (f *fl) segment(d int, seq uint32, n int, ts time.Time) {
+	if f.next[d] != 0 && int32(seq-f.next[d]) < 0 {
+		return // a retransmission
+	}
+	f.next[d] = seq + uint32(n)
+	if n > 1<<14 {
+		n = 1 << 14
+	}
+	rec := make([]byte, 5+n)
+	rec[0], rec[1], rec[2], rec[3], rec[4] = 23, 3, 3, byte(n>>8), byte(n)
+	if f.synth[d] == 0 {
+		f.synth[d] = 1
+	}
+	f.b.Feed(d, f.synth[d], rec, ts)
+	f.synth[d] += uint32(len(rec))
 }
 
 func samples(path string) ([]sample, error) {
@@ -79,6 +108,19 @@ func samples(path string) ([]sample, error) {
 			continue
 		}
 		if f.done || len(p.Payload) == 0 {
+			continue
+		}
+		if *segments {
+			if !f.seen && d == behaviour.Down {
+				continue // the session starts at the client's first payload
+			}
+			f.seen = true
+			f.segment(d, p.Seq, len(p.Payload), fr.Timestamp)
+			if f.b.Due(fr.Timestamp) {
+				f.done = true
+				f.b.Finish()
+				out = append(out, sample{base, f.b.Features(fr.Timestamp, behaviour.Context{}), label})
+			}
 			continue
 		}
 		if !f.seen && d == behaviour.Up {
