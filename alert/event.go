@@ -9,7 +9,10 @@ import (
 // An event whose EventType is "anomaly" is a record, not an alert: a fact about the workload
 // (encrypted DNS in use) written as an EVE anomaly line, which SIEM rules on alerts ignore.
 type Event struct {
-	EventType   string // "" or "alert"; "anomaly" for a record (then Anomaly is set, the alert fields are not written)
+	// EventType is "" or "alert"; "anomaly" for a record (then Anomaly is set, the alert
+	// fields are not written); "flow", "dns" or "tls" for the Suricata-style records written
+	// beside alerts (eve.types; records.go): FlowEnd, DNS or TLS says what they are about.
+	EventType   string
 	Anomaly     *Anomaly
 	Timestamp   time.Time
 	FlowID      uint64         // FlowHash: stable for the flow, distinct across sensors and runs
@@ -26,6 +29,9 @@ type Event struct {
 	Packets   [2]uint64 // the flow's packets so far: to the server (from Src), to the client
 	Bytes     [2]uint64 // the same in wire bytes
 	Scope     uint64    // the engine scope of the flow (live: netns inode), for the sink to stamp InIface
+
+	// FlowEnd is how the flow of a flow record ended.
+	FlowEnd *FlowEnd
 
 	// Stats, when set, makes this a stats record rather than an alert (Queue.Record); only
 	// Timestamp and Host are read besides it.
@@ -51,10 +57,32 @@ type Anomaly struct {
 	AppProto string `json:"app_proto,omitempty"`
 }
 
-// DNS describes the lookup an alert is about.
+// DNS describes the lookup an alert is about; a dns record also has the message's id and,
+// for a response, its flags, rcode and answers.
 type DNS struct {
-	Query string `json:"query"`
-	Type  string `json:"type,omitempty"`
+	Query    string
+	Type     string
+	ID       uint16
+	Response bool
+	Flags    uint16 // the header's flags word (QR, opcode, AA, TC, RD, RA, Z, rcode)
+	Rcode    string // NOERROR, NXDOMAIN, ... (responses)
+	Answers  []DNSAnswer
+}
+
+// DNSAnswer is one record of a response's answer section.
+type DNSAnswer struct {
+	Name string
+	Type string
+	TTL  uint32
+	Data string // the address (A, AAAA) or target (CNAME); empty for other types
+}
+
+// FlowEnd is what a flow record says beyond the flow's counters: how it ended.
+type FlowEnd struct {
+	End     time.Time // its last packet
+	State   string    // Suricata's flow.state: new, established or closed
+	Reason  string    // Suricata's flow.reason: timeout, forced (evicted for room) or shutdown (end of capture)
+	Alerted bool
 }
 
 // TLS describes the ClientHello of the flow.

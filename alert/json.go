@@ -195,8 +195,15 @@ func (j *JSONWriter) Write(e *Event) error {
 	if e.Stats != nil {
 		return j.writeStats(e)
 	}
-	if e.EventType == "anomaly" {
+	switch e.EventType {
+	case "anomaly":
 		return j.writeAnomaly(e)
+	case "flow":
+		return j.writeFlow(e)
+	case "dns":
+		return j.writeDNS(e)
+	case "tls":
+		return j.writeTLS(e)
 	}
 	mg := e.MG
 	l := eve{

@@ -39,7 +39,7 @@ func NewQueue(w Writer, size int, limit *RateLimiter) *Queue {
 		for e := range q.ch {
 			if err := w.Write(&e); err != nil {
 				q.errs.Add(1)
-			} else if q.Observe != nil && e.Stats == nil {
+			} else if q.Observe != nil && e.Stats == nil && !e.IsRecord() {
 				q.Observe(&e)
 			}
 			q.written.Add(1)
@@ -78,6 +78,21 @@ func (q *Queue) Record(e *Event) {
 	case q.ch <- *e:
 	default:
 		q.dropped.Add(1)
+	}
+}
+
+// Offer enqueues a copy of a record that may be lost (flow, dns, tls) while the queue is
+// less than half full, so that records never take the room alerts need; it reports whether
+// it did (the caller counts what it did not).
+func (q *Queue) Offer(e *Event) bool {
+	if len(q.ch) >= cap(q.ch)/2 {
+		return false
+	}
+	select {
+	case q.ch <- *e:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -34,9 +34,10 @@ func NewTextWriter(w io.Writer) *TextWriter {
 	return &TextWriter{w: w, flows: map[uint64]*textFlow{}}
 }
 
-// Write adds e to its flow's row (stats records are for JSON only).
+// Write adds e to its flow's row (stats, flow, dns and tls records are for JSON only: the
+// table is of findings).
 func (t *TextWriter) Write(e *Event) error {
-	if e.Stats != nil {
+	if e.Stats != nil || e.IsRecord() {
 		return nil
 	}
 	f := t.flows[e.FlowID]

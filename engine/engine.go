@@ -59,6 +59,12 @@ type Options struct {
 	// nil uses behaviour.Builtin. MaxBehaviour bounds the flows it watches at once (65,536).
 	Behaviour    *behaviour.Model
 	MaxBehaviour int
+	// Records, when set, receives the records of RecordTypes written beside alerts (flow,
+	// dns, tls; records.go). FlowSample writes a flow record for one flow in FlowSample
+	// (0 or 1: every flow), and always for a flow that alerted.
+	Records     Recorder
+	RecordTypes RecordTypes
+	FlowSample  uint32
 	// Offloader, when set, hears once per flow that the engine needs nothing more of it, so
 	// the capture below can stop copying it up (the live sensor's kernel bypass).
 	Offloader Offloader
@@ -314,6 +320,9 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 				e.evaluate(f)
 			}
 		}
+		if e.recording(RecordDNS) {
+			e.recordDNS(f, dir, m, b)
+		}
 		return
 	}
 	for _, an := range e.dnsp.AddrNames() {
@@ -334,6 +343,9 @@ func (e *Engine) dnsMessage(f *flow.Flow[state], dir flow.Dir, b []byte) {
 	if (s.det == nil || s.det.facts.DNSQuery == "") && len(m.Questions) > 0 {
 		e.detail(f).facts.DNSQuery, s.dnsType = m.Questions[0].Name, m.Questions[0].Type
 		e.evaluate(f)
+	}
+	if e.recording(RecordDNS) {
+		e.recordDNS(f, dir, m, b)
 	}
 }
 
@@ -750,6 +762,9 @@ func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 		d.facts.TLSBare = h.SNI == "" && len(h.ALPN) == 0
 		e.stats.TLSHellos++
 		e.evaluate(f)
+		if e.recording(RecordTLS) {
+			e.recordTLS(f, d.hello)
+		}
 		e.watch(f, in.base, len(h.ALPN) == 0)
 	}
 }
@@ -795,6 +810,9 @@ func (e *Engine) evaluate(f *flow.Flow[state]) {
 }
 
 func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
+	if e.recording(RecordFlow) {
+		e.recordFlow(f, reason)
+	}
 	// A flow that ended before anything decided it (a refused connect, a lone datagram) is
 	// still checked, and learned while its workload is learning.
 	e.checkProfile(f, false)

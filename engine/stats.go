@@ -88,6 +88,10 @@ type Stats struct {
 	Alerts           [16]uint64 // by detect.Reason
 	AlertsBlocked    [16]uint64 // of those, on flows the enforcer is dropping
 
+	// Records written beside alerts (Options.Records): flow records, the flows whose record
+	// FlowSample left out, dns and tls records.
+	FlowRecords, FlowRecordsSampledOut, DNSRecords, TLSRecords uint64
+
 	ProfileChecks     uint64 // flows whose destination was checked against a profile
 	ProfileViolations uint64 // of those, outside a monitored or enforced profile
 	ProfileEarly      uint64 // of those, unnamed TCP flows judged at their first packet (enforcing, no name could match)

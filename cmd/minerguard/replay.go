@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ type replayOpts struct {
 	logDir      string
 	quiet       bool
 	cpuProfile  string
+	eveTypes    []string
+	flowSample  uint32
 
 	config        string
 	profiles      string
@@ -76,6 +79,8 @@ func replayCmd() *cobra.Command {
 	f.BoolVar(&o.redact, "redact-login", false, "replace wallet/worker logins in alerts with REDACTED")
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the Prometheus metrics of the run to this file at the end")
 	f.StringVarP(&o.logDir, "log-dir", "l", "", "write alerts to DIR/eve.json (appended, as Suricata does) and the counters to DIR/stats.log, as suricata -r -l DIR")
+	f.StringSliceVar(&o.eveTypes, "eve-types", []string{"alert"}, "EVE record types to write beside the alerts (always written), as Suricata's eve-log types: flow (one per flow as it ends), dns (the queries and answers of pool lookups), tls (each ClientHello: SNI, JA4, ALPN), stats (one record at the end); comma-separated or repeated")
+	f.Uint32Var(&o.flowSample, "flow-sample", 1, "write the flow record of one flow in N (chosen by flow_id), and of every flow that alerted")
 	f.StringVar(&o.threshold, "threshold-file", "", "suppress and threshold rules in Suricata's threshold.config syntax (minerguard signatures lists the ids)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress or summary on stderr")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for development)")
@@ -93,6 +98,13 @@ type sinkWriter struct {
 	w   alertWriter
 	n   int
 	err error
+}
+
+// Record writes a record (flow, dns, tls) without counting it as an alert.
+func (s *sinkWriter) Record(e *alert.Event) {
+	if err := s.w.Write(e); err != nil && s.err == nil {
+		s.err = err
+	}
 }
 
 func (s *sinkWriter) Alert(e *alert.Event) {
@@ -148,6 +160,9 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		ws = append(ws, alert.NewJSONWriter(ef))
 	}
 	sink := &sinkWriter{w: ws}
+	if err := alert.CheckTypes(o.eveTypes); err != nil {
+		return &exitErr{exitError, fmt.Errorf("--eve-types: %w", err)}
+	}
 	if o.failOn != "" && o.failOn != "alert" {
 		return &exitErr{exitError, fmt.Errorf("--fail-on %q: want alert", o.failOn)}
 	}
@@ -188,6 +203,9 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		Detector:    detect.New(set, detect.ModeMonitor),
 		Sink:        tuned,
 		RedactLogin: o.redact,
+		Records:     sink,
+		RecordTypes: recordTypes(o.eveTypes),
+		FlowSample:  o.flowSample,
 	}
 	book, err := openProfiles(o.profiles, o.learn, pcfg)
 	if err != nil {
@@ -243,6 +261,10 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		}
 	}
 	eng.Flush()
+	if slices.Contains(o.eveTypes, "stats") {
+		sup, thr := tuned.Stopped()
+		sink.Record(replayStats(eng.Stats(), start, sup+thr))
+	}
 	if err := sink.w.Flush(); err != nil && sink.err == nil {
 		sink.err = err
 	}

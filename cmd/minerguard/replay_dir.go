@@ -114,3 +114,32 @@ func writeStatsLog(w io.Writer, st engine.Stats, start time.Time, suppressed, th
 	_, err := fmt.Fprintln(w, sep)
 	return err
 }
+
+// recordTypes are the engine's records among the --eve-types (alert and stats are written
+// by replay itself).
+func recordTypes(l []string) engine.RecordTypes {
+	var t engine.RecordTypes
+	for _, x := range l {
+		switch x {
+		case "flow":
+			t |= engine.RecordFlow
+		case "dns":
+			t |= engine.RecordDNS
+		case "tls":
+			t |= engine.RecordTLS
+		}
+	}
+	return t
+}
+
+// replayStats is the stats record replay writes at the end with --eve-types stats, as
+// suricata -r writes its last stats event: the run's counters under Suricata's names.
+func replayStats(st engine.Stats, start time.Time, stopped uint64) *alert.Event {
+	now := time.Now()
+	return &alert.Event{Timestamp: now, Stats: &alert.Stats{
+		Uptime:  int64(now.Sub(start).Seconds()),
+		Packets: st.Packets, Bytes: st.Bytes, Invalid: st.DecodeErrorsTotal(),
+		FlowsTotal: st.Flow.Created, FlowsActive: uint64(st.Flow.Active),
+		Alerts: st.AlertsTotal(), Suppressed: stopped, DNSMessages: st.DNSMessages, TLSClientHellos: st.TLSHellos,
+	}}
+}
