@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"time"
 
 	mdns "github.com/miekg/dns"
 	"github.com/minerguard/minerguard/alert"
@@ -46,7 +47,7 @@ func (e *Engine) recordEvent(f *flow.Flow[state], typ string) alert.Event {
 		Dest:        f.Resp,
 		Proto:       f.Proto,
 		PcapCnt:     e.stats.Packets - e.base,
-		FlowStart:   f.First,
+		FlowStart:   time.Unix(0, f.First),
 		Packets:     f.Packets,
 		Bytes:       f.Bytes,
 		Scope:       f.Scope,
@@ -72,7 +73,7 @@ func (e *Engine) recordFlow(f *flow.Flow[state], why flow.EvictReason) {
 	if ev.AppProto == "" && f.App.flags&flagDone != 0 && (f.App.firstLen[0] > 0 || f.App.firstLen[1] > 0) {
 		ev.AppProto = "failed"
 	}
-	fe := &alert.FlowEnd{End: f.Last, State: "new", Reason: "timeout", Alerted: f.App.alerted != 0}
+	fe := &alert.FlowEnd{End: time.Unix(0, f.Last), State: "new", Reason: "timeout", Alerted: f.App.alerted != 0}
 	switch {
 	case f.State == flow.StateClosed || f.State == flow.StateClosing:
 		fe.State = "closed"

@@ -44,6 +44,17 @@ type Live struct {
 	ProfileCap   ProfileCaps
 	XDP          XDP
 	Bypass       Bypass
+
+	// Records counts the EVE records written beside alerts (eve.types flow, dns, tls) by type.
+	Records map[string]RecordCounts
+}
+
+// RecordCounts are the counters of one type of EVE record written beside alerts.
+type RecordCounts struct {
+	Written     uint64
+	SampledOut  uint64 // flow records eve.flow_sample left out
+	RateLimited uint64 // over eve.records_rate
+	QueueFull   uint64 // the alert queue was half full: alerts keep the room
 }
 
 // RingCounters are the kernel capture rings' counters of one workload's namespaces.
@@ -111,7 +122,7 @@ type liveCollector struct {
 	attribution, alertsDropped, reloads, mode, detections       *prometheus.Desc
 	recoveries                                                  *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
-	encDNS                                                      *prometheus.Desc
+	encDNS, eveRecords, eveRecordsDropped                       *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 	bpMode, bpPackets, bpBytes, bpFilter, bpFlows, bpMapFull    *prometheus.Desc
 	bpFailures, bpDoneErrors, bpNotParsed, drops                *prometheus.Desc
@@ -162,6 +173,8 @@ func newLiveCollector(src func() Live) *liveCollector {
 		ringResizes:        d("ring_resizes_total", "Capture rings re-created: grow (it dropped packets), shrink (calm again), or refused (it dropped, but all rings together reached capture.max_ring_bytes).", "direction"),
 		ringResizeFailures: d("ring_resize_failures_total", "Ring resizes that could not open the new ring (the old one stays)."),
 		drops:              d("capture_drops_total", "Packets lost on the way to the engine, by reason: ring_full (kernel ring), queue_full (pipeline queue).", "reason"),
+		eveRecords:         d("eve_records_total", "EVE records written beside alerts (eve.types), by type: flow, dns, tls.", "type"),
+		eveRecordsDropped:  d("eve_records_dropped_total", "EVE records not written, by type and reason: sampled_out (eve.flow_sample), rate_limited (eve.records_rate), queue_full (the alert queue was half full: alerts keep the room).", "type", "reason"),
 		encDNS:             d("workload_encrypted_dns_flows_total", "Flows carrying encrypted DNS (DoT, DoH), by workload: a fact recorded, not an alert.", "workload"),
 	}
 }
@@ -212,6 +225,14 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for w, v := range l.EncryptedDNS {
 		n(c.encDNS, v, w)
+	}
+	for t, r := range l.Records {
+		n(c.eveRecords, r.Written, t)
+		n(c.eveRecordsDropped, r.RateLimited, t, "rate_limited")
+		n(c.eveRecordsDropped, r.QueueFull, t, "queue_full")
+		if t == "flow" {
+			n(c.eveRecordsDropped, r.SampledOut, t, "sampled_out")
+		}
 	}
 	n(c.profCapped, l.ProfileCap.EntriesCapped, "entries")
 	n(c.profCapped, l.ProfileCap.IPsCapped, "ips_per_name")

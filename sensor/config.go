@@ -213,7 +213,7 @@ func Default() Config {
 	c.Enforcement.PinPath = "/sys/fs/bpf/minerguard"
 	c.Enforcement.HeartbeatTimeout = 30 * time.Second
 	c.Enforcement.StaleFlowBlock = 15 * time.Minute
-	c.EVE = EVEConfig{Types: []string{"alert"}, StatsInterval: 30 * time.Second}
+	c.EVE = EVEConfig{Types: []string{"alert"}, StatsInterval: 30 * time.Second, FlowSample: 1, RecordsRate: 100}
 	return c
 }
 

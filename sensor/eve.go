@@ -81,18 +81,23 @@ func captureIface(ns capture.Netns, ifname string) string {
 	return name
 }
 
-// EVEConfig chooses the EVE records written to the alert output: alerts always, and with
-// "stats" in Types a stats record every StatsInterval, as Suricata's eve-log types.
+// EVEConfig chooses the EVE records written to the alert output, as Suricata's eve-log types:
+// alerts always; with "stats" in Types a stats record every StatsInterval; with "flow" a flow
+// record when a flow ends (for one flow in FlowSample, and every flow that alerted), "dns" the
+// queries and answers of pool lookups, "tls" each ClientHello (SNI, JA4). Flow, dns and tls
+// records are capped at RecordsRate a second per type and counted when stopped.
 type EVEConfig struct {
 	Types         EVETypes      `yaml:"types"`
 	StatsInterval time.Duration `yaml:"stats_interval"`
+	FlowSample    int           `yaml:"flow_sample"`
+	RecordsRate   float64       `yaml:"records_rate"`
 }
 
 // EVETypes are the record types of eve.types; decoding refuses others with their line.
 type EVETypes []string
 
 // eveTypes are the types there are.
-var eveTypes = []string{"alert", "stats"}
+var eveTypes = alert.RecordTypes
 
 // UnmarshalYAML decodes a list of known types.
 func (t *EVETypes) UnmarshalYAML(n *yaml.Node) error {
@@ -110,7 +115,7 @@ func (t *EVETypes) UnmarshalYAML(n *yaml.Node) error {
 func checkEVETypes(l []string) error {
 	for _, x := range l {
 		if !slices.Contains(eveTypes, x) {
-			return fmt.Errorf("%q: want %s", x, strings.Join(eveTypes, " or "))
+			return fmt.Errorf("%q: want %s", x, strings.Join(eveTypes, ", "))
 		}
 	}
 	return nil
@@ -123,6 +128,12 @@ func (c *Config) CheckEVE() error {
 	}
 	if slices.Contains(c.EVE.Types, "stats") && c.EVE.StatsInterval < time.Second {
 		return fmt.Errorf("eve.stats_interval: %v: want at least 1s", c.EVE.StatsInterval)
+	}
+	if c.EVE.FlowSample < 1 {
+		return fmt.Errorf("eve.flow_sample: %d: want at least 1 (1: every flow)", c.EVE.FlowSample)
+	}
+	if c.EVE.RecordsRate <= 0 {
+		return fmt.Errorf("eve.records_rate: %v: want more than 0", c.EVE.RecordsRate)
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ type Sensor struct {
 	book    *profile.Book         // learned profiles; nil when profiles are disabled
 	tally   *tally                // detections and violations by workload, and the labels
 	tuning  *alert.TuningSink     // alerts.threshold_file
+	records *records              // flow, dns and tls records (eve.types)
 	latency *metrics.AlertLatency // capture to alert written
 	enf     *enforcer             // XDP enforcement; nil unless mode enforce on a machine that can
 	mode    string                // monitor | enforce | flag-only (enforce asked for, no data path) | learn
@@ -148,6 +149,10 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		Sink:     s.tuning,
 		Workload: s.workloadOf,
 		FlowSalt: flowSalt(),
+	}
+	if rt := recordTypes(cfg.EVE.Types); rt != 0 {
+		s.records = newRecords(s, cfg.EVE.RecordsRate)
+		opts.Records, opts.RecordTypes, opts.FlowSample = s.records, rt, uint32(cfg.EVE.FlowSample)
 	}
 	var rec *profile.Recovery
 	if cfg.Profiles.Enabled {
@@ -278,6 +283,9 @@ func (s *Sensor) live() metrics.Live {
 		RingGrowsRefused: s.ringGrowsRefused.Load(),
 		PressureRings:    pressure, PressureEngaged: s.pressureEngaged.Load(), BypassRings: bypassRings,
 		EncryptedDNS: s.tally.encDNSSnapshot(),
+	}
+	if s.records != nil {
+		l.Records = s.records.counts(s.pipe.Stats().FlowRecordsSampledOut)
 	}
 	if l.Mode == "learn" {
 		l.Mode = "monitor"

@@ -153,8 +153,10 @@ func sensorCmd() *cobra.Command {
 	f.Int("enforcement.max-blocked-flows", def.Enforcement.MaxBlockedFlows, "Entries of the XDP flow block map (0: 65536).")
 	f.Int("enforcement.max-blocked-dests", def.Enforcement.MaxBlockedDests, "Entries of the XDP destination block map (0: 65536).")
 	f.IntSlice("enforcement.drop-signatures", nil, "A flag-only signature_id that drops in enforce mode too: 9400011 (behaviour), 9400007 (tls-no-sni). Repeatable or comma-separated; default none.")
-	f.StringArray("eve.types", def.EVE.Types, "EVE record types written to the alert output: alert, and stats for a stats record every eve.stats-interval. Repeatable.")
+	f.StringArray("eve.types", def.EVE.Types, "EVE record types written to the alert output beside the alerts, as Suricata's eve-log types: stats (a stats record every eve.stats-interval), flow (a flow record as each flow ends, sampled by eve.flow-sample), dns (the queries and answers of pool lookups), tls (each ClientHello: SNI, JA4). Repeatable.")
 	f.Duration("eve.stats-interval", def.EVE.StatsInterval, "How often a stats record is written when eve.types has stats.")
+	f.Int("eve.flow-sample", def.EVE.FlowSample, "Write the flow record of one flow in this many (chosen by flow_id), and of every flow that alerted.")
+	f.Float64("eve.records-rate", def.EVE.RecordsRate, "At most this many flow, dns and tls records a second of each type (bursts of ten seconds' worth); the rest are counted in minerguard_eve_records_dropped_total.")
 	f.String("control-socket", "", "The unix socket `minerguard profiles` uses while the sensor runs (default: minerguard.sock beside the profile state).")
 	return cmd
 }
@@ -285,6 +287,8 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 		return
 	})
 	set("eve.stats-interval", func() (e error) { cfg.EVE.StatsInterval, e = f.GetDuration("eve.stats-interval"); return })
+	set("eve.flow-sample", func() (e error) { cfg.EVE.FlowSample, e = f.GetInt("eve.flow-sample"); return })
+	set("eve.records-rate", func() (e error) { cfg.EVE.RecordsRate, e = f.GetFloat64("eve.records-rate"); return })
 	set("control-socket", func() (e error) { cfg.ControlSocketPath, e = f.GetString("control-socket"); return })
 	return err
 }
