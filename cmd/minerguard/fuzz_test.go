@@ -52,7 +52,7 @@ func FuzzReplay(f *testing.F) {
 		}
 		eng := engine.New(engine.Options{Detector: detect.New(set, detect.ModeMonitor), Sink: sink,
 			Profiles: book, Workload: wm.of, NameScope: wm.nameScope})
-		_ = replayFile(eng, p, 0, false, io.Discard) // a damaged file is an error, fine
+		_ = replayFile(eng, nil, p, 0, false, io.Discard) // a damaged file is an error, fine
 		eng.Flush()
 		if err := sink.w.Flush(); err != nil || sink.err != nil {
 			t.Fatalf("writing alerts: %v %v", err, sink.err)

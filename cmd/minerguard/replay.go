@@ -49,13 +49,17 @@ type replayOpts struct {
 func replayCmd() *cobra.Command {
 	o := replayOpts{}
 	cmd := &cobra.Command{
-		Use:   "replay FILE|DIR...",
+		Use:   "replay FILE|DIR... [FILTER EXPRESSION]",
 		Short: "Run the detection pipeline on capture files",
 		Long: "Reads pcap or pcapng files (gzip-compressed or not; '-' for stdin; globs allowed; a\n" +
 			"directory is searched recursively for .pcap, .pcapng and .cap files, gzipped or not) and\n" +
 			"reports every mining flow: Stratum in all its dialects on any port, DNS lookups of pools,\n" +
 			"TLS to pools, connections to pool addresses, encrypted DNS. Flows are timed by packet\n" +
 			"time, so the result does not depend on how fast the file is read.\n\n" +
+			"A trailing capture filter expression (pcap-filter(7) syntax, as tcpdump -r FILE EXPR or\n" +
+			"suricata -r FILE EXPR; after -- when it could be taken for a file) keeps only the packets\n" +
+			"it matches: 'not port 53', 'host 10.0.0.5 and tcp'. tcpdump compiles it (libpcap's\n" +
+			"semantics, for each link type met), so it must be installed to use one.\n\n" +
 			"Exit status: 0 ran, 1 something was found and --fail-on alert was given, 2 error\n" +
 			"(a damaged file is reported, and everything before the damage is still analysed).\n\n" +
 			"Learned egress profiles: --learn --profiles STATE teaches each workload's profile what it\n" +
@@ -169,7 +173,21 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	if o.maxFlows < 1 || o.depth < 1 || o.defragCap < 1 {
 		return &exitErr{exitError, fmt.Errorf("--max-flows, --stream-depth and --defrag-memcap must be at least 1")}
 	}
-	files, err := capture.Expand(args)
+	inputs, expr := args, ""
+	if len(args) > 0 {
+		inputs, expr = splitFilter(args, cmd.Flags().ArgsLenAtDash())
+	}
+	if len(inputs) == 0 {
+		return &exitErr{exitError, fmt.Errorf("no capture file before the filter expression %q", expr)}
+	}
+	var filt *bpfFilter
+	if expr != "" {
+		var err error
+		if filt, err = newBPFFilter(expr); err != nil {
+			return &exitErr{exitError, err}
+		}
+	}
+	files, err := capture.Expand(inputs)
 	if err == nil {
 		files, err = expandDirs(files)
 	}
@@ -255,7 +273,7 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	var failed []error
 	start := time.Now()
 	for i, name := range files {
-		if err := replayFile(eng, name, uint64(i), progress, stderr); err != nil {
+		if err := replayFile(eng, filt, name, uint64(i), progress, stderr); err != nil {
 			failed = append(failed, err)
 			fmt.Fprintln(stderr, "minerguard:", err)
 		}
@@ -282,6 +300,9 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 	st := eng.Stats()
 	if !o.quiet {
 		summary(stderr, st, len(files), time.Since(start))
+		if filt != nil {
+			fmt.Fprintf(stderr, "minerguard: filter %q: %d packets filtered out\n", filt.expr, filt.Dropped)
+		}
 		if sup, thr := tuned.Stopped(); sup+thr > 0 {
 			fmt.Fprintf(stderr, "minerguard: %d alerts suppressed, %d over a threshold (--threshold-file); %d written\n", sup, thr, sink.n)
 		}
@@ -321,7 +342,7 @@ func isTTY(w io.Writer) bool {
 	return ok && isTerminal(f)
 }
 
-func replayFile(eng *engine.Engine, name string, index uint64, progress bool, stderr io.Writer) error {
+func replayFile(eng *engine.Engine, filt *bpfFilter, name string, index uint64, progress bool, stderr io.Writer) error {
 	c, err := capture.Open(name)
 	if err != nil {
 		return err
@@ -356,6 +377,15 @@ func replayFile(eng *engine.Engine, name string, index uint64, progress bool, st
 				return nil
 			}
 			return err
+		}
+		if filt != nil {
+			keep, err := filt.Keep(flow.LinkType(fr.LinkType), fr.Data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Path(), err)
+			}
+			if !keep {
+				continue
+			}
 		}
 		eng.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, scope|uint64(fr.Interface))
 		if n&0x3fff == 0 {
