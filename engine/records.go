@@ -75,9 +75,11 @@ func (e *Engine) recordFlow(f *flow.Flow[state], why flow.EvictReason) {
 	}
 	fe := &alert.FlowEnd{End: time.Unix(0, f.Last), State: "new", Reason: "timeout", Alerted: f.App.alerted != 0}
 	switch {
-	case f.State == flow.StateClosed || f.State == flow.StateClosing:
+	case f.Proto == 6 && (f.State == flow.StateClosed || f.State == flow.StateClosing):
 		fe.State = "closed"
-	case f.State == flow.StateEstablished || (f.Packets[0] > 0 && f.Packets[1] > 0):
+	case f.State != flow.StateNew || (f.Packets[0] > 0 && f.Packets[1] > 0):
+		// A datagram flow is closed by the engine once answered: established, as Suricata
+		// says of UDP flows with traffic both ways.
 		fe.State = "established"
 	}
 	switch why {
