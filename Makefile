@@ -49,11 +49,19 @@ test-short: ## a quick first try: vet and the unit and golden tests (-short: no 
 	$(GO) test -short -count=1 $(PKGS)
 
 fuzz-ci: ## run each fuzz target for FUZZTIME executions (CI: a few seconds each)
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-	  for fz in $$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); do \
+	@# One instrumented test binary per package (go test -c -fuzz), run once per target from the
+	@# package's directory with go test's own flags and fuzz cache: the same runs as
+	@# go test -fuzz per target, without linking a package's binary again for each of its targets.
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cache=$$($(GO) env GOCACHE)/fuzz; \
+	$(GO) list -f '{{.ImportPath}} {{.Dir}}' $(PKGS) | while read -r pkg dir; do \
+	  fzs=$$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' $$dir/*_test.go 2>/dev/null | awk '{print $$2}'); \
+	  [ -n "$$fzs" ] || continue; \
+	  $(GO) test -c -fuzz=. -o "$$tmp/fuzz.test" $$pkg; \
+	  for fz in $$fzs; do \
 	    echo "fuzz $$pkg $$fz"; \
-	    $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) $$pkg >/tmp/minerguard-fuzz.log 2>&1 || { cat /tmp/minerguard-fuzz.log; exit 1; }; \
+	    (cd $$dir && "$$tmp/fuzz.test" -test.run='^$$' -test.fuzz="^$$fz$$" -test.fuzztime=$(FUZZTIME) \
+	      -test.fuzzminimizetime=$(FUZZMINTIME) -test.fuzzcachedir="$$cache/$$pkg" -test.timeout=10m) \
+	      >/tmp/minerguard-fuzz.log 2>&1 || { cat /tmp/minerguard-fuzz.log; exit 1; }; \
 	  done; \
 	done
 
