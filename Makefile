@@ -11,6 +11,9 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/minerguard/minerguard/internal/version.version=$(VERSION) \
             -X github.com/minerguard/minerguard/internal/version.revision=$(REVISION)
+# Single-goroutine load tests that skip under the race detector (nothing for it to find, 30×
+# slower): make test runs them without it.
+NORACE_TESTS := ^TestR1FlowFlood$$
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
@@ -42,6 +45,7 @@ demo: ## replay the bundled captures and print the alerts as a table
 test: ## vet, race-enabled unit and golden tests, then every fuzz target briefly
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -count=1 -run '$(NORACE_TESTS)' ./engine/
 	$(MAKE) fuzz-ci
 
 test-short: ## a quick first try: vet and the unit and golden tests (-short: no real-kernel tests, no race detector, no fuzzing)
