@@ -30,8 +30,9 @@ type Event struct {
 	Bytes     [2]uint64 // the same in wire bytes
 	Scope     uint64    // the engine scope of the flow (live: netns inode), for the sink to stamp InIface
 
-	// FlowEnd is how the flow of a flow record ended.
-	FlowEnd *FlowEnd
+	// FlowEnd is how the flow of a flow record ended (a value: the engine reuses one Event
+	// for its records, and a queue copies it).
+	FlowEnd FlowEnd
 
 	// Stats, when set, makes this a stats record rather than an alert (Queue.Record); only
 	// Timestamp and Host are read besides it.

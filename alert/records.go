@@ -31,8 +31,8 @@ type eveFlowEnd struct {
 
 func (j *JSONWriter) writeFlow(e *Event) error {
 	fe := e.FlowEnd
-	if fe == nil {
-		fe = &FlowEnd{End: e.Timestamp}
+	if fe.End.IsZero() {
+		fe.End = e.Timestamp
 	}
 	// As Suricata's flow event: the timestamp is the flow's start, flow.end its last packet.
 	l := eveFlowRecord{eveHead: head(e, "flow"), AppProto: e.AppProto, CommunityID: e.CommunityID,

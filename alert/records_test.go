@@ -48,7 +48,7 @@ func TestRecordShapes(t *testing.T) {
 	add(func(e *Event) { e.EventType, e.Packets, e.Bytes = "flow", [2]uint64{3, 2}, [2]uint64{300, 200} })
 	add(func(e *Event) {
 		e.EventType, e.AppProto = "flow", "failed"
-		e.FlowEnd = &FlowEnd{End: t0.Add(90 * time.Second), State: "closed", Reason: "shutdown", Alerted: true}
+		e.FlowEnd = FlowEnd{End: t0.Add(90 * time.Second), State: "closed", Reason: "shutdown", Alerted: true}
 	})
 	var b bytes.Buffer
 	w := NewJSONWriter(&b)

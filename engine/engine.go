@@ -102,6 +102,8 @@ type Engine struct {
 	base    uint64   // stats.Packets when label was set: pcap_cnt counts from the file's start
 	dir     flow.Dir // of the packet being processed: an alert's direction
 
+	rec alert.Event // the record being written (records.go): reused, not allocated per record
+
 	lastExpire int64 // UnixNano of the last sweep: an integer compare per packet, not time.Time.Sub
 }
 

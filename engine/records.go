@@ -36,13 +36,15 @@ func (e *Engine) recording(t RecordTypes) bool {
 	return e.opt.Records != nil && e.opt.RecordTypes&t != 0
 }
 
-// recordEvent is what every record of f says: 5-tuple (src = the side that opened it), ids
-// and counters.
-func (e *Engine) recordEvent(f *flow.Flow[state], typ string) alert.Event {
-	return alert.Event{
+// recordEvent fills the engine's record event (reused: a Recorder gets it for the duration
+// of the call) with what every record of f says: 5-tuple (src = the side that opened it),
+// ids and counters.
+func (e *Engine) recordEvent(f *flow.Flow[state], typ string, id uint64) *alert.Event {
+	ev := &e.rec
+	*ev = alert.Event{
 		EventType:   typ,
 		Timestamp:   e.now,
-		FlowID:      e.flowID(f),
+		FlowID:      id,
 		Src:         f.Orig,
 		Dest:        f.Resp,
 		Proto:       f.Proto,
@@ -54,18 +56,20 @@ func (e *Engine) recordEvent(f *flow.Flow[state], typ string) alert.Event {
 		CommunityID: alert.CommunityID(f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto),
 		MG:          alert.Minerguard{Capture: e.label},
 	}
+	return ev
 }
 
 // recordFlow writes f's flow record as it leaves the table, for one flow in FlowSample (by
 // flow_id, so the choice is unbiased and the same on a replay) and for every flow that
-// alerted.
+// alerted. A flow left out costs its hash only; a record, its Community ID string.
 func (e *Engine) recordFlow(f *flow.Flow[state], why flow.EvictReason) {
-	ev := e.recordEvent(f, "flow")
-	if n := uint64(e.opt.FlowSample); n > 1 && f.App.alerted == 0 && ev.FlowID%n != 0 {
+	id := e.flowID(f)
+	if n := uint64(e.opt.FlowSample); n > 1 && f.App.alerted == 0 && id%n != 0 {
 		e.stats.FlowRecordsSampledOut++
 		return
 	}
 	e.stats.FlowRecords++
+	ev := e.recordEvent(f, "flow", id)
 	// A flow may end after its capture file did (replay): no file is named rather than the
 	// wrong one.
 	ev.MG.Capture = ""
@@ -73,7 +77,7 @@ func (e *Engine) recordFlow(f *flow.Flow[state], why flow.EvictReason) {
 	if ev.AppProto == "" && f.App.flags&flagDone != 0 && (f.App.firstLen[0] > 0 || f.App.firstLen[1] > 0) {
 		ev.AppProto = "failed"
 	}
-	fe := &alert.FlowEnd{End: time.Unix(0, f.Last), State: "new", Reason: "timeout", Alerted: f.App.alerted != 0}
+	fe := alert.FlowEnd{End: time.Unix(0, f.Last), State: "new", Reason: "timeout", Alerted: f.App.alerted != 0}
 	switch {
 	case f.Proto == 6 && (f.State == flow.StateClosed || f.State == flow.StateClosing):
 		fe.State = "closed"
@@ -89,7 +93,7 @@ func (e *Engine) recordFlow(f *flow.Flow[state], why flow.EvictReason) {
 		fe.Reason = "shutdown"
 	}
 	ev.FlowEnd = fe
-	e.opt.Records.Record(&ev)
+	e.opt.Records.Record(ev)
 }
 
 // recordDNS writes a dns record of message m (raw: b), sent in direction dir of f, once f's
@@ -103,7 +107,7 @@ func (e *Engine) recordDNS(f *flow.Flow[state], dir flow.Dir, m *dns.Message, b 
 		}
 		s.flags |= flagDNSLogged
 	}
-	ev := e.recordEvent(f, "dns")
+	ev := e.recordEvent(f, "dns", e.flowID(f))
 	if dir == flow.DirReply {
 		ev.Src, ev.Dest = f.Resp, f.Orig
 	}
@@ -129,15 +133,15 @@ func (e *Engine) recordDNS(f *flow.Flow[state], dir flow.Dir, m *dns.Message, b 
 	}
 	ev.DNS = d
 	e.stats.DNSRecords++
-	e.opt.Records.Record(&ev)
+	e.opt.Records.Record(ev)
 }
 
 // recordTLS writes a tls record of f's ClientHello.
 func (e *Engine) recordTLS(f *flow.Flow[state], h *alert.TLS) {
-	ev := e.recordEvent(f, "tls")
+	ev := e.recordEvent(f, "tls", e.flowID(f))
 	ev.TLS = h
 	e.stats.TLSRecords++
-	e.opt.Records.Record(&ev)
+	e.opt.Records.Record(ev)
 }
 
 func itoa(v uint16) string {
