@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -433,53 +434,65 @@ func TestTunnelInnerIntel(t *testing.T) {
 	}
 }
 
-// On the real capture of XMRig (tls+sni) through microsocks to a name on no list: with the
-// proxy in the workload's profile and the pool's name not, the flow is out of profile for
-// its target, and the behaviour detector reads the tunnelled TLS records.
+// On the real captures of XMRig (tls+sni) to a name on no list through microsocks (SOCKS5)
+// and through tinyproxy (HTTP CONNECT, XMRig run under proxychains4): with the proxy in the
+// workload's profile and the pool's name not, the flow is out of profile for its target, and
+// the behaviour detector reads the tunnelled TLS records.
 func TestProfileTunnelTargetRealCapture(t *testing.T) {
-	const path = "../testdata/captures/mining-socks5-xmrig-tls-unlisted-1080.pcap"
-	c0, err := capture.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c0.Close()
-	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
-	wl := func(scope uint64, a netip.Addr) *alert.Workload {
-		if a == netip.MustParseAddr("10.78.177.1") {
-			return &alert.Workload{Identity: "ci/builder"}
-		}
-		return nil
-	}
-	proxy := netip.MustParseAddr("10.78.177.2")
-	book.Learn("ci/builder", profile.Observation{Dest: profile.Dest{Addr: netip.PrefixFrom(proxy, 32), Port: 1080, Proto: profile.TCP}, IP: proxy, Replica: "a"}, epoch)
-	if err := book.Approve("ci/builder", profile.Monitoring, epoch); err != nil {
-		t.Fatal(err)
-	}
-	c := &collect{}
-	e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: wl, Profiles: book})
-	var fr capture.Frame
-	for {
-		if err := c0.Next(&fr); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		e.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, 1)
-	}
-	e.Flush()
-	var got []string
-	for _, ev := range c.events {
-		s := ev.MG.Detector + " " + ev.MG.Target
-		if ev.MG.Profile != nil {
-			s += " " + ev.MG.Profile.Destination
-		}
-		got = append(got, s)
-	}
-	sort.Strings(got)
-	want := "behaviour edge-177.telemetry-cdn.example.org:443," +
-		"egress-not-in-profile edge-177.telemetry-cdn.example.org:443 edge-177.telemetry-cdn.example.org:443/tcp"
-	if g := strings.Join(got, ","); g != want {
-		t.Fatalf("got %q\nwant %q", g, want)
+	for _, tc := range []struct {
+		path, client, proxy string
+		port                uint16
+		host                string
+	}{
+		{"../testdata/captures/mining-socks5-xmrig-tls-unlisted-1080.pcap", "10.78.177.1", "10.78.177.2", 1080, "edge-177.telemetry-cdn.example.org"},
+		{"../testdata/captures/mining-http-connect-xmrig-tls-unlisted-8888.pcap", "10.78.178.1", "10.78.178.2", 8888, "edge-178.telemetry-cdn.example.org"},
+	} {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			c0, err := capture.Open(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c0.Close()
+			book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+			client := netip.MustParseAddr(tc.client)
+			wl := func(scope uint64, a netip.Addr) *alert.Workload {
+				if a == client {
+					return &alert.Workload{Identity: "ci/builder"}
+				}
+				return nil
+			}
+			proxy := netip.MustParseAddr(tc.proxy)
+			book.Learn("ci/builder", profile.Observation{Dest: profile.Dest{Addr: netip.PrefixFrom(proxy, 32), Port: tc.port, Proto: profile.TCP}, IP: proxy, Replica: "a"}, epoch)
+			if err := book.Approve("ci/builder", profile.Monitoring, epoch); err != nil {
+				t.Fatal(err)
+			}
+			c := &collect{}
+			e := New(Options{Detector: detect.New(intel.Builtin(), detect.ModeMonitor), Sink: c, Workload: wl, Profiles: book})
+			var fr capture.Frame
+			for {
+				if err := c0.Next(&fr); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				e.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, 1)
+			}
+			e.Flush()
+			var got []string
+			for _, ev := range c.events {
+				s := ev.MG.Detector + " " + ev.MG.Target
+				if ev.MG.Profile != nil {
+					s += " " + ev.MG.Profile.Destination
+				}
+				got = append(got, s)
+			}
+			sort.Strings(got)
+			target := tc.host + ":443"
+			want := "behaviour " + target + ",egress-not-in-profile " + target + " " + target + "/tcp"
+			if g := strings.Join(got, ","); g != want {
+				t.Fatalf("got %q\nwant %q", g, want)
+			}
+		})
 	}
 }
 

@@ -51,4 +51,5 @@ row mining-dns-tcp-40-and-4000-records-500-byte-segments.pcap pool-dns tcp 'dst 
 row mining-dns-tcp-40-and-4000-records-500-byte-segments.pcap pool-ip tcp 'dst port 3333'
 row mining-stratum-ip-fragments-3333.pcap stratum tcp 'dst port 3333'
 row mining-socks5-xmrig-tls-unlisted-1080.pcap behaviour tcp 'dst port 1080'
+row mining-http-connect-xmrig-tls-unlisted-8888.pcap behaviour tcp 'dst port 8888'
 for f in benign-*.pcap; do benign "$f"; done

@@ -10,6 +10,10 @@
 # xmrig-socks5-d<D>-j<J> is the same XMRig through a SOCKS5 proxy (microsocks) whose request
 # names the host: the proxy resolves it in the server namespace, the client namespace has no
 # hosts entry and no DNS.
+# xmrig-connect-d<D>-j<J> is the same XMRig through an HTTP CONNECT proxy (tinyproxy): XMRig has
+# no HTTP-proxy option, so proxychains4 (proxy_dns) runs it and asks the proxy for the name, which
+# the proxy resolves in the server namespace. https-connect-<x>-<S> is the benign counterpart: curl
+# polling an HTTPS API every S s through the same proxy on one keep-alive tunnel.
 #   usage: s11-behaviour.sh NAME IDX SECONDS   (NAME picks the scenario; IDX 1..200 picks 10.78.IDX.0/24)
 set -euo pipefail
 GEN_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,13 +44,36 @@ mkdir -p "/etc/netns/$C"; printf '127.0.0.1 localhost\n%s %s\n' "$SIP" "$HOST" >
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=$HOST" \
   -addext "subjectAltName=DNS:$HOST" -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
 cat "$T/cert.pem" "$T/key.pem" > "$T/both.pem"
-bg() { local ns=$1; shift; ip netns exec "$ns" timeout $((SECS + 15)) "$@" >"$T/bg.$RANDOM.log" 2>&1 & PIDS+=($!); }
+bg() { local ns=$1; shift; ip netns exec "$ns" timeout $((SECS + 60)) "$@" >"$T/bg.$RANDOM.log" 2>&1 & PIDS+=($!); }
 waitport() { for _ in $(seq 100); do ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0; sleep 0.1; done; echo "port $2 not up" >&2; return 1; }
 stunnel_to() { # PORT_BACKEND: TLS on SIP:443 → 127.0.0.1:PORT_BACKEND
   printf 'foreground = yes\npid =\n[p]\naccept = %s:443\nconnect = 127.0.0.1:%s\ncert = %s\nkey = %s\n' "$SIP" "$1" "$T/cert.pem" "$T/key.pem" > "$T/stunnel.conf"
   bg "$S" stunnel4 "$T/stunnel.conf"; waitport "$S" 443
 }
-ip netns exec "$C" timeout $((SECS + 10)) tcpdump -i h8v$IDX -s 0 -U -w "$OUT_DIR/$NAME.pcap" 'tcp' >/dev/null 2>&1 & TD=$!
+https_api() { # an HTTPS JSON API on SIP:443 (https-poll-*, https-connect-*)
+  cat > "$T/srv.py" <<'P'
+import http.server, ssl, sys, json, random, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        b = json.dumps({"status": "ok", "items": [random.randint(0, 9999) for _ in range(random.randint(1, 30))], "ts": time.time()}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer((sys.argv[1], 443), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])
+s.socket = c.wrap_socket(s.socket, server_side=True); s.serve_forever()
+P
+  bg "$S" python3 "$T/srv.py" "$SIP" "$T/cert.pem" "$T/key.pem"; waitport "$S" 443
+}
+connect_proxy() { # tinyproxy on SIP:8888 (CONNECT to 443 only); the name resolves at the proxy only
+  printf '127.0.0.1 localhost\n' > "/etc/netns/$C/hosts"
+  mkdir -p "/etc/netns/$S"; printf '127.0.0.1 localhost\n%s %s\n' "$SIP" "$HOST" > "/etc/netns/$S/hosts"
+  printf 'Port 8888\nListen %s\nTimeout 600\nMaxClients 10\nAllow %s\nConnectPort 443\nLogLevel Info\nPidFile "%s"\n' "$SIP" "$CIP" "$T/tinyproxy.pid" > "$T/tinyproxy.conf"
+  bg "$S" tinyproxy -d -c "$T/tinyproxy.conf"; waitport "$S" 8888
+}
+# The backstop timeout leaves room for a slow start (servers, keys) on a loaded machine: the
+# capture is stopped explicitly once the scenario ends.
+ip netns exec "$C" timeout $((SECS + 60)) tcpdump -i h8v$IDX -s 0 -U -w "$OUT_DIR/$NAME.pcap" 'tcp' >/dev/null 2>&1 & TD=$!
 sleep 1
 case "$NAME" in
 xmrig-socks5-*)
@@ -65,6 +92,28 @@ xmrig-socks5-*)
 J
   ip netns exec "$C" timeout "$SECS" /work/shared/miners/xmrig -c "$T/xmrig.json" -t 1 --no-color > "$T/xmrig.log" 2>&1 || true
   grep -E "accepted|new job|error|proxy" "$T/xmrig.log" | tail -4 >&2 || true ;;
+xmrig-connect-*)
+  # proxychains4 hooks XMRig's getaddrinfo (proxy_dns: a placeholder address, no DNS on the wire)
+  # and connect, and opens the tunnel with "CONNECT <name>:443"; XMRig then speaks TLS (SNI
+  # that name) inside it as it would to the pool.
+  diff=$(sed -E 's/.*-d([0-9]+).*/\1/' <<<"$NAME"); every=$(sed -E 's/.*-j([0-9]+).*/\1/' <<<"$NAME")
+  connect_proxy
+  bg "$S" python3 "$GEN_DIR/behaviour/pool.py" 127.0.0.1 3333 --diff "$diff" --job-every "$every"
+  waitport "$S" 3333; stunnel_to 3333
+  printf 'strict_chain\nproxy_dns\nremote_dns_subnet 224\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nhttp %s 8888\n' "$SIP" > "$T/proxychains.conf"
+  cat > "$T/xmrig.json" <<J
+{"autosave": false, "donate-level": 0, "print-time": 10, "randomx": {"mode": "light"},
+ "cpu": {"enabled": true, "huge-pages": false, "max-threads-hint": 10, "priority": 0},
+ "pools": [{"url": "$HOST:443", "user": "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "pass": "x", "tls": true, "sni": true, "keepalive": true}]}
+J
+  ip netns exec "$C" timeout "$SECS" proxychains4 -q -f "$T/proxychains.conf" /work/shared/miners/xmrig -c "$T/xmrig.json" -t 1 --no-color > "$T/xmrig.log" 2>&1 || true
+  grep -E "accepted|new job|error|proxy" "$T/xmrig.log" | tail -4 >&2 || true ;;
+https-connect-*)
+  # curl's own CONNECT (-x): one tunnel, reused for every request of the URL range, paced by --rate.
+  https_api; connect_proxy
+  every=$(sed -E 's/.*-([0-9]+)$/\1/' <<<"$NAME")
+  ip netns exec "$C" timeout "$SECS" curl -sS -x "http://$SIP:8888" --cacert "$T/cert.pem" --rate "$((3600 / every))/h" \
+    -H "Authorization: Bearer tok$RANDOM$RANDOM" -o /dev/null "https://$HOST/api/v1/status?page=[1-$(((SECS - 4) / every))]" || true ;;
 xmrig-*)
   # xmrig-d<DIFF>-j<JOB_EVERY>[-...]
   diff=$(sed -E 's/.*-d([0-9]+).*/\1/' <<<"$NAME"); every=$(sed -E 's/.*-j([0-9]+).*/\1/' <<<"$NAME")
@@ -111,18 +160,6 @@ redis-*)
   bg "$C" redis-cli -h "$HOST" -p 443 --tls --cacert "$T/cert.pem" SUBSCRIBE events
   ip netns exec "$C" timeout "$SECS" redis-cli -h "$HOST" -p 443 --tls --cacert "$T/cert.pem" -r 1000 -i 3 INCR hits >/dev/null 2>&1 || true ;;
 https-poll-*)
-  cat > "$T/srv.py" <<'P'
-import http.server, ssl, sys, json, random, time
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        b = json.dumps({"status": "ok", "items": [random.randint(0, 9999) for _ in range(random.randint(1, 30))], "ts": time.time()}).encode()
-        self.send_response(200); self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer((sys.argv[1], 443), H)
-c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])
-s.socket = c.wrap_socket(s.socket, server_side=True); s.serve_forever()
-P
   cat > "$T/cli.py" <<'P'
 import http.client, ssl, sys, time, random
 c = ssl.create_default_context(cafile=sys.argv[2])
@@ -132,7 +169,7 @@ while time.time() < end:
     h.request("GET", "/api/v1/status?since=%d" % int(time.time()), headers={"Authorization": "Bearer tok%06d" % random.randint(0, 999999)}); h.getresponse().read()
     time.sleep(float(sys.argv[4]) * random.uniform(0.8, 1.2))
 P
-  bg "$S" python3 "$T/srv.py" "$SIP" "$T/cert.pem" "$T/key.pem"; waitport "$S" 443
+  https_api
   every=$(sed -E 's/.*-([0-9]+)$/\1/' <<<"$NAME")
   ip netns exec "$C" timeout "$SECS" python3 "$T/cli.py" "$HOST" "$T/cert.pem" "$((SECS - 2))" "$every" || true ;;
 h2-stream-*)
