@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Flood figures of issue 14 (make bench-flood): can a flood of flows blind minerguard, and does
-# replay memory stay within the reassembly budget? Prints the machine, then one line per
-# figure. Knobs (environment):
+# replay memory stay within the reassembly budgets (streams, and IP fragments)? Prints the
+# machine, then one line per figure. Knobs (environment):
 #   FLOOD_FLOWS="1000000 100000"  replay flood sizes (flows spread over 10 s, 6 XMRig sessions)
 #   FLOOD_RATE=10000 FLOOD_SECONDS=10   live flood (root only; skipped otherwise)
 # Every step is bounded by timeout(1). The machine is shared and noisy: compare figures from
@@ -45,6 +45,14 @@ done
 timeout 600 bash -c "'$OUT/gen' -o - -nonewline 10000 2>/dev/null | /usr/bin/time -v '$OUT/minerguard' replay -q -o json --metrics-file '$OUT/nonewline.prom' - >/dev/null 2>'$OUT/nonewline.time'"
 printf 'replay 10 k flows × 100 KiB, no newline: peak RSS %s MiB (reassembly budget 256 MiB), budget refusals %s\n' \
 	"$(rss "$OUT/nonewline.time")" "$(metric 'minerguard_reassembly_budget_exhausted_total{source="replay"}' "$OUT/nonewline.prom")"
+
+# The same with the defrag memcap (16 MiB, apart from the stream budget) full as well: after the
+# flows, 200 k IPv4 datagrams that never complete (one 1 KiB fragment each, from their own
+# source and ID), so the memcap evicts the oldest all along while every stream stays open.
+timeout 600 bash -c "'$OUT/gen' -o - -nonewline 10000 -fragments 200000 2>/dev/null | /usr/bin/time -v '$OUT/minerguard' replay -q -o json --metrics-file '$OUT/nonewline-frags.prom' - >/dev/null 2>'$OUT/nonewline-frags.time'"
+printf 'replay 10 k flows × 100 KiB + 200 k incomplete IP datagrams: peak RSS %s MiB (stream budget 256 MiB + defrag memcap 16 MiB), defrag memcap drops %s, charged at the end %s MiB\n' \
+	"$(rss "$OUT/nonewline-frags.time")" "$(metric 'minerguard_defrag_dropped_total{reason="memcap",source="replay"}' "$OUT/nonewline-frags.prom")" \
+	"$(metric 'minerguard_defrag_bytes{source="replay"}' "$OUT/nonewline-frags.prom" | awk '{ printf "%.1f", $1 / 1048576 }')"
 
 if [[ $(id -u) == 0 ]]; then
 	MG_FLOOD_RATE=$RATE MG_FLOOD_SECONDS=$SECONDS_LIVE timeout 300 \

@@ -17,6 +17,10 @@
 // sessions (the recorded XMRig session of -flood-miner, each from its own client) through it:
 //
 //	go run ./bench/gen -o bench/out/flood.pcap -flood 1000000 -flood-sessions 6
+//
+// With -nonewline N and/or -fragments M it writes N flows that send -nonewline-bytes without a
+// newline (the stream budget's worst case) followed by M IPv4 datagrams that never complete
+// (the defrag memcap's), to stdout with -o -.
 package main
 
 import (
@@ -44,8 +48,12 @@ func main() {
 	var nnFlows, nnBytes int
 	flag.IntVar(&nnFlows, "nonewline", 0, "write instead this many flows that each send -nonewline-bytes without a newline")
 	flag.IntVar(&nnBytes, "nonewline-bytes", 100<<10, "bytes each -nonewline flow sends")
+	var fr floodgen.Fragments
+	flag.IntVar(&fr.Datagrams, "fragments", 0, "after the -nonewline flows (or alone), this many IPv4 datagrams that never complete (one fragment each)")
+	flag.IntVar(&fr.Bytes, "fragments-bytes", 1024, "payload bytes of each -fragments fragment (multiple of 8)")
+	flag.IntVar(&fr.Offset, "fragments-offset", 0, "byte offset of each -fragments fragment (multiple of 8): the reassembly buffer it needs is offset+bytes")
 	flag.Parse()
-	if nnFlows > 0 {
+	if nnFlows > 0 || fr.Datagrams > 0 {
 		w := bufio.NewWriterSize(os.Stdout, 1<<20)
 		if o.out != "-" {
 			f, err := os.Create(o.out)
@@ -56,7 +64,13 @@ func main() {
 			defer f.Close()
 			w = bufio.NewWriterSize(f, 1<<20)
 		}
-		s, err := floodgen.NoNewline(w, nnFlows, nnBytes)
+		var s floodgen.Summary
+		var err error
+		if fr.Datagrams > 0 {
+			s, err = floodgen.NoNewlineFragments(w, nnFlows, nnBytes, fr)
+		} else {
+			s, err = floodgen.NoNewline(w, nnFlows, nnBytes)
+		}
 		if err == nil {
 			err = w.Flush()
 		}
@@ -64,7 +78,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "gen:", err)
 			os.Exit(1)
 		}
-		fmt.Fprintf(os.Stderr, "gen: nonewline flows=%d bytes_each=%d packets=%d\n", s.Flows, nnBytes, s.Packets)
+		fmt.Fprintf(os.Stderr, "gen: nonewline flows=%d bytes_each=%d fragments=%d packets=%d\n", s.Flows, nnBytes, fr.Datagrams, s.Packets)
 		return
 	}
 	if fo.Flows > 0 {

@@ -228,17 +228,68 @@ func PatchFlow(fr []byte, src [4]byte, port uint16) {
 // segment so that every flow is open at once: the worst case for reassembly memory (issue 14,
 // docs/testing.md R2).
 func NoNewline(w io.Writer, flows, size int) (Summary, error) {
+	s, _, err := noNewline(w, flows, size)
+	return s, err
+}
+
+// Fragments describe a flood of IPv4 datagrams that never complete: each sends one fragment
+// of Bytes payload bytes at byte offset Offset with More Fragments set, from its own source
+// address and IP ID, so that every one holds a reassembly buffer until the defrag memcap
+// evicts it (issue 14's memory budget: the defrag memcap beside the stream budget).
+type Fragments struct {
+	Datagrams int
+	Bytes     int // payload of each fragment, a multiple of 8
+	Offset    int // byte offset of each fragment, a multiple of 8: the buffer it needs is Offset+Bytes
+}
+
+// NoNewlineFragments writes the NoNewline flows (all left open, holding the stream budget)
+// followed by the fragment flood f, 1 µs apart: the worst case for replay memory, every
+// reassembly budget full at once. flows may be 0.
+func NoNewlineFragments(w io.Writer, flows, size int, f Fragments) (Summary, error) {
+	if f.Bytes <= 0 || f.Bytes%8 != 0 || f.Offset < 0 || f.Offset%8 != 0 || f.Offset+f.Bytes > 65535-20 || f.Datagrams >= 1<<24 {
+		return Summary{}, fmt.Errorf("fragments: bytes %d and offset %d must be multiples of 8 within an IP datagram, at most 2^24 datagrams", f.Bytes, f.Offset)
+	}
+	s, pw, err := noNewline(w, flows, size)
+	if err != nil {
+		return s, err
+	}
+	ts := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC).Add(time.Duration(s.Packets) * time.Microsecond)
+	eth := &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: []byte{10, 102, 0, 0}, DstIP: []byte{10, 3, 0, 2},
+		Flags: layers.IPv4MoreFragments, FragOffset: uint16(f.Offset / 8)}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, gopacket.Payload(make([]byte, f.Bytes))); err != nil {
+		return s, err
+	}
+	fr := buf.Bytes()
+	const ipOff = 14
+	for k := range f.Datagrams {
+		// The key (source, ID) differs for every datagram: 2^16 IDs per source address.
+		binary.BigEndian.PutUint16(fr[ipOff+4:], uint16(k))
+		fr[ipOff+14], fr[ipOff+15] = byte(k>>24), byte(k>>16)
+		binary.BigEndian.PutUint16(fr[ipOff+10:], 0)
+		binary.BigEndian.PutUint16(fr[ipOff+10:], ^fold(sum16(fr[ipOff:ipOff+20], 0)))
+		ts = ts.Add(time.Microsecond)
+		if err := pw.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(fr), Length: len(fr)}, fr); err != nil {
+			return s, err
+		}
+		s.Packets++
+	}
+	return s, nil
+}
+
+func noNewline(w io.Writer, flows, size int) (Summary, *pcapgo.Writer, error) {
 	var s Summary
 	pw := pcapgo.NewWriter(w)
 	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		return s, err
+		return s, pw, err
 	}
 	const mss = 1448
 	dst := netip.AddrFrom4([4]byte{10, 3, 0, 1})
 	src0 := netip.AddrFrom4([4]byte{10, 101, 0, 0})
 	syn, err := TCPPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 0, SYN: true, Window: 64240}, nil)
 	if err != nil {
-		return s, err
+		return s, pw, err
 	}
 	seg := make([]byte, mss)
 	for i := range seg {
@@ -247,7 +298,7 @@ func NoNewline(w io.Writer, flows, size int) (Summary, error) {
 	copy(seg, `{"id":1,"method":"mining.subscribe","params":["`)
 	data, err := TCPPacket(src0, dst, &layers.TCP{DstPort: 3333, Seq: 1, ACK: true, PSH: true, Window: 64240}, seg)
 	if err != nil {
-		return s, err
+		return s, pw, err
 	}
 	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	ts := start
@@ -263,7 +314,7 @@ func NoNewline(w io.Writer, flows, size int) (Summary, error) {
 		ip, port := addr(k)
 		PatchFlow(syn, ip, port)
 		if err := emit(syn); err != nil {
-			return s, err
+			return s, pw, err
 		}
 	}
 	for off := 0; off < size; off += mss {
@@ -277,12 +328,12 @@ func NoNewline(w io.Writer, flows, size int) (Summary, error) {
 			ip, port := addr(k)
 			PatchFlow(data, ip, port)
 			if err := emit(data); err != nil {
-				return s, err
+				return s, pw, err
 			}
 		}
 	}
 	s.Flows = flows
-	return s, nil
+	return s, pw, nil
 }
 
 func sum16(b []byte, s uint32) uint32 {
