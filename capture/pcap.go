@@ -58,3 +58,51 @@ func (c *File) u32(b []byte) uint32 {
 	}
 	return binary.LittleEndian.Uint32(b)
 }
+
+// NextBatch reads up to len(fs) frames into fs and returns how many. Their Data stay valid
+// until the next call to Next or NextBatch (each frame's alone would end at the next read),
+// so a caller can look ahead at a batch (engine.PacketBatch). After the first frame it only
+// takes records already whole in the read buffer: a refill moves the buffer's bytes and would
+// invalidate the frames before it. It returns at least one frame, or 0 and Next's error.
+func (c *File) NextBatch(fs []Frame) (int, error) {
+	if len(fs) == 0 {
+		return 0, nil
+	}
+	if err := c.Next(&fs[0]); err != nil {
+		return 0, err
+	}
+	if c.pcap == nil {
+		return 1, nil // pcapng's reader reuses its buffer per record
+	}
+	n := 1
+	for n < len(fs) && c.bufferedPcap(&fs[n]) {
+		n++
+	}
+	return n, nil
+}
+
+// bufferedPcap reads the next record into f if it is whole in the read buffer and valid;
+// otherwise it reads nothing and leaves the record (and its error) to the next Next.
+func (c *File) bufferedPcap(f *Frame) bool {
+	// Discarding bytes already buffered only moves the read offset: no refill.
+	if c.content.Buffered() < c.pending+16 {
+		return false
+	}
+	if _, err := c.content.Discard(c.pending); err != nil {
+		return false
+	}
+	c.pending = 0
+	h, _ := c.content.Peek(16)
+	incl, orig := int(c.u32(h[8:12])), int(c.u32(h[12:16]))
+	if incl > c.maxCap || incl < 0 || incl > orig || c.content.Buffered() < 16+incl {
+		return false
+	}
+	rec, _ := c.content.Peek(16 + incl)
+	c.pending = 16 + incl
+	f.Timestamp = time.Unix(int64(c.u32(h[0:4])), int64(c.u32(h[4:8]))*c.nanos).UTC()
+	f.WireLen, f.Interface, f.LinkType = orig, 0, c.link
+	f.Data = rec[16 : 16+incl : 16+incl]
+	c.packets.Add(1)
+	c.good += 16 + int64(incl)
+	return true
+}

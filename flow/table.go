@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // Dir is the direction of a packet within its flow.
@@ -270,10 +271,53 @@ func (t *Table[T]) flow(slot uint32) *Flow[T] {
 // Times are integers on this path: a time.Time compare or subtraction per packet decodes
 // its wall and monotonic parts each time.
 func (t *Table[T]) Packet(p *Packet, scope uint64, now int64) (f *Flow[T], dir Dir, grew bool) {
+	return t.PacketHash(p, scope, now, t.Hash(p, scope))
+}
+
+// Hash is the table's hash of p's flow in scope: a caller that looks ahead at a batch of
+// packets (Touch, Guess) computes it once and hands it to PacketHash.
+func (t *Table[T]) Hash(p *Packet, scope uint64) uint32 {
+	return flowHash(t.hseed, p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto, scope)
+}
+
+// Prefetch asks the CPU for the index entry where the probe for hash h starts, without
+// waiting for it; it changes nothing. A caller holding a batch of packets prefetches all their
+// entries, then all their flows (PrefetchFlow), then processes them: the two dependent cache
+// misses of each lookup overlap with the other packets' instead of coming one after another.
+func (t *Table[T]) Prefetch(h uint32) { prefetch(unsafe.Pointer(&t.index[h&t.mask])) }
+
+// PrefetchFlow asks the CPU for the cache lines a packet of the flow the index holds under
+// hash h will read (the first entry with that hash: most likely the flow, maybe another of
+// the same hash). Every packet reads the key, counters, list links and the caller's App, the
+// fields before Stream; a TCP packet (tcp) also its streams, the rest. Slots never move, so the
+// address is always a flow's.
+func (t *Table[T]) PrefetchFlow(h uint32, tcp bool) {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		e := t.index[i]
+		if e == 0 {
+			return
+		}
+		if uint32(e>>32) == h {
+			f := unsafe.Pointer(t.flow(uint32(e)))
+			end := unsafe.Offsetof(Flow[T]{}.Stream)
+			if tcp {
+				end = unsafe.Sizeof(Flow[T]{})
+			}
+			// Flows are not line-aligned: a line every 64 bytes and the last byte's.
+			for off := uintptr(0); off < end; off += 64 {
+				prefetch(unsafe.Add(f, off))
+			}
+			prefetch(unsafe.Add(f, end-1))
+			return
+		}
+	}
+}
+
+// PacketHash is Packet for a packet whose Hash the caller has computed.
+func (t *Table[T]) PacketHash(p *Packet, scope uint64, now int64, h uint32) (f *Flow[T], dir Dir, grew bool) {
 	if d := now - t.lastExpire; d >= int64(time.Second) || d < 0 {
 		t.Expire(now)
 	}
-	h := flowHash(t.hseed, p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto, scope)
 	f = t.lookup(h, p, scope)
 	ok := f != nil
 	if ok {

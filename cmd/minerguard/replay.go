@@ -370,25 +370,38 @@ func replayFile(eng *engine.Engine, filt *bpfFilter, name string, index uint64, 
 			fmt.Fprint(stderr, "\r\033[K")
 		}
 	}()
-	var fr capture.Frame
-	for n := 0; ; n++ {
-		if err := c.Next(&fr); err != nil {
+	// Frames come in batches straight out of the read buffer, so the engine can look ahead
+	// (PacketBatch: the flow lookups' cache misses of a batch overlap).
+	var (
+		frs  [16]capture.Frame
+		efrs [16]engine.Frame
+	)
+	for shown := 0; ; {
+		n, err := c.NextBatch(frs[:])
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		if filt != nil {
-			keep, err := filt.Keep(flow.LinkType(fr.LinkType), fr.Data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.Path(), err)
+		k := 0
+		for i := range frs[:n] {
+			fr := &frs[i]
+			if filt != nil {
+				keep, err := filt.Keep(flow.LinkType(fr.LinkType), fr.Data)
+				if err != nil {
+					return fmt.Errorf("%s: %w", c.Path(), err)
+				}
+				if !keep {
+					continue
+				}
 			}
-			if !keep {
-				continue
-			}
+			efrs[k] = engine.Frame{Link: flow.LinkType(fr.LinkType), Data: fr.Data, TS: fr.Timestamp, Scope: scope | uint64(fr.Interface)}
+			k++
 		}
-		eng.Packet(flow.LinkType(fr.LinkType), fr.Data, fr.Timestamp, scope|uint64(fr.Interface))
-		if n&0x3fff == 0 {
+		eng.PacketBatch(efrs[:k])
+		if shown += n; shown >= 0x4000 {
+			shown = 0
 			show()
 		}
 	}
