@@ -378,3 +378,34 @@ func BenchmarkTablePacket(b *testing.B) {
 	}
 	b.ReportMetric(float64(tb.Stats().Evicted.Cap), "cap-evictions")
 }
+
+// Hash is direction-independent and is what Packet uses (PacketHash with it finds the same
+// flow); Prefetch and PrefetchFlow change nothing, for present, absent and evicted flows.
+func TestHashPrefetch(t *testing.T) {
+	tb, _ := newTestTable(Config{})
+	now := t0.UnixNano()
+	fwd, rev := tcpPkt(cli, srv, TCPSyn, 100, 0, ""), tcpPkt(srv, cli, TCPSyn|TCPAck, 900, 101, "")
+	if tb.Hash(fwd, 7) != tb.Hash(rev, 7) || tb.Hash(fwd, 7) == tb.Hash(fwd, 8) {
+		t.Fatal("Hash depends on direction, or not on scope")
+	}
+	absent := udpPkt("10.0.0.9:5353", "10.0.0.8:53", "q")
+	for _, h := range []uint32{tb.Hash(fwd, 7), tb.Hash(absent, 7)} {
+		tb.Prefetch(h)
+		tb.PrefetchFlow(h, true)
+		tb.PrefetchFlow(h, false)
+	}
+	f, dir, _ := tb.PacketHash(fwd, 7, now, tb.Hash(fwd, 7))
+	for _, h := range []uint32{tb.Hash(fwd, 7), tb.Hash(absent, 7)} {
+		tb.Prefetch(h)
+		tb.PrefetchFlow(h, true)
+	}
+	g, dir2, _ := tb.Packet(rev, 7, now+1)
+	if f != g || dir != DirOrig || dir2 != DirReply || f.Packets != [2]uint64{1, 1} || tb.Len() != 1 {
+		t.Fatalf("PacketHash and Packet: %p %p %v %v %v len %d", f, g, dir, dir2, f.Packets, tb.Len())
+	}
+	tb.Flush()
+	tb.PrefetchFlow(tb.Hash(fwd, 7), true)
+	if tb.Len() != 0 || tb.Stats().Created != 1 {
+		t.Fatalf("after flush: %d flows, %d created", tb.Len(), tb.Stats().Created)
+	}
+}
