@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -371,9 +370,6 @@ func replayFile(eng *engine.Engine, filt *bpfFilter, name string, index uint64, 
 			fmt.Fprint(stderr, "\r\033[K")
 		}
 	}()
-	if runtime.GOMAXPROCS(0) > 1 {
-		return replayPiped(eng, c, scope, show)
-	}
 	// Frames come in batches straight out of the read buffer, so the engine can look ahead
 	// (PacketBatch: the flow lookups' cache misses of a batch overlap).
 	var (
