@@ -68,6 +68,7 @@ type File struct {
 	link      uint16
 	packets   atomic.Int64
 	good      int64 // content offset after the last complete packet (pcap: exact; pcapng: start of the record)
+	ahead     int64 // content offset up to which NextBatch prefetched (readAhead)
 }
 
 // Open opens a capture file; "-" reads standard input. It checks the format up front so a

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/minerguard/minerguard/internal/prefetch"
 )
 
 // pcapMaxFrame is libpcap's largest snaplen: records up to it are read whatever snaplen a
@@ -78,7 +80,29 @@ func (c *File) NextBatch(fs []Frame) (int, error) {
 	for n < len(fs) && c.bufferedPcap(&fs[n]) {
 		n++
 	}
+	c.readAhead()
 	return n, nil
+}
+
+// readAheadBytes is how far past the frames handed out NextBatch prefetches the read buffer:
+// a little more than the next batch of mean-sized records.
+const readAheadBytes = 16 << 10
+
+// readAhead prefetches the buffered bytes after the last record handed out, up to
+// readAheadBytes, skipping what an earlier call prefetched. The kernel's copy into the 1 MiB
+// buffer has pushed its start out of the core's L2 by the time the records are read; each
+// record header then was a miss the walk waited on (5 % of replay), as it depends on the
+// previous record's length and the hardware prefetcher does not follow a sparse walk.
+func (c *File) readAhead() {
+	avail := c.content.Buffered() - c.pending // bytes from c.good on
+	from := max(c.ahead, c.good)
+	to := min(c.good+int64(avail), c.good+readAheadBytes)
+	if to <= from {
+		return
+	}
+	b, _ := c.content.Peek(c.pending + int(to-c.good)) // buffered: no refill
+	prefetch.Bytes(b[c.pending+int(from-c.good):])
+	c.ahead = to
 }
 
 // bufferedPcap reads the next record into f if it is whole in the read buffer and valid;

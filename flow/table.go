@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"time"
 	"unsafe"
+
+	"github.com/minerguard/minerguard/internal/prefetch"
 )
 
 // Dir is the direction of a packet within its flow.
@@ -284,7 +286,7 @@ func (t *Table[T]) Hash(p *Packet, scope uint64) uint32 {
 // waiting for it; it changes nothing. A caller holding a batch of packets prefetches all their
 // entries, then all their flows (PrefetchFlow), then processes them: the two dependent cache
 // misses of each lookup overlap with the other packets' instead of coming one after another.
-func (t *Table[T]) Prefetch(h uint32) { prefetch(unsafe.Pointer(&t.index[h&t.mask])) }
+func (t *Table[T]) Prefetch(h uint32) { prefetch.Line(unsafe.Pointer(&t.index[h&t.mask])) }
 
 // PrefetchFlow asks the CPU for the cache lines a packet of the flow the index holds under
 // hash h will read (the first entry with that hash: most likely the flow, maybe another of
@@ -305,9 +307,9 @@ func (t *Table[T]) PrefetchFlow(h uint32, tcp bool) {
 			}
 			// Flows are not line-aligned: a line every 64 bytes and the last byte's.
 			for off := uintptr(0); off < end; off += 64 {
-				prefetch(unsafe.Add(f, off))
+				prefetch.Line(unsafe.Add(f, off))
 			}
-			prefetch(unsafe.Add(f, end-1))
+			prefetch.Line(unsafe.Add(f, end-1))
 			return
 		}
 	}

@@ -1,8 +1,0 @@
-//go:build !amd64 && !arm64
-
-package flow
-
-import "unsafe"
-
-// prefetch is a no-op where no assembly version exists.
-func prefetch(p unsafe.Pointer) {}
