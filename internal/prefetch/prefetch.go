@@ -13,7 +13,7 @@ import "unsafe"
 //go:noescape
 func Line(p unsafe.Pointer)
 
-// Bytes prefetches every cache line of b, in one call.
+// Bytes prefetches every cache line b touches, in one call.
 //
 //go:noescape
 func Bytes(b []byte)

@@ -13,6 +13,7 @@ TEXT ·Bytes(SB), NOSPLIT|NOFRAME, $0-24
 	TESTQ	CX, CX
 	JLE	done
 	ADDQ	AX, CX
+	ANDQ	$~63, AX // from the line b starts in
 loop:
 	PREFETCHT0	(AX)
 	ADDQ	$64, AX

@@ -12,6 +12,7 @@ TEXT ·Bytes(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	b_len+8(FP), R1
 	CBZ	R1, done
 	ADD	R0, R1, R1
+	AND	$~63, R0 // from the line b starts in
 loop:
 	PRFM	(R0), PLDL1KEEP
 	ADD	$64, R0

@@ -9,5 +9,5 @@ import "unsafe"
 // Line prefetches the cache line holding p (here: nothing).
 func Line(p unsafe.Pointer) {}
 
-// Bytes prefetches every cache line of b (here: nothing).
+// Bytes prefetches every cache line b touches (here: nothing).
 func Bytes(b []byte) {}
