@@ -390,6 +390,7 @@ func replayFile(eng *engine.Engine, filt *bpfFilter, name string, index uint64, 
 			if filt != nil {
 				keep, err := filt.Keep(flow.LinkType(fr.LinkType), fr.Data)
 				if err != nil {
+					eng.PacketBatch(efrs[:k]) // the frames before it, as one by one
 					return fmt.Errorf("%s: %w", c.Path(), err)
 				}
 				if !keep {
