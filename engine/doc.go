@@ -21,4 +21,9 @@
 // connection's life (framed streams, see flow.Table.Framed), and a message that never
 // completes is counted. IP fragments are reassembled (flow.Defrag) before decoding goes on,
 // so a datagram sent only in fragments is inspected like any other.
+//
+// Replay feeds packets in batches (PacketBatch): the engine decodes and hashes a batch and
+// prefetches the flow table's index entries and flows before running each packet in order,
+// so a lookup's cache misses overlap with the other packets'; what it reports is what Packet
+// one by one reports.
 package engine
