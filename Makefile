@@ -17,7 +17,7 @@ NORACE_TESTS := ^TestR1FlowFlood$$
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: chart-check manifests manifests-print image tools
+.PHONY: chart-check manifests manifests-print image tools envtest-assets
 .PHONY: help build install docker ldflags test test-short fuzz fuzz-ci lint generate generate-bpf generate-xdp generate-check intel golden demo
 
 help: ## list the targets
@@ -114,6 +114,9 @@ IMAGE_TAG ?= $$(sed -n 's/^appVersion: "\(.*\)"/\1/p' deploy/helm/minerguard/Cha
 
 tools: ## build helm, kubeconform, crane and the Kubernetes schemas into the tools cache
 	@for t in helm kubeconform crane k8s-schemas; do deploy/tools/build.sh $$t; done
+
+envtest-assets: ## build the real kube-apiserver and etcd for the cluster profile tests (cold: ~20 min)
+	@for t in etcd kube-apiserver; do deploy/tools/build.sh $$t; done
 
 chart-check: tools ## helm lint + template + kubeconform of the chart, CRD examples, image build and start
 	MINERGUARD_REQUIRE_TOOLS=1 $(GO) test -count=1 -run 'TestChart|TestManifests|TestImage' ./deploy/
