@@ -798,3 +798,56 @@ func (b *Book) Stats() Stats {
 	}
 	return s
 }
+
+// AddEntries adds the destinations of es that the workload's profile lacks (a profile learned
+// elsewhere: another node's sensor, through the cluster), in any state, creating the profile
+// in Learning when it has none. Poisoned and denied destinations are not added; entries past
+// MaxEntries are dropped and counted as EntriesCapped. It returns how many were added.
+func (b *Book) AddEntries(workload string, es []Entry, now time.Time) (int, error) {
+	now = norm(now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.get(workload, now)
+	if p == nil {
+		return 0, fmt.Errorf("adding entries to %s: already %d profiles (max-profiles)", workload, b.cfg.MaxProfiles)
+	}
+	added := 0
+	for _, e := range es {
+		d, _, ok := normDest(e.Dest, netip.Addr{})
+		if !ok || d.Proto == 0 {
+			continue
+		}
+		var ip netip.Addr
+		if d.Name == "" && d.Addr.IsSingleIP() {
+			ip = d.Addr.Addr()
+		}
+		if b.denied(d.Name, ip, d.Addr) != "" || p.poisoned(d.Name, ip, d.Addr) != "" {
+			continue
+		}
+		k := keyOf(d)
+		if n := p.entries[k]; n != nil {
+			for _, a := range e.IPs {
+				b.addIP(p, n, a.Unmap(), true)
+			}
+			continue
+		}
+		if len(p.entries) >= b.cfg.MaxEntries {
+			b.st.EntriesCapped++
+			continue
+		}
+		n := &entry{Entry: Entry{Dest: d, First: now}}
+		if !e.First.IsZero() {
+			n.First = norm(e.First)
+		}
+		for _, a := range e.IPs {
+			b.addIP(p, n, a.Unmap(), false)
+		}
+		delete(p.cands, k)
+		p.add(n)
+		added++
+	}
+	if added > 0 {
+		b.dirty[workload] = struct{}{}
+	}
+	return added, nil
+}

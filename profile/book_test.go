@@ -459,3 +459,40 @@ func TestState(t *testing.T) {
 		t.Fatalf("after approve: %v %v", st, ok)
 	}
 }
+
+func TestAddEntries(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	b := NewMemory(Config{MaxEntries: 3, Deny: []string{"pool.example"}})
+	b.Learn("w", Observation{Dest: Dest{Name: "api.example", Port: 443, Proto: TCP}}, now)
+	b.Poison("w", Dest{Name: "bad.example", Port: 3333, Proto: TCP}, now)
+	es := []Entry{
+		{Dest: Dest{Name: "api.example", Port: 443, Proto: TCP}, IPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}},
+		{Dest: Dest{Name: "db.example", Port: 5432, Proto: TCP}, First: now.Add(-time.Hour)},
+		{Dest: Dest{Name: "x.pool.example", Port: 3333, Proto: TCP}}, // denied
+		{Dest: Dest{Name: "bad.example", Port: 3333, Proto: TCP}},    // poisoned here
+		{Dest: Dest{Addr: netip.MustParsePrefix("198.51.100.7/32"), Port: 53, Proto: UDP}},
+		{Dest: Dest{Addr: netip.MustParsePrefix("198.51.100.8/32"), Port: 53, Proto: UDP}}, // over MaxEntries
+	}
+	n, err := b.AddEntries("w", es, now)
+	if err != nil || n != 2 {
+		t.Fatalf("AddEntries = %d, %v; want 2 added", n, err)
+	}
+	p, _ := b.Get("w")
+	if len(p.Entries) != 3 || b.Stats().EntriesCapped != 1 {
+		t.Fatalf("entries %v, capped %d", p.Entries, b.Stats().EntriesCapped)
+	}
+	// The address recorded under the name elsewhere now matches an unnamed flow here.
+	if r := b.Check("w", Dest{Port: 443, Proto: TCP}, netip.MustParseAddr("192.0.2.1"), now); !r.In {
+		t.Fatalf("address of a merged name entry: %+v", r)
+	}
+	if r := b.Check("w", Dest{Name: "db.example", Port: 5432, Proto: TCP}, netip.Addr{}, now); !r.In || r.State != Learning {
+		t.Fatalf("merged entry: %+v", r)
+	}
+	// A workload new to the node gets a profile holding the entries.
+	if n, _ := b.AddEntries("new", es[1:2], now); n != 1 {
+		t.Fatalf("new workload: %d added", n)
+	}
+	if e := p.Entries[2]; e.Name != "db.example" || !e.First.Equal(now.Add(-time.Hour)) {
+		t.Fatalf("first seen not kept: %+v", e)
+	}
+}
