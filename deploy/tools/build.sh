@@ -22,7 +22,7 @@ kube-apiserver | etcd)
   # The version is the one the module under deploy/tools/envtest/ pins (k8s.io/kubernetes or
   # go.etcd.io/etcd/server/v3): changing it there changes the cache key.
   src=$(cd "$(dirname "$0")/envtest/$1" && pwd)
-  ver=$(sed -n 's,^require \(k8s.io/kubernetes\|go.etcd.io/etcd/server/v3\) \(v[^ ]*\)$,\2,p' "$src/go.mod")
+  ver=$(awk '{ if ($1 == "require") { $1 = ""; $0 = $0 } } $1 == "k8s.io/kubernetes" || $1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$src/go.mod")
   [ -n "$ver" ] || { echo "no version in $src/go.mod" >&2; exit 2; }
   pkg=local:$src ;;
 k8s-schemas)

@@ -1,0 +1,454 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/minerguard/minerguard/profile"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
+)
+
+// Options configure a Syncer.
+type Options struct {
+	Node    string        // this node's name: its status entry and its mark in seenBy
+	Timeout time.Duration // per API request (default 5s)
+	Logger  *slog.Logger
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+	// Retry paces the attempts of a write that lost a compare-and-swap (default
+	// retry.DefaultRetry: 5 tries from 10 ms); many nodes writing one resource need more.
+	Retry *wait.Backoff
+}
+
+// Stats are the Syncer's counters.
+type Stats struct {
+	Syncs     uint64 // workloads synced (read, merged, written when something changed)
+	Writes    uint64 // resource writes (spec or status) that succeeded
+	Conflicts uint64 // writes that lost a compare-and-swap and were retried
+	Errors    uint64 // syncs that failed (the API server down, refused writes)
+	CatchUps  uint64 // times the API server came back and the node's learning was pushed
+	Adopted   uint64 // workloads new to this node that took the cluster's profile
+	Dropped   uint64 // destinations the resource's cap left out
+	Down      bool   // the last request failed
+}
+
+// Syncer merges one node's profile.Book with the cluster's WorkloadProfiles. It is safe for
+// concurrent use; the Book stays the engine's source of truth on the packet path.
+type Syncer struct {
+	client dynamic.Interface
+	book   *profile.Book
+	o      Options
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	seen map[string]seenState // workload → the resource as this node last read or wrote it
+
+	syncs, writes, conflicts, errs, catchUps, adopted, dropped atomic.Uint64
+	down                                                       atomic.Bool
+}
+
+// seenState is what a node remembers of a resource between syncs, to tell the cluster's
+// changes (an operator's kubectl edit, another node's promotion) from its own.
+type seenState struct {
+	state string
+	deny  []string
+}
+
+// New returns a Syncer of book through client.
+func New(client dynamic.Interface, book *profile.Book, o Options) *Syncer {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Retry == nil {
+		b := retry.DefaultRetry
+		b.Steps = 10
+		o.Retry = &b
+	}
+	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}}
+}
+
+// Stats returns the counters.
+func (s *Syncer) Stats() Stats {
+	return Stats{Syncs: s.syncs.Load(), Writes: s.writes.Load(), Conflicts: s.conflicts.Load(),
+		Errors: s.errs.Load(), CatchUps: s.catchUps.Load(), Adopted: s.adopted.Load(),
+		Dropped: s.dropped.Load(), Down: s.down.Load()}
+}
+
+// Adopt gives a workload new to this node the cluster's profile, before its first flow is
+// judged: its learned destinations and its state. A workload the cluster does not know (or
+// not a Kubernetes workload) is left to learn locally. While the API server is known to be
+// down it returns at once: the node judges from its cache and Run catches up.
+func (s *Syncer) Adopt(ctx context.Context, workload string) error {
+	ref, ok := RefOf(workload)
+	if !ok {
+		return nil
+	}
+	if s.down.Load() {
+		return errorf("adopting %s: API server unreachable; judging from the local cache", workload)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	u, err := s.client.Resource(GVR).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		s.up()
+		return nil
+	}
+	if err != nil {
+		s.failed(err)
+		return errorf("adopting %s: %w", workload, err)
+	}
+	s.up()
+	wp, err := decode(u)
+	if err != nil || wp.Spec.Workload.Identity != workload {
+		return errorf("adopting %s: resource %s/%s is not its profile: %v", workload, ref.Namespace, ref.Name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, had := s.book.State(workload)
+	s.apply(workload, &wp.Spec)
+	if !had {
+		s.adopted.Add(1)
+	}
+	return nil
+}
+
+// Run syncs every interval until ctx ends.
+func (s *Syncer) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Sync(ctx) //nolint:errcheck // counted and logged inside
+		}
+	}
+}
+
+// Sync merges every Kubernetes workload of the Book with its resource: the cluster's changes
+// come in, this node's learning goes out. It returns the first error; the others are
+// counted. A failure leaves the Book as it was, to be pushed at the next Sync.
+func (s *Syncer) Sync(ctx context.Context) error {
+	var first error
+	for _, sum := range s.book.List() {
+		if _, ok := RefOf(sum.Workload); !ok {
+			continue
+		}
+		if err := s.SyncOne(ctx, sum.Workload); err != nil && first == nil {
+			first = err
+			if s.down.Load() {
+				break // the rest would wait for the same timeout
+			}
+		}
+	}
+	return first
+}
+
+// SyncOne merges one workload's profile with its resource (compare-and-swap on
+// resourceVersion, retried on conflict).
+func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
+	ref, ok := RefOf(workload)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock() // one sync per node at a time: the seen map follows the Book
+	defer s.mu.Unlock()
+	wasDown := s.down.Load()
+	rc := s.client.Resource(GVR).Namespace(ref.Namespace)
+	var after *WorkloadProfile
+	var out *unstructured.Unstructured
+	err := retry.RetryOnConflict(*s.o.Retry, func() error {
+		ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+		defer cancel()
+		now := s.o.Now()
+		u, err := rc.Get(ctx, ref.Name, metav1.GetOptions{})
+		create := apierrors.IsNotFound(err)
+		if err != nil && !create {
+			return err
+		}
+		var wp WorkloadProfile
+		if create {
+			u = &unstructured.Unstructured{}
+			u.SetAPIVersion(APIVersion)
+			u.SetKind(Kind)
+			u.SetNamespace(ref.Namespace)
+			u.SetName(ref.Name)
+			u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "minerguard"})
+			wp.Spec.Workload = ref.Workload
+		} else if wp, err = decode(u); err != nil {
+			return err
+		}
+		if wp.Spec.Workload.Identity != workload {
+			return errorf("resource %s/%s names workload %q, not %q", ref.Namespace, ref.Name, wp.Spec.Workload.Identity, workload)
+		}
+		before := wp.Spec
+		before.Destinations = slices.Clone(wp.Spec.Destinations)
+		if !create {
+			s.apply(workload, &wp.Spec)
+		}
+		relearn := wp.Spec.Governance != nil && wp.Spec.Governance.Relearn
+		if relearn {
+			// An operator asked for relearning: this node clears the cluster's profile
+			// (the others follow the state change) and its own.
+			if err := s.book.Reset(workload, now); err != nil && !errors.Is(err, profile.ErrNoProfile) {
+				return err
+			}
+			wp.Spec.Governance.Relearn = false
+			wp.Spec.Destinations = nil
+			wp.Spec.State = profile.Learning.String()
+			if wp.Spec.Learning == nil {
+				wp.Spec.Learning = &Learning{}
+			}
+			wp.Spec.Learning.Started = fmtTime(now)
+		}
+		local, ok := s.book.Get(workload)
+		if !ok {
+			return nil // nothing learned here (MaxProfiles): nothing to give
+		}
+		// The node's own state change (its learning window ended) goes to the cluster; the
+		// cluster's changes were applied to the Book above, so they agree unless this node
+		// moved since.
+		if st := stateName(local.State); st != wp.Spec.State && !relearn {
+			wp.Spec.State = st
+			if local.State == profile.Learning {
+				if wp.Spec.Learning == nil {
+					wp.Spec.Learning = &Learning{}
+				}
+				wp.Spec.Learning.Started = fmtTime(local.Since)
+			}
+		}
+		if wp.Spec.Learning == nil {
+			wp.Spec.Learning = &Learning{Started: fmtTime(local.Since)}
+		}
+		_, dropped := mergeInto(&wp.Spec, local, s.o.Node, now)
+		specChanged := create || !reflect.DeepEqual(before, wp.Spec)
+		if specChanged {
+			if err := encodeSpec(u, &wp); err != nil {
+				return err
+			}
+			if create {
+				u, err = rc.Create(ctx, u, metav1.CreateOptions{FieldManager: "minerguard"})
+				if apierrors.IsAlreadyExists(err) {
+					s.conflicts.Add(1)
+					return apierrors.NewConflict(GVR.GroupResource(), ref.Name, err) // another node created it first: merge into theirs
+				}
+			} else {
+				u, err = rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"})
+			}
+			if apierrors.IsConflict(err) {
+				s.conflicts.Add(1)
+			}
+			if err != nil {
+				return err
+			}
+			s.writes.Add(1)
+		}
+		s.dropped.Add(uint64(dropped))
+		s.seen[workload] = seenState{state: wp.Spec.State, deny: denyOf(&wp.Spec)}
+		after, out = &wp, u
+		return nil
+	})
+	if err == nil && after != nil {
+		err = s.writeStatus(ctx, rc, out, ref.Name, workload)
+	}
+	s.syncs.Add(1)
+	if err != nil {
+		s.failed(err)
+		return errorf("syncing %s: %w", workload, err)
+	}
+	if wasDown {
+		s.catchUps.Add(1)
+		s.log.Info("API server reachable again: pushed what this node learned meanwhile", "workload", workload)
+	}
+	s.up()
+	return nil
+}
+
+// writeStatus sets this node's status entry and the totals (status subresource,
+// compare-and-swap from the object the spec write returned).
+func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, u *unstructured.Unstructured, name, workload string) error {
+	local, _ := s.book.Get(workload)
+	return retry.RetryOnConflict(*s.o.Retry, func() error {
+		ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+		defer cancel()
+		if u == nil {
+			var err error
+			if u, err = rc.Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		cur, err := decode(u)
+		if err != nil {
+			return err
+		}
+		st := cur.Status
+		limit := cur.Spec.maxEntries()
+		want := NodeStatus{Node: s.o.Node, State: stateName(local.State), Learned: learnedBy(&cur.Spec, s.o.Node)}
+		st.Destinations = len(cur.Spec.Destinations)
+		if d := s.dropped.Load(); d > 0 && int64(d) > st.Dropped {
+			st.Dropped = int64(d)
+		}
+		st.Truncated = st.Dropped > 0 && st.Destinations >= limit
+		st.Message = ""
+		if st.Truncated {
+			st.Message = "destinations capped at spec.maxEntries: this profile is incomplete; raise maxEntries (at most 2048) or relearn"
+		}
+		i := slices.IndexFunc(st.Nodes, func(n NodeStatus) bool { return n.Node == s.o.Node })
+		if i >= 0 {
+			old := st.Nodes[i]
+			old.LastSync, want.LastSync = "", ""
+			if reflect.DeepEqual(old, want) && reflect.DeepEqual(st, cur.Status) &&
+				s.o.Now().Sub(parseTime(cur.Status.Nodes[i].LastSync)) < statusEvery {
+				return nil // nothing new: no write
+			}
+		}
+		want.LastSync = fmtTime(s.o.Now())
+		st.Nodes = slices.Clone(st.Nodes)
+		if i >= 0 {
+			st.Nodes[i] = want
+		} else {
+			st.Nodes = append(st.Nodes, want)
+		}
+		cur.Status = st
+		if err := encodeStatus(u, &cur); err != nil {
+			return err
+		}
+		_, err = rc.UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"})
+		if apierrors.IsConflict(err) {
+			s.conflicts.Add(1)
+			u = nil // read it again
+		}
+		if err == nil {
+			s.writes.Add(1)
+		}
+		return err
+	})
+}
+
+// statusEvery refreshes a node's lastSync even when nothing changed, so a node that stopped
+// syncing shows.
+const statusEvery = 5 * time.Minute
+
+// apply brings the cluster's changes into the Book: the destinations other nodes learned,
+// the state when it changed in the cluster since this node last looked (an operator's edit,
+// another node's promotion), and deny entries new to this node. Caller holds mu.
+func (s *Syncer) apply(workload string, spec *Spec) {
+	now := s.o.Now()
+	prev, known := s.seen[workload]
+	cs, err := profile.ParseState(spec.State)
+	if err != nil {
+		cs = profile.Learning
+	}
+	ls, had := s.book.State(workload)
+	switch {
+	case !had || !known && cs > ls:
+		// New to this node, or this node restarted behind the cluster: take its state.
+		if cs == profile.Learning {
+			break
+		}
+		if _, err := s.book.AddEntries(workload, entriesOf(spec), now); err == nil {
+			s.book.Approve(workload, cs, now) //nolint:errcheck // the profile exists: AddEntries made it
+		}
+	case known && prev.state != spec.State && cs != ls:
+		if cs == profile.Learning {
+			s.book.Reset(workload, now) //nolint:errcheck // it exists (had)
+		} else {
+			s.book.Approve(workload, cs, now) //nolint:errcheck // it exists (had)
+		}
+	}
+	if _, err := s.book.AddEntries(workload, entriesOf(spec), now); err != nil {
+		s.log.Warn("taking the cluster's profile", "workload", workload, "err", err)
+	}
+	for _, d := range denyOf(spec) {
+		if slices.Contains(prev.deny, d) {
+			continue
+		}
+		if dest, ok := parseDeny(d); ok {
+			s.book.Poison(workload, dest, now)
+		}
+	}
+	s.seen[workload] = seenState{state: spec.State, deny: denyOf(spec)}
+}
+
+func denyOf(spec *Spec) []string {
+	if spec.Governance == nil {
+		return nil
+	}
+	return spec.Governance.Deny
+}
+
+// parseDeny reads a governance deny entry: a name, an address or a CIDR, optionally with
+// ":port" (the port is not kept: a denied host is denied on every port, the stricter reading).
+func parseDeny(s string) (profile.Dest, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return profile.Dest{Addr: netip.PrefixFrom(a, a.BitLen())}, true
+	}
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return profile.Dest{Addr: p.Masked()}, true
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return parseDeny(h)
+	}
+	if s == "" {
+		return profile.Dest{}, false
+	}
+	return profile.Dest{Name: s}, true
+}
+
+// failed records a failed request: the first failure after a success is logged, the rest
+// only counted (an API server down for an hour must not fill the log).
+func (s *Syncer) failed(err error) {
+	s.errs.Add(1)
+	if !s.down.Swap(true) {
+		s.log.Warn("cluster profiles: API server unreachable or refusing writes; judging from the local cache and catching up later", "err", err)
+	}
+}
+
+func (s *Syncer) up() { s.down.Store(false) }
+
+// decode reads the resource's spec and status.
+func decode(u *unstructured.Unstructured) (WorkloadProfile, error) {
+	var wp WorkloadProfile
+	err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &wp)
+	return wp, err
+}
+
+func encodeSpec(u *unstructured.Unstructured, wp *WorkloadProfile) error {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&wp.Spec)
+	if err != nil {
+		return err
+	}
+	u.Object["spec"] = m
+	return nil
+}
+
+func encodeStatus(u *unstructured.Unstructured, wp *WorkloadProfile) error {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&wp.Status)
+	if err != nil {
+		return err
+	}
+	u.Object["status"] = m
+	return nil
+}
