@@ -42,8 +42,11 @@ type Live struct {
 	// EncryptedDNS counts flows recorded as encrypted DNS by workload identity (same bound).
 	EncryptedDNS map[string]uint64
 	ProfileCap   ProfileCaps
-	XDP          XDP
-	Bypass       Bypass
+	// ProfileSync is the cluster profile sync's counters (profiles.backend kubernetes); nil
+	// without it.
+	ProfileSync *ProfileSync
+	XDP         XDP
+	Bypass      Bypass
 
 	// Records counts the EVE records written beside alerts (eve.types flow, dns, tls) by type.
 	Records map[string]RecordCounts
@@ -103,6 +106,12 @@ type ProfileCaps struct {
 	EntriesCapped, IPsCapped, ProfilesCapped, PoisonCapped, Commits, CommitErrors uint64
 }
 
+// ProfileSync counts the merges of the node's profiles with the cluster's WorkloadProfiles.
+type ProfileSync struct {
+	Syncs, Writes, Conflicts, Errors, CatchUps, Adopted, Dropped uint64
+	Up                                                           bool // the last request to the API server succeeded
+}
+
 // XDP are the enforcement data path's counters, summed over CPUs.
 type XDP struct {
 	Attached                 int    // interfaces with the program attached
@@ -123,6 +132,8 @@ type liveCollector struct {
 	recoveries                                                  *prometheus.Desc
 	profiles, violations, profCapped, profCommits, profErrors   *prometheus.Desc
 	encDNS, eveRecords, eveRecordsDropped                       *prometheus.Desc
+	syncs, syncErrors, syncConflicts, syncCatchUps, syncAdopted *prometheus.Desc
+	syncWrites, syncDropped, syncUp                             *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 	bpMode, bpPackets, bpBytes, bpFilter, bpFlows, bpMapFull    *prometheus.Desc
 	bpFailures, bpDoneErrors, bpNotParsed, drops                *prometheus.Desc
@@ -152,6 +163,14 @@ func newLiveCollector(src func() Live) *liveCollector {
 		profCapped:         d("profile_caps_hit_total", "Destinations not learned because a profile cap was reached, by cap.", "cap"),
 		profCommits:        d("profile_commits_total", "Learned batches committed to the profile state."),
 		profErrors:         d("profile_commit_errors_total", "Learned batches that failed to commit (kept in memory and retried)."),
+		syncs:              d("profile_cluster_syncs_total", "Workload profiles merged with their cluster WorkloadProfile (profiles.backend kubernetes)."),
+		syncErrors:         d("profile_cluster_sync_errors_total", "Cluster profile syncs that failed (API server down or refusing): the node judges from its cache and catches up."),
+		syncConflicts:      d("profile_cluster_conflicts_total", "WorkloadProfile writes that lost a compare-and-swap to another node and were merged again."),
+		syncWrites:         d("profile_cluster_writes_total", "WorkloadProfile writes (spec or status) that succeeded."),
+		syncCatchUps:       d("profile_cluster_catchups_total", "Times the API server came back and what the node learned meanwhile was pushed."),
+		syncAdopted:        d("profile_cluster_adopted_total", "Workloads new to this node that took the cluster's profile before their first flow."),
+		syncDropped:        d("profile_cluster_dropped_total", "Destinations a WorkloadProfile's cap (spec.maxEntries) left out."),
+		syncUp:             d("profile_cluster_up", "1 when the last request to the API server succeeded."),
 		xdpAttached:        d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
 		xdpPackets:         d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
 		xdpMapFull:         d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
@@ -240,6 +259,20 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.profCapped, l.ProfileCap.PoisonCapped, "poisoned")
 	n(c.profCommits, l.ProfileCap.Commits)
 	n(c.profErrors, l.ProfileCap.CommitErrors)
+	if ps := l.ProfileSync; ps != nil {
+		n(c.syncs, ps.Syncs)
+		n(c.syncErrors, ps.Errors)
+		n(c.syncConflicts, ps.Conflicts)
+		n(c.syncWrites, ps.Writes)
+		n(c.syncCatchUps, ps.CatchUps)
+		n(c.syncAdopted, ps.Adopted)
+		n(c.syncDropped, ps.Dropped)
+		up := 0.0
+		if ps.Up {
+			up = 1
+		}
+		g(c.syncUp, up)
+	}
 	x := l.XDP
 	g(c.xdpAttached, float64(x.Attached))
 	n(c.xdpPackets, x.Passed, "pass", "none")

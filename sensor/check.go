@@ -62,6 +62,12 @@ func (c *Config) Check() error {
 			bad(key, "%s: %v (set state_dir or profiles.state to a writable directory)", c.ProfileState(), err)
 		}
 	}
+	if c.Profiles.Enabled && c.Profiles.Backend == "kubernetes" {
+		if _, err := kubeConfig(c.Profiles.Kubeconfig); err != nil {
+			key := "profiles.kubeconfig"
+			bad(key, "%v", err)
+		}
+	}
 	if c.ControlSocketPath != "" {
 		if err := writable(c.ControlSocketPath, true); err != nil {
 			bad("control_socket", "%s: %v", c.ControlSocketPath, err)

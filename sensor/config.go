@@ -129,6 +129,14 @@ type ProfilesConfig struct {
 	RelearnOnImageChange bool          `yaml:"relearn_on_image_change"`
 	Deny                 []string      `yaml:"deny"`            // never learned, always a violation
 	CommitInterval       time.Duration `yaml:"commit_interval"` // learned batches are committed this often
+	// Backend is where profiles live: bbolt (this node's state file alone) or kubernetes
+	// (one WorkloadProfile per workload across the cluster, merged by every node; the state
+	// file stays the node's cache, which it judges from while the API server is down).
+	Backend string `yaml:"backend"`
+	// Kubeconfig reaches the API server for the kubernetes backend; empty: the pod's
+	// service account (in-cluster).
+	Kubeconfig   string        `yaml:"kubeconfig"`
+	SyncInterval time.Duration `yaml:"sync_interval"` // kubernetes: merge with the cluster this often
 }
 
 // EnforcementConfig controls dropping in enforce mode (XDP).
@@ -210,6 +218,8 @@ func Default() Config {
 	c.Profiles.MinReplicas = 1
 	c.Profiles.RelearnOnImageChange = true
 	c.Profiles.CommitInterval = 5 * time.Second
+	c.Profiles.Backend = "bbolt"
+	c.Profiles.SyncInterval = 30 * time.Second
 	c.Enforcement.PinPath = "/sys/fs/bpf/minerguard"
 	c.Enforcement.HeartbeatTimeout = 30 * time.Second
 	c.Enforcement.StaleFlowBlock = 15 * time.Minute
@@ -450,6 +460,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Profiles.CommitInterval < 100*time.Millisecond {
 		bad("profiles.commit_interval", "%v: want at least 100ms", c.Profiles.CommitInterval)
+	}
+	switch c.Profiles.Backend {
+	case "bbolt", "kubernetes":
+	default:
+		bad("profiles.backend", "%q: want bbolt (this node's state file) or kubernetes (WorkloadProfiles shared by the cluster)", c.Profiles.Backend)
+	}
+	if c.Profiles.SyncInterval < time.Second {
+		bad("profiles.sync_interval", "%v: want at least 1s", c.Profiles.SyncInterval)
 	}
 	if c.Profiles.Enabled && c.Profiles.State == "" && c.StateDir == "" {
 		bad("state_dir", "empty: profiles need a place to keep their state (or set profiles.state)")

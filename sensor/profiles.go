@@ -3,14 +3,64 @@ package sensor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/profile/cluster"
 	"github.com/minerguard/minerguard/xdp"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
+
+// kubeConfig reaches the API server: from a kubeconfig file, or with the pod's service
+// account when path is empty.
+func kubeConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("profiles.backend kubernetes: not in a pod (%v); set profiles.kubeconfig", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("profiles.kubeconfig %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// openCluster makes the sync of the node's profiles with the cluster's WorkloadProfiles.
+// Nothing is requested yet: an API server down at start is the same as one down later.
+func openCluster(cfg Config, b *profile.Book, node string, log *slog.Logger) (*cluster.Syncer, error) {
+	rc, err := kubeConfig(cfg.Profiles.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	rc.UserAgent = "minerguard/" + node
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("profiles.backend kubernetes: %w", err)
+	}
+	return cluster.New(dyn, b, cluster.Options{Node: node, Logger: log}), nil
+}
+
+// adoptTimeout bounds the wait for the cluster's profile of a workload new to the node; past
+// it the workload starts learning locally and the next sync merges.
+const adoptTimeout = 2 * time.Second
+
+// adopt gives a workload new to this node the cluster's profile before its first flow.
+func (s *Sensor) adopt(workload string) {
+	ctx, cancel := context.WithTimeout(context.Background(), adoptTimeout)
+	defer cancel()
+	if err := s.cluster.Adopt(ctx, workload); err != nil {
+		s.log.Debug("no cluster profile for a workload new to this node: it is judged from the local cache", "workload", workload, "err", err)
+	}
+}
 
 // openProfiles opens the learned profile state of a live sensor. A second sensor on the same
 // state fails after a short wait with a message saying so, instead of hanging. A damaged

@@ -25,6 +25,7 @@ import (
 	"github.com/minerguard/minerguard/intel"
 	"github.com/minerguard/minerguard/metrics"
 	"github.com/minerguard/minerguard/profile"
+	"github.com/minerguard/minerguard/profile/cluster"
 	"github.com/minerguard/minerguard/workload"
 )
 
@@ -40,6 +41,7 @@ type Sensor struct {
 	outFile *alert.File
 	names   *workload.Chain
 	book    *profile.Book         // learned profiles; nil when profiles are disabled
+	cluster *cluster.Syncer       // profiles.backend kubernetes: the book merged with the cluster's; else nil
 	tally   *tally                // detections and violations by workload, and the labels
 	tuning  *alert.TuningSink     // alerts.threshold_file
 	records *records              // flow, dns and tls records (eve.types)
@@ -165,6 +167,14 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		s.book, opts.Profiles, rec = b, b, r
 		if rec != nil {
 			s.recovered(rec)
+		}
+		if cfg.Profiles.Backend == "kubernetes" {
+			if s.cluster, err = openCluster(cfg, b, s.node, log); err != nil {
+				b.Close()
+				s.queue.Close()
+				s.closeOut()
+				return nil, err
+			}
 		}
 	}
 	mode := detect.ModeMonitor
@@ -296,6 +306,11 @@ func (s *Sensor) live() metrics.Live {
 		l.ProfileCap = metrics.ProfileCaps{EntriesCapped: st.EntriesCapped, IPsCapped: st.IPsCapped,
 			ProfilesCapped: st.ProfilesCap, PoisonCapped: st.PoisonCapped, Commits: st.Commits, CommitErrors: st.CommitErrors}
 	}
+	if s.cluster != nil {
+		cs := s.cluster.Stats()
+		l.ProfileSync = &metrics.ProfileSync{Syncs: cs.Syncs, Writes: cs.Writes, Conflicts: cs.Conflicts, Errors: cs.Errors,
+			CatchUps: cs.CatchUps, Adopted: cs.Adopted, Dropped: cs.Dropped, Up: !cs.Down}
+	}
 	if s.enf != nil {
 		l.XDP = s.enf.metrics()
 	}
@@ -335,6 +350,10 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if s.book != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.runProfiles(bgctx, s.cfg.Profiles.CommitInterval) }()
+	}
+	if s.cluster != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.cluster.Run(bgctx, s.cfg.Profiles.SyncInterval) }()
 	}
 	if s.enf != nil {
 		bg.Add(1)
@@ -513,6 +532,11 @@ func (s *Sensor) open(ns capture.Netns, id workload.Identity, scope uint64, ifna
 		scope: scope, ifname: ifname, blocks: s.cfg.Capture.Blocks, calm: time.Now()}
 	delete(s.failed, ns.Name)
 	s.mu.Unlock()
+	if s.cluster != nil {
+		// Before the first packet is read (the ring holds them): a workload the cluster
+		// already profiled is judged by that profile from its first flow on this node.
+		s.adopt(id.Name)
+	}
 	if s.book != nil && id.Image != "" {
 		s.book.SetImage(id.Name, id.Image, time.Now())
 	}

@@ -22,10 +22,11 @@ import (
 const defaultProfiles = "/var/lib/minerguard/profiles.db"
 
 type profilesFlags struct {
-	path    string
-	socket  string
-	output  string
-	timeout time.Duration
+	path       string
+	kubeconfig string // set: the cluster's WorkloadProfiles instead of a state file
+	socket     string
+	output     string
+	timeout    time.Duration
 }
 
 func profilesCmd() *cobra.Command {
@@ -45,6 +46,7 @@ func profilesCmd() *cobra.Command {
 	pf.StringVar(&f.socket, "socket", "", "a running sensor's control socket (default: minerguard.sock beside --profiles)")
 	pf.StringVarP(&f.output, "output", "o", "text", "output format: text, json or yaml")
 	pf.DurationVar(&f.timeout, "lock-timeout", 2*time.Second, "how long to wait for the state file's lock")
+	pf.StringVar(&f.kubeconfig, "kubeconfig", "", "work on the cluster's WorkloadProfiles (profiles.backend kubernetes) through this kubeconfig instead of a state file")
 	cmd.AddCommand(profilesList(f), profilesShow(f), profilesDiff(f), profilesApprove(f), profilesReset(f),
 		profilesExport(f), profilesImport(f))
 	return cmd
@@ -120,6 +122,19 @@ func liveBook(c *sensor.ControlClient) (*profile.Book, error) {
 // withBook runs fn on the opened state and closes it (committing what fn changed). The
 // commands that only read see a running sensor's live profiles when one answers.
 func (f *profilesFlags) withBook(write bool, fn func(*profile.Book) error) error {
+	if f.kubeconfig != "" {
+		if write {
+			return &exitErr{exitError, errors.New("--kubeconfig: only list, show, diff, export, approve and reset work on the cluster's profiles (import into a node's state file, or kubectl apply)")}
+		}
+		if err := f.checkOutput(); err != nil {
+			return &exitErr{exitError, err}
+		}
+		b, err := f.clusterBook()
+		if err != nil {
+			return &exitErr{exitError, err}
+		}
+		return fn(b)
+	}
 	if !write {
 		if c := f.live(); c != nil {
 			if err := f.checkOutput(); err != nil {
@@ -318,6 +333,13 @@ func profilesApprove(f *profilesFlags) *cobra.Command {
 			if err != nil {
 				return fail(err)
 			}
+			if f.kubeconfig != "" {
+				if err := f.clusterSetState(args[0], st); err != nil {
+					return fail(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (cluster)\n", args[0], st)
+				return nil
+			}
 			if c := f.live(); c != nil {
 				if err := c.Approve(args[0], st); err != nil {
 					return fail(err)
@@ -344,6 +366,13 @@ func profilesReset(f *profilesFlags) *cobra.Command {
 		Short: "Forget a profile's entries and learn again from now (poisoned destinations stay)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.kubeconfig != "" {
+				if err := f.clusterSetState(args[0], profile.Learning); err != nil {
+					return fail(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: relearn requested (cluster: the sensors clear it at their next sync)\n", args[0])
+				return nil
+			}
 			if c := f.live(); c != nil {
 				if err := c.Reset(args[0]); err != nil {
 					return fail(err)

@@ -146,6 +146,9 @@ func sensorCmd() *cobra.Command {
 	f.Int("profiles.max-entries", def.Profiles.MaxEntries, "Destinations a profile keeps at most; more are not learned and are counted.")
 	f.Int("profiles.max-ips-per-name", def.Profiles.MaxIPsPerName, "Addresses a learned name keeps at most.")
 	f.Bool("profiles.relearn-on-image-change", def.Profiles.RelearnOnImageChange, "Send a workload's profile back to learning when its image changes.")
+	f.String("profiles.backend", def.Profiles.Backend, "Where profiles live: bbolt (this node) or kubernetes (WorkloadProfiles shared by the cluster; the state file is the cache).")
+	f.String("profiles.kubeconfig", "", "The kubeconfig for the kubernetes backend (default: the pod's service account).")
+	f.Duration("profiles.sync-interval", def.Profiles.SyncInterval, "Merge the node's profiles with the cluster's this often (kubernetes backend).")
 	f.String("enforcement.pin-path", def.Enforcement.PinPath, "The bpffs directory for the pinned XDP maps and links (enforce mode).")
 	f.Duration("enforcement.heartbeat-timeout", def.Enforcement.HeartbeatTimeout, "The data path fails open when the sensor is silent this long.")
 	f.String("enforcement.host-netns", "", "The netns of the workloads' host-side veths (default: the sensor's own).")
@@ -270,6 +273,9 @@ func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
 		return
 	})
 	set("profiles.commit-interval", func() (e error) { cfg.Profiles.CommitInterval, e = f.GetDuration("profiles.commit-interval"); return })
+	set("profiles.backend", func() (e error) { cfg.Profiles.Backend, e = f.GetString("profiles.backend"); return })
+	set("profiles.kubeconfig", func() (e error) { cfg.Profiles.Kubeconfig, e = f.GetString("profiles.kubeconfig"); return })
+	set("profiles.sync-interval", func() (e error) { cfg.Profiles.SyncInterval, e = f.GetDuration("profiles.sync-interval"); return })
 	set("enforcement.pin-path", func() (e error) { cfg.Enforcement.PinPath, e = f.GetString("enforcement.pin-path"); return })
 	set("enforcement.heartbeat-timeout", func() (e error) {
 		cfg.Enforcement.HeartbeatTimeout, e = f.GetDuration("enforcement.heartbeat-timeout")
