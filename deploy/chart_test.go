@@ -270,7 +270,19 @@ func checkConfig(t *testing.T, sensor, cmDoc, dsDoc string) {
 	if err := os.WriteFile(f, []byte(local), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(t, sensor, "sensor", "--config", f, "--config.check"); err != nil {
+	// profiles.backend kubernetes reaches the API server with the pod's service account; here
+	// a kubeconfig stands in for it (the check parses it, connects nowhere).
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, sensor, "sensor", "--config", f, "--config.check", "--profiles.kubeconfig", kc); err != nil {
 		t.Errorf("minerguard sensor --config.check refuses the chart's config: %v\n%s\n%s", err, out, cfg)
 	}
 	var parsed struct {
