@@ -178,6 +178,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 	rc := s.client.Resource(GVR).Namespace(ref.Namespace)
 	var after *WorkloadProfile
 	var out *unstructured.Unstructured
+	var dropped int
 	err := retry.RetryOnConflict(*s.o.Retry, func() error {
 		ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 		defer cancel()
@@ -202,8 +203,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 		if wp.Spec.Workload.Identity != workload {
 			return errorf("resource %s/%s names workload %q, not %q", ref.Namespace, ref.Name, wp.Spec.Workload.Identity, workload)
 		}
-		before := wp.Spec
-		before.Destinations = slices.Clone(wp.Spec.Destinations)
+		before := copySpec(wp.Spec)
 		if !create {
 			s.apply(workload, &wp.Spec)
 		}
@@ -241,7 +241,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 		if wp.Spec.Learning == nil {
 			wp.Spec.Learning = &Learning{Started: fmtTime(local.Since)}
 		}
-		_, dropped := mergeInto(&wp.Spec, local, s.o.Node, now)
+		_, dropped = mergeInto(&wp.Spec, local, s.o.Node, now)
 		specChanged := create || !reflect.DeepEqual(before, wp.Spec)
 		if specChanged {
 			if err := encodeSpec(u, &wp); err != nil {
@@ -270,7 +270,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 		return nil
 	})
 	if err == nil && after != nil {
-		err = s.writeStatus(ctx, rc, out, ref.Name, workload)
+		err = s.writeStatus(ctx, rc, out, ref.Name, workload, dropped)
 	}
 	s.syncs.Add(1)
 	if err != nil {
@@ -287,7 +287,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 
 // writeStatus sets this node's status entry and the totals (status subresource,
 // compare-and-swap from the object the spec write returned).
-func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, u *unstructured.Unstructured, name, workload string) error {
+func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, u *unstructured.Unstructured, name, workload string, dropped int) error {
 	local, _ := s.book.Get(workload)
 	return retry.RetryOnConflict(*s.o.Retry, func() error {
 		ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
@@ -306,9 +306,9 @@ func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, 
 		limit := cur.Spec.maxEntries()
 		want := NodeStatus{Node: s.o.Node, State: stateName(local.State), Learned: learnedBy(&cur.Spec, s.o.Node)}
 		st.Destinations = len(cur.Spec.Destinations)
-		if d := s.dropped.Load(); d > 0 && int64(d) > st.Dropped {
-			st.Dropped = int64(d)
-		}
+		// The most one node could not add: nodes see the same cap, and summing their
+		// repeated attempts would count one destination many times.
+		st.Dropped = max(st.Dropped, int64(dropped))
 		st.Truncated = st.Dropped > 0 && st.Destinations >= limit
 		st.Message = ""
 		if st.Truncated {
@@ -451,4 +451,24 @@ func encodeStatus(u *unstructured.Unstructured, wp *WorkloadProfile) error {
 	}
 	u.Object["status"] = m
 	return nil
+}
+
+// copySpec copies what a merge may change, so that the copy tells whether it did.
+func copySpec(s Spec) Spec {
+	c := s
+	c.Destinations = slices.Clone(s.Destinations) // nil stays nil: DeepEqual tells them apart
+	for i, d := range c.Destinations {
+		d.Addresses, d.SeenBy = slices.Clone(d.Addresses), slices.Clone(d.SeenBy)
+		c.Destinations[i] = d
+	}
+	if s.Learning != nil {
+		l := *s.Learning
+		c.Learning = &l
+	}
+	if s.Governance != nil {
+		g := *s.Governance
+		g.Deny = slices.Clone(g.Deny)
+		c.Governance = &g
+	}
+	return c
 }
