@@ -46,6 +46,9 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		{"alert output dir", "alerts.output", missing + "/alerts.json", func(c *Config) { c.Alerts.Output = missing + "/alerts.json" }},
 		{"state on a file", "state_dir", "not a directory", func(c *Config) { c.StateDir = filepath.Join(intelOK, "sub") }},
 		{"proc root", "proc_root", missing, func(c *Config) { c.ProcRoot = missing }},
+		{"kubeconfig", "profiles.kubeconfig", missing + ".kubeconfig", func(c *Config) {
+			c.Profiles.Backend, c.Profiles.Kubeconfig = "kubernetes", missing+".kubeconfig"
+		}},
 	}
 	all := good()
 	for _, tc := range cases {

@@ -37,6 +37,8 @@ func TestParseBad(t *testing.T) {
 		{"netns: ['../etc']\n", "netns"},
 		{"capture:\n  block_timeout: 5s\n", "line 2: capture.block_timeout"},
 		{"alerts: [1, 2]\n", "line 1"},
+		{"profiles:\n  backend: etcd\n", "line 2: profiles.backend: \"etcd\": want bbolt"},
+		{"profiles:\n  sync_interval: 10ms\n", "line 2: profiles.sync_interval"},
 		{"{{{{", "yaml"},
 		{"enforcement:\n  drop_signatures: [9400011, 9400001]\n", "enforcement.drop_signatures: 9400001 (stratum): not a flag-only detection"},
 		{"enforcement:\n  drop_signatures: [9400005]\n", "9400005 (doh): a record, not an alert"},
