@@ -622,6 +622,18 @@ func (b *Book) List() []Summary {
 	return out
 }
 
+// Summary summarises one workload's profile without copying its entries.
+func (b *Book) Summary(workload string) (Summary, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	p := b.profiles[workload]
+	if p == nil {
+		return Summary{}, false
+	}
+	return Summary{Workload: p.workload, State: p.state, Entries: len(p.entries),
+		Candidates: len(p.cands), Since: p.since, LastNew: p.lastNew, Image: p.image}, true
+}
+
 // State is the workload's profile state, without copying the profile (0, false: none).
 func (b *Book) State(workload string) (State, bool) {
 	b.mu.RLock()

@@ -29,6 +29,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Refresh: a workload whose local profile did not change since its last sync is synced
+	// again only after this long (default 5m), so an idle node costs the API server little;
+	// it bounds how long an operator's edit takes to reach a node whose profile is idle.
+	Refresh time.Duration
 	// Retry paces the attempts of a write that lost a compare-and-swap (default
 	// retry.DefaultRetry: 5 tries from 10 ms); many nodes writing one resource need more.
 	Retry *wait.Backoff
@@ -56,9 +60,16 @@ type Syncer struct {
 
 	mu   sync.Mutex
 	seen map[string]seenState // workload → the resource as this node last read or wrote it
+	last map[string]syncMark  // workload → its local profile at its last successful sync
 
 	syncs, writes, conflicts, errs, catchUps, adopted, dropped atomic.Uint64
 	down                                                       atomic.Bool
+}
+
+// syncMark is a local profile's fingerprint at its last successful sync.
+type syncMark struct {
+	sum profile.Summary
+	at  time.Time
 }
 
 // seenState is what a node remembers of a resource between syncs, to tell the cluster's
@@ -79,12 +90,15 @@ func New(client dynamic.Interface, book *profile.Book, o Options) *Syncer {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Refresh <= 0 {
+		o.Refresh = 5 * time.Minute
+	}
 	if o.Retry == nil {
 		b := retry.DefaultRetry
 		b.Steps = 10
 		o.Retry = &b
 	}
-	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}}
+	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}, last: map[string]syncMark{}}
 }
 
 // Stats returns the counters.
@@ -151,9 +165,16 @@ func (s *Syncer) Run(ctx context.Context, every time.Duration) {
 // counted. A failure leaves the Book as it was, to be pushed at the next Sync.
 func (s *Syncer) Sync(ctx context.Context) error {
 	var first error
+	now := s.o.Now()
 	for _, sum := range s.book.List() {
 		if _, ok := RefOf(sum.Workload); !ok {
 			continue
+		}
+		s.mu.Lock()
+		m, ok := s.last[sum.Workload]
+		s.mu.Unlock()
+		if ok && m.sum == sum && now.Sub(m.at) < s.o.Refresh && !s.down.Load() {
+			continue // nothing learned here since, and the cluster's edits can wait
 		}
 		if err := s.SyncOne(ctx, sum.Workload); err != nil && first == nil {
 			first = err
@@ -276,6 +297,9 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 	if err != nil {
 		s.failed(err)
 		return errorf("syncing %s: %w", workload, err)
+	}
+	if sum, ok := s.book.Summary(workload); ok { // the Book after the merge: what the next Sync compares with
+		s.last[workload] = syncMark{sum: sum, at: s.o.Now()}
 	}
 	if wasDown {
 		s.catchUps.Add(1)

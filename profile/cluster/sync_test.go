@@ -246,7 +246,7 @@ func TestOperatorEdits(t *testing.T) {
 	c := fakeClient()
 	ab := learned(t, tcp("api.example", 443), tcp("pool.example", 3333))
 	a := New(c, ab, Options{Node: "a"})
-	if err := a.Sync(context.Background()); err != nil {
+	if err := a.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
 	ref, _ := RefOf(web)
@@ -271,7 +271,7 @@ func TestOperatorEdits(t *testing.T) {
 		s.State = "enforcing"
 		s.Governance = &Governance{Deny: []string{"pool.example:3333"}}
 	})
-	if err := a.Sync(context.Background()); err != nil {
+	if err := a.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := ab.State(web); st != profile.Enforcing {
@@ -282,7 +282,7 @@ func TestOperatorEdits(t *testing.T) {
 	}
 	// Relearn: the node clears its profile and the resource's, and the flag.
 	edit(func(s *Spec) { s.Governance.Relearn = true })
-	if err := a.Sync(context.Background()); err != nil {
+	if err := a.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
 	p, _ := ab.Get(web)
@@ -294,7 +294,7 @@ func TestOperatorEdits(t *testing.T) {
 	bb := learned(t, tcp("api.example", 443))
 	b := New(c, bb, Options{Node: "b"})
 	b.seen[web] = seenState{state: "monitoring"}
-	if err := b.Sync(context.Background()); err != nil {
+	if err := b.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := bb.State(web); st != profile.Learning {
