@@ -33,8 +33,8 @@ type Options struct {
 	// again only after this long (default 5m), so an idle node costs the API server little;
 	// it bounds how long an operator's edit takes to reach a node whose profile is idle.
 	Refresh time.Duration
-	// Retry paces the attempts of a write that lost a compare-and-swap (default
-	// retry.DefaultRetry: 5 tries from 10 ms); many nodes writing one resource need more.
+	// Retry paces the attempts of a write that lost a compare-and-swap (default: 12 tries,
+	// from 10 ms doubling to 2 s, jittered).
 	Retry *wait.Backoff
 }
 
@@ -94,9 +94,8 @@ func New(client dynamic.Interface, book *profile.Book, o Options) *Syncer {
 		o.Refresh = 5 * time.Minute
 	}
 	if o.Retry == nil {
-		b := retry.DefaultRetry
-		b.Steps = 10
-		o.Retry = &b
+		// Jittered and growing: nodes that lost to each other do not collide again in step.
+		o.Retry = &wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Jitter: 1, Steps: 12, Cap: 2 * time.Second}
 	}
 	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}, last: map[string]syncMark{}}
 }
