@@ -242,6 +242,22 @@ func TestTwoNodesRealAPIServer(t *testing.T) {
 		t.Fatalf("a node without the cluster's profile flagged %v", got)
 	}
 
+	// An operator approves enforcing through the API (as `minerguard profiles --kubeconfig
+	// approve` and kubectl edit do); node B takes it at its next sync.
+	if err := cluster.SetState(ctx, dyn, web, profile.Enforcing); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sync.SyncOne(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.book.State(web); st != profile.Enforcing {
+		t.Fatalf("node B's state after the operator's approval: %v", st)
+	}
+	ps, skipped, err := cluster.List(ctx, dyn)
+	if err != nil || skipped != 0 || len(ps) != 1 || ps[0].Workload != web || ps[0].State != profile.Enforcing || len(ps[0].Entries) != len(learned) {
+		t.Fatalf("listing the cluster's profiles: %v, %d skipped, %+v", err, skipped, ps)
+	}
+
 	// Both nodes learn another workload and write its one profile concurrently; the API
 	// server restarts in the middle. Every destination either node learned ends up in it.
 	const api = "k8s/shop/Deployment/api"
