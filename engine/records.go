@@ -28,6 +28,23 @@ const (
 	RecordTLS                          // a tls record for each ClientHello parsed (SNI, JA4, ALPN)
 )
 
+// RecordTypesOf picks the engine's records out of EVE type names (eve.types, replay's
+// --eve-types); the others (alert, stats) are written by the caller.
+func RecordTypesOf(names []string) RecordTypes {
+	var t RecordTypes
+	for _, x := range names {
+		switch x {
+		case "flow":
+			t |= RecordFlow
+		case "dns":
+			t |= RecordDNS
+		case "tls":
+			t |= RecordTLS
+		}
+	}
+	return t
+}
+
 // flagDNSLogged marks a flow whose lookup is pool-relevant: its DNS messages are recorded.
 // The top bit, so that flags added to state's list do not collide with it.
 const flagDNSLogged uint8 = 1 << 7

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/minerguard/minerguard/alert"
-	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/metrics"
 )
 
@@ -93,20 +92,4 @@ func (r *records) counts(sampled uint64) map[string]metrics.RecordCounts {
 	c.SampledOut = sampled
 	m["flow"] = c
 	return m
-}
-
-// recordTypes are the engine's records among eve.types.
-func recordTypes(l []string) engine.RecordTypes {
-	var t engine.RecordTypes
-	for _, x := range l {
-		switch x {
-		case "flow":
-			t |= engine.RecordFlow
-		case "dns":
-			t |= engine.RecordDNS
-		case "tls":
-			t |= engine.RecordTLS
-		}
-	}
-	return t
 }

@@ -152,7 +152,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 		Workload: s.workloadOf,
 		FlowSalt: flowSalt(),
 	}
-	if rt := recordTypes(cfg.EVE.Types); rt != 0 {
+	if rt := engine.RecordTypesOf(cfg.EVE.Types); rt != 0 {
 		s.records = newRecords(s, cfg.EVE.RecordsRate)
 		opts.Records, opts.RecordTypes, opts.FlowSample = s.records, rt, uint32(cfg.EVE.FlowSample)
 	}

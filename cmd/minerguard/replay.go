@@ -222,7 +222,7 @@ func runReplay(cmd *cobra.Command, args []string, o replayOpts) error {
 		Sink:        tuned,
 		RedactLogin: o.redact,
 		Records:     sink,
-		RecordTypes: recordTypes(o.eveTypes),
+		RecordTypes: engine.RecordTypesOf(o.eveTypes),
 		FlowSample:  o.flowSample,
 	}
 	book, err := openProfiles(o.profiles, o.learn, pcfg)

@@ -115,23 +115,6 @@ func writeStatsLog(w io.Writer, st engine.Stats, start time.Time, suppressed, th
 	return err
 }
 
-// recordTypes are the engine's records among the --eve-types (alert and stats are written
-// by replay itself).
-func recordTypes(l []string) engine.RecordTypes {
-	var t engine.RecordTypes
-	for _, x := range l {
-		switch x {
-		case "flow":
-			t |= engine.RecordFlow
-		case "dns":
-			t |= engine.RecordDNS
-		case "tls":
-			t |= engine.RecordTLS
-		}
-	}
-	return t
-}
-
 // replayStats is the stats record replay writes at the end with --eve-types stats, as
 // suricata -r writes its last stats event: the run's counters under Suricata's names.
 func replayStats(st engine.Stats, start time.Time, stopped uint64) *alert.Event {
