@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,31 +21,13 @@ import (
 	"github.com/minerguard/minerguard/engine"
 	"github.com/minerguard/minerguard/flow"
 	"github.com/minerguard/minerguard/intel"
-	"github.com/minerguard/minerguard/internal/netnstest"
+	"github.com/minerguard/minerguard/internal/kubetest"
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/profile/cluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
-
-// asset is the cached binary deploy/tools/build.sh built (make envtest-assets), or the
-// TEST_ASSET_* variable envtest reads when it is set.
-func asset(t *testing.T, tool, env string) string {
-	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	cmd := exec.Command("../../deploy/tools/build.sh", tool)
-	cmd.Env = append(os.Environ(), "MINERGUARD_TOOLS_NO_BUILD=1")
-	out, err := cmd.Output()
-	if err != nil {
-		netnstest.SkipReal(t, "no %s built (make envtest-assets builds it from Go modules): %v", tool, err)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // node is one node's sensor as far as profiles go: its own bbolt state, its engine, its sync.
 type node struct {
@@ -169,36 +149,9 @@ func destinations(obj map[string]any) []string {
 // learns the miner as normal); both write one profile concurrently and nothing is lost, also
 // across an API server restart.
 func TestTwoNodesRealAPIServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real kube-apiserver and etcd")
-	}
-	t.Setenv("TEST_ASSET_KUBE_APISERVER", asset(t, "kube-apiserver", "TEST_ASSET_KUBE_APISERVER"))
-	t.Setenv("TEST_ASSET_ETCD", asset(t, "etcd", "TEST_ASSET_ETCD"))
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{"../../deploy/helm/minerguard/crds"},
-		ErrorIfCRDPathMissing: true,
-	}
-	// A fixed certificate directory keeps the API server's certificates and port across the
-	// restart below, as a real control plane's are.
-	env.ControlPlane.GetAPIServer().CertDir = t.TempDir()
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "shop"}}}
-	if _, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	kc := kubetest.Start(t)
+	kc.Namespace(t, "shop")
+	dyn := kc.Dyn
 	ctx := context.Background()
 	a, b, c := newNode(t, "node-a", dyn), newNode(t, "node-b", dyn), newNode(t, "node-c", dyn)
 
@@ -285,7 +238,7 @@ func TestTwoNodesRealAPIServer(t *testing.T) {
 	}
 	// Every sync writes, in turn with the other node's: compare-and-swap conflicts.
 	round(0, 15, false)
-	apiServer := env.ControlPlane.GetAPIServer()
+	apiServer := kc.Env.ControlPlane.GetAPIServer()
 	if err := apiServer.Stop(); err != nil {
 		t.Fatal(err)
 	}
