@@ -85,6 +85,9 @@ func TestSensorAdoptsClusterProfile(t *testing.T) {
 	var got map[string]any
 	netnstest.Eventually(t, 5*time.Second, "an egress-not-in-profile alert for web", func() bool {
 		for l := range strings.Lines(out.String()) {
+			if !strings.HasSuffix(l, "\n") {
+				break // still being written
+			}
 			var a map[string]any
 			if err := json.Unmarshal([]byte(l), &a); err != nil {
 				t.Fatalf("alert JSON %q: %v", l, err)

@@ -11,7 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	"github.com/minerguard/minerguard/internal/netnstest"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,7 +26,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
+
+// quiet gives controller-runtime a logger: without one it prints a warning with a goroutine
+// dump into the test's output 30 s after envtest first logs, which reads like a failure.
+var quiet sync.Once
 
 // Cluster is a running control plane, stopped when the test ends.
 type Cluster struct {
@@ -75,6 +83,7 @@ func Start(t *testing.T) *Cluster {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver and etcd")
 	}
+	quiet.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	top := root(t)
 	t.Setenv("TEST_ASSET_KUBE_APISERVER", asset(t, top, "kube-apiserver", "TEST_ASSET_KUBE_APISERVER"))
 	t.Setenv("TEST_ASSET_ETCD", asset(t, top, "etcd", "TEST_ASSET_ETCD"))
