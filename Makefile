@@ -4,7 +4,7 @@ PKGS    := ./...
 # Count-based budgets: a duration-based -fuzztime races Go's fuzz coordinator at the deadline
 # (golang/go#75804, unfixed in go1.26) and fails a target that found nothing with "context
 # deadline exceeded". A count has no deadline to race; minimization is bounded by count too.
-FUZZTIME ?= 30000x
+FUZZTIME ?= 10000x
 FUZZMINTIME ?= 500x
 # What --version, `minerguard version` and minerguard_build_info say (internal/version).
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
