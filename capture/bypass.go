@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/minerguard/minerguard/internal/caps"
 )
 
 // ErrBypassUnsupported is wrapped by OpenBypass's error when the kernel filter cannot be
@@ -69,7 +71,7 @@ func OpenBypass(o BypassOptions) (*Bypass, error) {
 	if o.MaxRings <= 0 {
 		o.MaxRings = 4096
 	}
-	if !haveCap(capBPF) && !haveCap(capSysAdmin) {
+	if !caps.Have(caps.BPF) && !caps.Have(caps.SysAdmin) {
 		return nil, fmt.Errorf("%w: no CAP_BPF or CAP_SYS_ADMIN: run the sensor as root or grant CAP_BPF (Linux >= 5.8)", ErrBypassUnsupported)
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; on later ones this does
@@ -105,21 +107,6 @@ func OpenBypass(o BypassOptions) (*Bypass, error) {
 	}
 	prog.Close()
 	return b, nil
-}
-
-// Capability numbers from linux/capability.h.
-const (
-	capSysAdmin = 21
-	capBPF      = 39
-)
-
-func haveCap(c uint) bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
-	}
-	return data[c/32].Effective&(1<<(c%32)) != 0
 }
 
 func unsupportedBypass(what string, err error) error {

@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/minerguard/minerguard/internal/caps"
 )
 
 // ErrUnsupported is wrapped by Open's error when BPF or XDP cannot be used on this host;
@@ -23,28 +25,12 @@ func unsupported(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnsupported, fmt.Sprintf(format, args...))
 }
 
-// Capability numbers from linux/capability.h.
-const (
-	capNetAdmin = 12
-	capSysAdmin = 21
-	capBPF      = 39
-)
-
-func haveCap(c uint) bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
-	}
-	return data[c/32].Effective&(1<<(c%32)) != 0
-}
-
 // checkSupport names the first missing capability or kernel feature.
 func checkSupport() error {
-	if !haveCap(capBPF) && !haveCap(capSysAdmin) {
+	if !caps.Have(caps.BPF) && !caps.Have(caps.SysAdmin) {
 		return unsupported("no CAP_BPF or CAP_SYS_ADMIN: run the sensor as root or grant CAP_BPF (kernel >= 5.8) or CAP_SYS_ADMIN")
 	}
-	if !haveCap(capNetAdmin) {
+	if !caps.Have(caps.NetAdmin) {
 		return unsupported("no CAP_NET_ADMIN (needed to attach XDP): grant CAP_NET_ADMIN to the sensor")
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
