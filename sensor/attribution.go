@@ -105,6 +105,10 @@ func (s *Sensor) nameContainersOnce(now time.Time) {
 			s.mu.Lock()
 			delete(s.naming, n.ns.Inode)
 			s.mu.Unlock()
+		} else if n.tries >= renameTries {
+			// The retries are bounded: say once that this namespace keeps its provisional name.
+			s.log.Warn("workload not named better after every try; keeping the provisional name",
+				"netns", n.ns.Path, "workload", id.Name, "tries", n.tries)
 		}
 		if id.Name == n.id.Name && id.Container == n.id.Container {
 			continue
