@@ -72,16 +72,7 @@ func (s *Sensor) alertWorkload(ns capture.Netns, id workload.Identity) *alert.Wo
 // nameContainers asks again, every tick, about the namespaces whose identity is provisional
 // and whose back-off has passed, until ctx is done.
 func (s *Sensor) nameContainers(ctx context.Context, tick time.Duration) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.nameContainersOnce(time.Now())
-	}
+	everyTick(ctx, tick, func(time.Time) { s.nameContainersOnce(time.Now()) })
 }
 
 func (s *Sensor) nameContainersOnce(now time.Time) {

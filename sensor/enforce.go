@@ -241,22 +241,14 @@ func (e *enforcer) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.m.Run(ctx) })
 	defer wg.Wait()
-	every := min(time.Minute, e.stale/4)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			n, err := e.m.PruneFlows(now, e.stale)
-			if err != nil {
-				e.log.Warn("pruning stale flow blocks", "err", err)
-			} else if n > 0 {
-				e.log.Info("removed stale flow blocks", "count", n, "idle", e.stale)
-			}
+	everyTick(ctx, min(time.Minute, e.stale/4), func(now time.Time) {
+		n, err := e.m.PruneFlows(now, e.stale)
+		if err != nil {
+			e.log.Warn("pruning stale flow blocks", "err", err)
+		} else if n > 0 {
+			e.log.Info("removed stale flow blocks", "count", n, "idle", e.stale)
 		}
-	}
+	})
 }
 
 // stop hands every workload back to flag-only (a stopped sensor must not leave traffic

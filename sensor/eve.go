@@ -140,16 +140,9 @@ func (c *Config) CheckEVE() error {
 
 // runStats writes a stats record every interval until ctx is done.
 func (s *Sensor) runStats(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.queue.Record(&alert.Event{Timestamp: now, Host: s.node, Stats: s.statsRecord(now)})
-		}
-	}
+	everyTick(ctx, every, func(now time.Time) {
+		s.queue.Record(&alert.Event{Timestamp: now, Host: s.node, Stats: s.statsRecord(now)})
+	})
 }
 
 // statsRecord is the sensor's counters since it started, under Suricata's stats names.

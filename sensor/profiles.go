@@ -135,20 +135,14 @@ func (e *enforcer) clearProfileBlocks() {
 // ends, then commits a last time. Ended windows are logged; a profile that goes back to
 // learning (its image changed) has its profile drops removed.
 func (s *Sensor) runProfiles(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return // shutdown commits the last batch
-		case now := <-t.C:
-			for _, tr := range s.book.Tick(now) {
-				s.log.Info("profile state changed", "workload", tr.Workload, "from", tr.From, "to", tr.To, "reason", tr.Reason)
-				s.profileMoved(tr.Workload, tr.From, tr.To)
-			}
-			if err := s.book.Commit(); err != nil {
-				s.log.Warn("committing learned profiles; kept in memory and retried", "err", err)
-			}
+	// Shutdown commits the last batch.
+	everyTick(ctx, every, func(now time.Time) {
+		for _, tr := range s.book.Tick(now) {
+			s.log.Info("profile state changed", "workload", tr.Workload, "from", tr.From, "to", tr.To, "reason", tr.Reason)
+			s.profileMoved(tr.Workload, tr.From, tr.To)
 		}
-	}
+		if err := s.book.Commit(); err != nil {
+			s.log.Warn("committing learned profiles; kept in memory and retried", "err", err)
+		}
+	})
 }

@@ -85,16 +85,7 @@ func (s *Sensor) bypassRingsLocked() int {
 
 // sizeRings checks every ring's drops each interval until ctx is done.
 func (s *Sensor) sizeRings(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.checkRings(now)
-		}
-	}
+	everyTick(ctx, interval, s.checkRings)
 }
 
 func (s *Sensor) checkRings(now time.Time) {
