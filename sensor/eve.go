@@ -27,11 +27,7 @@ type stamp struct {
 
 func (st stamp) Alert(e *alert.Event) {
 	e.Host = st.s.node
-	st.s.mu.RLock()
-	if w := st.s.rings[e.Scope]; w != nil {
-		e.InIface = w.iface
-	}
-	st.s.mu.RUnlock()
+	e.InIface = st.s.ifaceOf(e.Scope)
 	st.next.Alert(e)
 }
 

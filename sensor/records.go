@@ -69,11 +69,7 @@ func (r *records) Record(e *alert.Event) {
 		return
 	}
 	e.Host = r.s.node
-	r.s.mu.RLock()
-	if w := r.s.rings[e.Scope]; w != nil {
-		e.InIface = w.iface
-	}
-	r.s.mu.RUnlock()
+	e.InIface = r.s.ifaceOf(e.Scope)
 	if !r.s.queue.Offer(e) {
 		r.full[k].Add(1)
 		return

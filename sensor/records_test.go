@@ -107,7 +107,8 @@ func hello(t *testing.T, ns, addr, sni string) {
 
 // eve.types [alert, flow, dns, tls] on the live sensor: a pool lookup, a Stratum login and a
 // TLS hello to the pool give their dns, tls and flow records beside the alerts, each stamped
-// with host and in_iface, every line valid EVE; the metrics count them.
+// with host and in_iface (flow records ended by the shutdown's flush too), every line valid EVE;
+// the metrics count them.
 func TestSensorRecords(t *testing.T) {
 	netnstest.RequireRoot(t)
 	miner, pool := netnstest.New(t, "rmine"), netnstest.New(t, "rpool")
@@ -177,7 +178,8 @@ func TestSensorRecords(t *testing.T) {
 		case "tls":
 			tlsRec = &lines[i]
 		}
-		if x.EventType != "flow" && (x.Host != nodeName() || !strings.HasPrefix(x.InIface, "mga")) {
+		// Flow records too: those written at shutdown come after the rings closed.
+		if x.Host != nodeName() || !strings.HasPrefix(x.InIface, "mga") {
 			t.Errorf("%s line without host or in_iface: %+v", x.EventType, x)
 		}
 	}
@@ -224,5 +226,21 @@ func TestSensorRecordsCapped(t *testing.T) {
 	if n := uint64(strings.Count(out.String(), `"event_type":"flow"`)); n != 1 || m.Written != 1 || m.RateLimited < conns-1 ||
 		m.Written+m.RateLimited+m.QueueFull != ended {
 		t.Errorf("%d flow records written, counters %+v, %d flows ended", n, m, ended)
+	}
+}
+
+// A closed ring's interface is remembered for the flows that end after it, and forgotten once
+// no flow of it can still be live, so namespace churn does not grow the map.
+func TestDepartedIfaces(t *testing.T) {
+	s := &Sensor{rings: map[uint64]*watched{7: {iface: "mgalive"}}, departed: map[uint64]departed{}}
+	t0 := time.Now()
+	s.departLocked(1, "mgaold", t0)
+	s.departLocked(2, "mganew", t0.Add(departedFor))
+	if s.ifaceOf(7) != "mgalive" || s.ifaceOf(1) != "mgaold" || s.ifaceOf(2) != "mganew" || s.ifaceOf(3) != "" {
+		t.Fatalf("ifaceOf: %q %q %q %q", s.ifaceOf(7), s.ifaceOf(1), s.ifaceOf(2), s.ifaceOf(3))
+	}
+	s.departLocked(3, "mgalater", t0.Add(departedFor+time.Second))
+	if _, ok := s.departed[1]; ok || len(s.departed) != 2 {
+		t.Errorf("after %v the first departure stays: %v", departedFor, s.departed)
 	}
 }

@@ -61,6 +61,7 @@ type Sensor struct {
 
 	mu       sync.RWMutex
 	rings    map[uint64]*watched             // by netns inode
+	departed map[uint64]departed             // rings closed lately: their in_iface, for flows still ending
 	failed   map[string]string               // namespaces named in the config that could not be opened: why
 	naming   map[uint64]*naming              // namespaces whose identity may still improve (attribution.go)
 	closed   map[string]metrics.RingCounters // counters of rings already closed, by workload label
@@ -73,6 +74,39 @@ type Sensor struct {
 	deferBypass            atomic.Bool   // rings open without the bypass (start-up: it comes after ready)
 	ringShrinkAfter        atomic.Int64  // tests shorten ringShrinkAfter
 	wg                     sync.WaitGroup
+}
+
+// departed is a closed ring's in_iface: its namespace's flows leave the engine later (their
+// timeouts, or the flush at shutdown) and their flow records still name the interface.
+type departed struct {
+	iface string
+	at    time.Time
+}
+
+// departedFor is how long a closed ring's interface is remembered: past the longest idle
+// timeout a flow can have (the flow table's established TCP timeout, 600 s), plus slack.
+const departedFor = 11 * time.Minute
+
+// departLocked remembers inode's interface and forgets those older than departedFor, so
+// namespace churn keeps the map bounded. Under s.mu.
+func (s *Sensor) departLocked(inode uint64, iface string, now time.Time) {
+	for k, d := range s.departed {
+		if now.Sub(d.at) > departedFor {
+			delete(s.departed, k)
+		}
+	}
+	s.departed[inode] = departed{iface: iface, at: now}
+}
+
+// ifaceOf is the in_iface of what scope captured: its ring's, or, for a flow ending after its
+// ring closed, the one the ring had.
+func (s *Sensor) ifaceOf(scope uint64) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if w := s.rings[scope]; w != nil {
+		return w.iface
+	}
+	return s.departed[scope].iface
 }
 
 type watched struct {
@@ -106,7 +140,7 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, failed: map[string]string{}, node: nodeName(),
+	s := &Sensor{cfg: cfg, log: log, rings: map[uint64]*watched{}, departed: map[uint64]departed{}, failed: map[string]string{}, node: nodeName(),
 		closed: map[string]metrics.RingCounters{}, latency: metrics.NewAlertLatency(), started: time.Now()}
 	// Most specific first: what the operator wrote, then the pod's owner, the netns name, and
 	// the container ID as the last resort before the inode fallback.
@@ -571,6 +605,9 @@ func (s *Sensor) detach(inode uint64, gone bool) {
 	delete(s.rings, inode)
 	if gone {
 		delete(s.naming, inode)
+	}
+	if w != nil {
+		s.departLocked(inode, w.iface, time.Now())
 	}
 	last := false // no other namespace of w's workload is captured
 	if w != nil {
