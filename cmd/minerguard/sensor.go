@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/minerguard/minerguard/sensor"
 	"github.com/spf13/cobra"
@@ -102,65 +103,9 @@ func sensorCmd() *cobra.Command {
 	f.BoolVar(&configCheck, "config.check", false, "Validate the config file and the flags, print every problem, then exit.")
 	f.StringVar(&logFormat, "log.format", "text", "The log format on stderr: text (logfmt) or json (one object a line). Flag only.")
 	f.StringVar(&logLevel, "log.level", "info", "The least severe log level shown: debug, info, warn or error. Flag only.")
-	f.StringArray("netns", def.Netns, "A network namespace to capture: a name under /var/run/netns, or all. Repeatable.")
-	f.Bool("host-netns", def.HostNetns, "Also capture the host's own network namespace.")
-	f.String("proc-root", def.ProcRoot, "The host's procfs, when the sensor runs in a container.")
-	f.String("mode", def.Mode, "The mode: learn (profiles only learn), monitor (flag) or enforce (drop where the data path can).")
-	f.String("web.listen-address", def.Web.ListenAddress, "The address /metrics, /healthz and /readyz are served on.")
-	f.String("alerts.output", def.Alerts.Output, "Where alerts go: - for stdout, or a file (reopened on SIGHUP).")
-	f.String("alerts.format", def.Alerts.Format, "The alert format: json (EVE lines) or text (a table).")
-	f.Float64("alerts.rate", def.Alerts.Rate, "Alerts per second a workload may raise after its burst.")
-	f.Int("alerts.burst", def.Alerts.Burst, "Alerts a workload may raise at once.")
-	f.Int("alerts.queue", def.Alerts.Queue, "Alerts waiting to be written; more are dropped and counted.")
-	f.String("alerts.threshold-file", "", "A file of suppress and threshold rules in Suricata's threshold.config syntax, reread on SIGHUP.")
-	f.Int("capture.snaplen", def.Capture.Snaplen, "Bytes kept of each packet.")
-	f.Int("capture.block-size", def.Capture.BlockSize, "Bytes per ring block, a multiple of 4096.")
-	f.Int("capture.blocks", def.Capture.Blocks, "Ring blocks per namespace at rest.")
-	f.Int("capture.max-blocks", def.Capture.MaxBlocks, "Ring blocks a namespace's ring may grow to when it drops packets.")
-	f.Int("capture.max-ring-bytes", def.Capture.MaxRingBytes, "Bytes all rings together may grow to; growth stops there (rings at rest always open).")
-	f.Int("capture.pressure-depth", def.Capture.PressureDepth, "Bytes of each new TCP direction copied into a ring that dropped lately (0: keep flow.stream-depth).")
-	f.String("capture.bypass", def.Capture.Bypass, "Where bulk is turned away: kernel (a socket filter per ring copies only what detection needs and counts the rest; userspace where it cannot load) or off (copy every packet).")
-	f.Int("capture.bypass-flows", def.Capture.BypassFlows, "Entries of the kernel bypass flow map (an LRU: a forgotten flow is copied up again).")
-	f.Int("capture.queue", def.Capture.Queue, "Frames waiting for the pipeline; more are dropped and counted.")
-	f.Duration("capture.block-timeout", def.Capture.BlockTimeout, "Hand a partly filled ring block over after this long: the detection latency on quiet links.")
-	f.Int("flow.max-flows", def.Flow.MaxFlows, "The flow table's capacity; the least recently seen flows are evicted past it.")
-	f.Int("flow.stream-depth", def.Flow.StreamDepth, "Bytes inspected at the start of each direction of a TCP flow.")
-	f.Int("flow.defrag-memcap", def.Flow.DefragMemcap, "Bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped.")
-	f.Duration("flow.defrag-timeout", def.Flow.DefragTimeout, "How long an IP datagram waits for its missing fragments.")
-	f.Int("flow.defrag-max-frags", def.Flow.DefragMaxFrags, "Fragments one IP datagram may have.")
-	f.StringArray("intel.files", nil, "An extra intel list, text or YAML. Repeatable.")
-	f.String("workloads.static", "", "A YAML map of namespaces and containers to workload names.")
-	f.StringArray("workload", nil, "Capture only the workloads whose identity matches this pattern (path.Match, e.g. 'k8s/prod/*'); workloads.select in the file. Repeatable.")
-	f.StringArray("workloads.cri-endpoints", nil, "Ask this container runtime socket (CRI: containerd, CRI-O) for pods and containers instead of the default ones (/run/containerd/containerd.sock, /run/crio/crio.sock). Repeatable.")
-	f.StringArray("capture.interfaces", nil, "Also capture this interface of the host's own network namespace. Repeatable.")
-	f.String("state-dir", def.StateDir, "The directory for state that outlives the process (the learned profiles).")
-	f.Bool("profiles.enabled", def.Profiles.Enabled, "Learn each workload's egress profile and flag (or drop) what leaves it.")
-	f.String("profiles.state", "", "The profile state file (default <state-dir>/profiles.db).")
-	f.Duration("profiles.window", def.Profiles.Window, "Learning lasts at least this long.")
-	f.Duration("profiles.quiet", def.Profiles.Quiet, "Learning ends only after this long without a new destination.")
-	f.Int("profiles.min-flows", def.Profiles.MinFlows, "Learning also ends after this many flows (0: off).")
-	f.String("profiles.promote", def.Profiles.Promote, "Where learning ends: monitoring, enforcing, or manual (minerguard profiles approve).")
-	f.Int("profiles.min-replicas", def.Profiles.MinReplicas, "Learn a destination only once this many replicas used it.")
-	f.StringArray("profiles.deny", nil, "A domain suffix or CIDR never learned and always a violation. Repeatable.")
-	f.Duration("profiles.commit-interval", def.Profiles.CommitInterval, "Commit learned destinations this often.")
-	f.Int("profiles.max-entries", def.Profiles.MaxEntries, "Destinations a profile keeps at most; more are not learned and are counted.")
-	f.Int("profiles.max-ips-per-name", def.Profiles.MaxIPsPerName, "Addresses a learned name keeps at most.")
-	f.Bool("profiles.relearn-on-image-change", def.Profiles.RelearnOnImageChange, "Send a workload's profile back to learning when its image changes.")
-	f.String("profiles.backend", def.Profiles.Backend, "Where profiles live: bbolt (this node) or kubernetes (WorkloadProfiles shared by the cluster; the state file is the cache).")
-	f.String("profiles.kubeconfig", "", "The kubeconfig for the kubernetes backend (default: the pod's service account).")
-	f.Duration("profiles.sync-interval", def.Profiles.SyncInterval, "Merge the node's profiles with the cluster's this often (kubernetes backend).")
-	f.String("enforcement.pin-path", def.Enforcement.PinPath, "The bpffs directory for the pinned XDP maps and links (enforce mode).")
-	f.Duration("enforcement.heartbeat-timeout", def.Enforcement.HeartbeatTimeout, "The data path fails open when the sensor is silent this long.")
-	f.String("enforcement.host-netns", "", "The netns of the workloads' host-side veths (default: the sensor's own).")
-	f.Duration("enforcement.stale-flow-block", def.Enforcement.StaleFlowBlock, "A flow block no packet hit this long is removed.")
-	f.Int("enforcement.max-blocked-flows", def.Enforcement.MaxBlockedFlows, "Entries of the XDP flow block map (0: 65536).")
-	f.Int("enforcement.max-blocked-dests", def.Enforcement.MaxBlockedDests, "Entries of the XDP destination block map (0: 65536).")
-	f.IntSlice("enforcement.drop-signatures", nil, "A flag-only signature_id that drops in enforce mode too: 9400011 (behaviour), 9400007 (tls-no-sni). Repeatable or comma-separated; default none.")
-	f.StringArray("eve.types", def.EVE.Types, "EVE record types written to the alert output beside the alerts, as Suricata's eve-log types: stats (a stats record every eve.stats-interval), flow (a flow record as each flow ends, sampled by eve.flow-sample), dns (the queries and answers of pool lookups), tls (each ClientHello: SNI, JA4). Repeatable.")
-	f.Duration("eve.stats-interval", def.EVE.StatsInterval, "How often a stats record is written when eve.types has stats.")
-	f.Int("eve.flow-sample", def.EVE.FlowSample, "Write the flow record of one flow in this many (chosen by flow_id), and of every flow that alerted.")
-	f.Float64("eve.records-rate", def.EVE.RecordsRate, "At most this many flow, dns and tls records a second of each type (bursts of ten seconds' worth); the rest are counted in minerguard_eve_records_dropped_total.")
-	f.String("control-socket", "", "The unix socket `minerguard profiles` uses while the sensor runs (default: minerguard.sock beside the profile state).")
+	for _, fl := range sensorFlags {
+		fl.register(f, &def)
+	}
 	return cmd
 }
 
@@ -208,93 +153,133 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // applyFlags copies the flags the user set over cfg (flags win over the file).
 func applyFlags(f *pflag.FlagSet, cfg *sensor.Config) error {
-	var err error
-	set := func(name string, fn func() error) {
-		if err == nil && f.Changed(name) {
-			err = fn()
+	for _, fl := range sensorFlags {
+		if !f.Changed(fl.name) {
+			continue
+		}
+		if err := fl.apply(f, cfg); err != nil {
+			return err
 		}
 	}
-	set("netns", func() (e error) { cfg.Netns, e = f.GetStringArray("netns"); return })
-	set("host-netns", func() (e error) { cfg.HostNetns, e = f.GetBool("host-netns"); return })
-	set("proc-root", func() (e error) { cfg.ProcRoot, e = f.GetString("proc-root"); return })
-	set("mode", func() (e error) { cfg.Mode, e = f.GetString("mode"); return })
-	set("web.listen-address", func() (e error) { cfg.Web.ListenAddress, e = f.GetString("web.listen-address"); return })
-	set("alerts.output", func() (e error) { cfg.Alerts.Output, e = f.GetString("alerts.output"); return })
-	set("alerts.format", func() (e error) { cfg.Alerts.Format, e = f.GetString("alerts.format"); return })
-	set("alerts.rate", func() (e error) { cfg.Alerts.Rate, e = f.GetFloat64("alerts.rate"); return })
-	set("alerts.burst", func() (e error) { cfg.Alerts.Burst, e = f.GetInt("alerts.burst"); return })
-	set("alerts.queue", func() (e error) { cfg.Alerts.Queue, e = f.GetInt("alerts.queue"); return })
-	set("alerts.threshold-file", func() (e error) { cfg.Alerts.ThresholdFile, e = f.GetString("alerts.threshold-file"); return })
-	set("capture.snaplen", func() (e error) { cfg.Capture.Snaplen, e = f.GetInt("capture.snaplen"); return })
-	set("capture.block-size", func() (e error) { cfg.Capture.BlockSize, e = f.GetInt("capture.block-size"); return })
-	set("capture.blocks", func() (e error) { cfg.Capture.Blocks, e = f.GetInt("capture.blocks"); return })
-	set("capture.pressure-depth", func() (e error) { cfg.Capture.PressureDepth, e = f.GetInt("capture.pressure-depth"); return })
-	set("capture.max-ring-bytes", func() (e error) { cfg.Capture.MaxRingBytes, e = f.GetInt("capture.max-ring-bytes"); return })
-	set("capture.max-blocks", func() (e error) { cfg.Capture.MaxBlocks, e = f.GetInt("capture.max-blocks"); return })
-	set("capture.queue", func() (e error) { cfg.Capture.Queue, e = f.GetInt("capture.queue"); return })
-	set("capture.block-timeout", func() (e error) { cfg.Capture.BlockTimeout, e = f.GetDuration("capture.block-timeout"); return })
-	set("flow.max-flows", func() (e error) { cfg.Flow.MaxFlows, e = f.GetInt("flow.max-flows"); return })
-	set("flow.stream-depth", func() (e error) { cfg.Flow.StreamDepth, e = f.GetInt("flow.stream-depth"); return })
-	set("flow.defrag-memcap", func() (e error) { cfg.Flow.DefragMemcap, e = f.GetInt("flow.defrag-memcap"); return })
-	set("flow.defrag-timeout", func() (e error) { cfg.Flow.DefragTimeout, e = f.GetDuration("flow.defrag-timeout"); return })
-	set("flow.defrag-max-frags", func() (e error) { cfg.Flow.DefragMaxFrags, e = f.GetInt("flow.defrag-max-frags"); return })
-	set("intel.files", func() (e error) { cfg.Intel.Files, e = f.GetStringArray("intel.files"); return })
-	set("workloads.static", func() (e error) { cfg.Workloads.Static, e = f.GetString("workloads.static"); return })
-	set("workload", func() (e error) { cfg.Workloads.Select, e = f.GetStringArray("workload"); return })
-	set("workloads.cri-endpoints", func() (e error) { cfg.Workloads.CRIEndpoints, e = f.GetStringArray("workloads.cri-endpoints"); return })
-	set("capture.bypass", func() (e error) { cfg.Capture.Bypass, e = f.GetString("capture.bypass"); return })
-	set("capture.bypass-flows", func() (e error) { cfg.Capture.BypassFlows, e = f.GetInt("capture.bypass-flows"); return })
-	set("capture.interfaces", func() (e error) { cfg.Capture.Interfaces, e = f.GetStringArray("capture.interfaces"); return })
-	set("state-dir", func() (e error) { cfg.StateDir, e = f.GetString("state-dir"); return })
-	set("profiles.enabled", func() (e error) { cfg.Profiles.Enabled, e = f.GetBool("profiles.enabled"); return })
-	set("profiles.state", func() (e error) { cfg.Profiles.State, e = f.GetString("profiles.state"); return })
-	set("profiles.window", func() (e error) { cfg.Profiles.Window, e = f.GetDuration("profiles.window"); return })
-	set("profiles.quiet", func() (e error) { cfg.Profiles.Quiet, e = f.GetDuration("profiles.quiet"); return })
-	set("profiles.min-flows", func() (e error) { cfg.Profiles.MinFlows, e = f.GetInt("profiles.min-flows"); return })
-	set("profiles.promote", func() (e error) { cfg.Profiles.Promote, e = f.GetString("profiles.promote"); return })
-	set("profiles.min-replicas", func() (e error) { cfg.Profiles.MinReplicas, e = f.GetInt("profiles.min-replicas"); return })
-	set("profiles.deny", func() (e error) { cfg.Profiles.Deny, e = f.GetStringArray("profiles.deny"); return })
-	set("profiles.max-entries", func() (e error) { cfg.Profiles.MaxEntries, e = f.GetInt("profiles.max-entries"); return })
-	set("profiles.max-ips-per-name", func() (e error) { cfg.Profiles.MaxIPsPerName, e = f.GetInt("profiles.max-ips-per-name"); return })
-	set("profiles.relearn-on-image-change", func() (e error) {
-		cfg.Profiles.RelearnOnImageChange, e = f.GetBool("profiles.relearn-on-image-change")
-		return
-	})
-	set("enforcement.max-blocked-flows", func() (e error) {
-		cfg.Enforcement.MaxBlockedFlows, e = f.GetInt("enforcement.max-blocked-flows")
-		return
-	})
-	set("enforcement.drop-signatures", func() (e error) {
-		cfg.Enforcement.DropSignatures, e = f.GetIntSlice("enforcement.drop-signatures")
-		return
-	})
-	set("enforcement.max-blocked-dests", func() (e error) {
-		cfg.Enforcement.MaxBlockedDests, e = f.GetInt("enforcement.max-blocked-dests")
-		return
-	})
-	set("profiles.commit-interval", func() (e error) { cfg.Profiles.CommitInterval, e = f.GetDuration("profiles.commit-interval"); return })
-	set("profiles.backend", func() (e error) { cfg.Profiles.Backend, e = f.GetString("profiles.backend"); return })
-	set("profiles.kubeconfig", func() (e error) { cfg.Profiles.Kubeconfig, e = f.GetString("profiles.kubeconfig"); return })
-	set("profiles.sync-interval", func() (e error) { cfg.Profiles.SyncInterval, e = f.GetDuration("profiles.sync-interval"); return })
-	set("enforcement.pin-path", func() (e error) { cfg.Enforcement.PinPath, e = f.GetString("enforcement.pin-path"); return })
-	set("enforcement.heartbeat-timeout", func() (e error) {
-		cfg.Enforcement.HeartbeatTimeout, e = f.GetDuration("enforcement.heartbeat-timeout")
-		return
-	})
-	set("enforcement.host-netns", func() (e error) { cfg.Enforcement.HostNetns, e = f.GetString("enforcement.host-netns"); return })
-	set("enforcement.stale-flow-block", func() (e error) {
-		cfg.Enforcement.StaleFlowBlock, e = f.GetDuration("enforcement.stale-flow-block")
-		return
-	})
-	set("eve.types", func() (e error) {
-		var l []string
-		l, e = f.GetStringArray("eve.types")
-		cfg.EVE.Types = l
-		return
-	})
-	set("eve.stats-interval", func() (e error) { cfg.EVE.StatsInterval, e = f.GetDuration("eve.stats-interval"); return })
-	set("eve.flow-sample", func() (e error) { cfg.EVE.FlowSample, e = f.GetInt("eve.flow-sample"); return })
-	set("eve.records-rate", func() (e error) { cfg.EVE.RecordsRate, e = f.GetFloat64("eve.records-rate"); return })
-	set("control-socket", func() (e error) { cfg.ControlSocketPath, e = f.GetString("control-socket"); return })
+	return nil
+}
+
+// sensorFlag is the flag of one config key: its name, the field it sets and its help. One table
+// (sensorFlags) serves both registering the flags and applying them, so a flag's name and the
+// field it sets are written once, side by side.
+type sensorFlag struct {
+	name  string
+	field func(*sensor.Config) any // a pointer to the key's field in the config given
+	help  string
+}
+
+// register adds the flag to f with the field's value in def as its default.
+func (fl sensorFlag) register(f *pflag.FlagSet, def *sensor.Config) {
+	switch p := fl.field(def).(type) {
+	case *string:
+		f.String(fl.name, *p, fl.help)
+	case *bool:
+		f.Bool(fl.name, *p, fl.help)
+	case *int:
+		f.Int(fl.name, *p, fl.help)
+	case *float64:
+		f.Float64(fl.name, *p, fl.help)
+	case *time.Duration:
+		f.Duration(fl.name, *p, fl.help)
+	case *[]string:
+		f.StringArray(fl.name, *p, fl.help)
+	case *sensor.EVETypes:
+		f.StringArray(fl.name, *p, fl.help)
+	case *[]int:
+		f.IntSlice(fl.name, *p, fl.help)
+	default:
+		panic(fmt.Sprintf("flag --%s: no flag type for a config field of type %T", fl.name, p))
+	}
+}
+
+// apply sets the field in cfg to the flag's value.
+func (fl sensorFlag) apply(f *pflag.FlagSet, cfg *sensor.Config) (err error) {
+	switch p := fl.field(cfg).(type) {
+	case *string:
+		*p, err = f.GetString(fl.name)
+	case *bool:
+		*p, err = f.GetBool(fl.name)
+	case *int:
+		*p, err = f.GetInt(fl.name)
+	case *float64:
+		*p, err = f.GetFloat64(fl.name)
+	case *time.Duration:
+		*p, err = f.GetDuration(fl.name)
+	case *[]string:
+		*p, err = f.GetStringArray(fl.name)
+	case *sensor.EVETypes:
+		*p, err = f.GetStringArray(fl.name)
+	case *[]int:
+		*p, err = f.GetIntSlice(fl.name)
+	}
 	return err
+}
+
+// sensorFlags are the flags of every config key but the file-only ones (see the command's
+// help); the flag of a key is its path with - for _ (workloads.select: --workload).
+var sensorFlags = []sensorFlag{
+	{"netns", func(c *sensor.Config) any { return &c.Netns }, "A network namespace to capture: a name under /var/run/netns, or all. Repeatable."},
+	{"host-netns", func(c *sensor.Config) any { return &c.HostNetns }, "Also capture the host's own network namespace."},
+	{"proc-root", func(c *sensor.Config) any { return &c.ProcRoot }, "The host's procfs, when the sensor runs in a container."},
+	{"mode", func(c *sensor.Config) any { return &c.Mode }, "The mode: learn (profiles only learn), monitor (flag) or enforce (drop where the data path can)."},
+	{"web.listen-address", func(c *sensor.Config) any { return &c.Web.ListenAddress }, "The address /metrics, /healthz and /readyz are served on."},
+	{"alerts.output", func(c *sensor.Config) any { return &c.Alerts.Output }, "Where alerts go: - for stdout, or a file (reopened on SIGHUP)."},
+	{"alerts.format", func(c *sensor.Config) any { return &c.Alerts.Format }, "The alert format: json (EVE lines) or text (a table)."},
+	{"alerts.rate", func(c *sensor.Config) any { return &c.Alerts.Rate }, "Alerts per second a workload may raise after its burst."},
+	{"alerts.burst", func(c *sensor.Config) any { return &c.Alerts.Burst }, "Alerts a workload may raise at once."},
+	{"alerts.queue", func(c *sensor.Config) any { return &c.Alerts.Queue }, "Alerts waiting to be written; more are dropped and counted."},
+	{"alerts.threshold-file", func(c *sensor.Config) any { return &c.Alerts.ThresholdFile }, "A file of suppress and threshold rules in Suricata's threshold.config syntax, reread on SIGHUP."},
+	{"capture.snaplen", func(c *sensor.Config) any { return &c.Capture.Snaplen }, "Bytes kept of each packet."},
+	{"capture.block-size", func(c *sensor.Config) any { return &c.Capture.BlockSize }, "Bytes per ring block, a multiple of 4096."},
+	{"capture.blocks", func(c *sensor.Config) any { return &c.Capture.Blocks }, "Ring blocks per namespace at rest."},
+	{"capture.max-blocks", func(c *sensor.Config) any { return &c.Capture.MaxBlocks }, "Ring blocks a namespace's ring may grow to when it drops packets."},
+	{"capture.max-ring-bytes", func(c *sensor.Config) any { return &c.Capture.MaxRingBytes }, "Bytes all rings together may grow to; growth stops there (rings at rest always open)."},
+	{"capture.pressure-depth", func(c *sensor.Config) any { return &c.Capture.PressureDepth }, "Bytes of each new TCP direction copied into a ring that dropped lately (0: keep flow.stream-depth)."},
+	{"capture.bypass", func(c *sensor.Config) any { return &c.Capture.Bypass }, "Where bulk is turned away: kernel (a socket filter per ring copies only what detection needs and counts the rest; userspace where it cannot load) or off (copy every packet)."},
+	{"capture.bypass-flows", func(c *sensor.Config) any { return &c.Capture.BypassFlows }, "Entries of the kernel bypass flow map (an LRU: a forgotten flow is copied up again)."},
+	{"capture.queue", func(c *sensor.Config) any { return &c.Capture.Queue }, "Frames waiting for the pipeline; more are dropped and counted."},
+	{"capture.block-timeout", func(c *sensor.Config) any { return &c.Capture.BlockTimeout }, "Hand a partly filled ring block over after this long: the detection latency on quiet links."},
+	{"flow.max-flows", func(c *sensor.Config) any { return &c.Flow.MaxFlows }, "The flow table's capacity; the least recently seen flows are evicted past it."},
+	{"flow.stream-depth", func(c *sensor.Config) any { return &c.Flow.StreamDepth }, "Bytes inspected at the start of each direction of a TCP flow."},
+	{"flow.defrag-memcap", func(c *sensor.Config) any { return &c.Flow.DefragMemcap }, "Bytes of IP fragment reassembly buffers; past it the oldest incomplete datagrams are dropped."},
+	{"flow.defrag-timeout", func(c *sensor.Config) any { return &c.Flow.DefragTimeout }, "How long an IP datagram waits for its missing fragments."},
+	{"flow.defrag-max-frags", func(c *sensor.Config) any { return &c.Flow.DefragMaxFrags }, "Fragments one IP datagram may have."},
+	{"intel.files", func(c *sensor.Config) any { return &c.Intel.Files }, "An extra intel list, text or YAML. Repeatable."},
+	{"workloads.static", func(c *sensor.Config) any { return &c.Workloads.Static }, "A YAML map of namespaces and containers to workload names."},
+	{"workload", func(c *sensor.Config) any { return &c.Workloads.Select }, "Capture only the workloads whose identity matches this pattern (path.Match, e.g. 'k8s/prod/*'); workloads.select in the file. Repeatable."},
+	{"workloads.cri-endpoints", func(c *sensor.Config) any { return &c.Workloads.CRIEndpoints }, "Ask this container runtime socket (CRI: containerd, CRI-O) for pods and containers instead of the default ones (/run/containerd/containerd.sock, /run/crio/crio.sock). Repeatable."},
+	{"capture.interfaces", func(c *sensor.Config) any { return &c.Capture.Interfaces }, "Also capture this interface of the host's own network namespace. Repeatable."},
+	{"state-dir", func(c *sensor.Config) any { return &c.StateDir }, "The directory for state that outlives the process (the learned profiles)."},
+	{"profiles.enabled", func(c *sensor.Config) any { return &c.Profiles.Enabled }, "Learn each workload's egress profile and flag (or drop) what leaves it."},
+	{"profiles.state", func(c *sensor.Config) any { return &c.Profiles.State }, "The profile state file (default <state-dir>/profiles.db)."},
+	{"profiles.window", func(c *sensor.Config) any { return &c.Profiles.Window }, "Learning lasts at least this long."},
+	{"profiles.quiet", func(c *sensor.Config) any { return &c.Profiles.Quiet }, "Learning ends only after this long without a new destination."},
+	{"profiles.min-flows", func(c *sensor.Config) any { return &c.Profiles.MinFlows }, "Learning also ends after this many flows (0: off)."},
+	{"profiles.promote", func(c *sensor.Config) any { return &c.Profiles.Promote }, "Where learning ends: monitoring, enforcing, or manual (minerguard profiles approve)."},
+	{"profiles.min-replicas", func(c *sensor.Config) any { return &c.Profiles.MinReplicas }, "Learn a destination only once this many replicas used it."},
+	{"profiles.deny", func(c *sensor.Config) any { return &c.Profiles.Deny }, "A domain suffix or CIDR never learned and always a violation. Repeatable."},
+	{"profiles.commit-interval", func(c *sensor.Config) any { return &c.Profiles.CommitInterval }, "Commit learned destinations this often."},
+	{"profiles.max-entries", func(c *sensor.Config) any { return &c.Profiles.MaxEntries }, "Destinations a profile keeps at most; more are not learned and are counted."},
+	{"profiles.max-ips-per-name", func(c *sensor.Config) any { return &c.Profiles.MaxIPsPerName }, "Addresses a learned name keeps at most."},
+	{"profiles.relearn-on-image-change", func(c *sensor.Config) any { return &c.Profiles.RelearnOnImageChange }, "Send a workload's profile back to learning when its image changes."},
+	{"profiles.backend", func(c *sensor.Config) any { return &c.Profiles.Backend }, "Where profiles live: bbolt (this node) or kubernetes (WorkloadProfiles shared by the cluster; the state file is the cache)."},
+	{"profiles.kubeconfig", func(c *sensor.Config) any { return &c.Profiles.Kubeconfig }, "The kubeconfig for the kubernetes backend (default: the pod's service account)."},
+	{"profiles.sync-interval", func(c *sensor.Config) any { return &c.Profiles.SyncInterval }, "Merge the node's profiles with the cluster's this often (kubernetes backend)."},
+	{"enforcement.pin-path", func(c *sensor.Config) any { return &c.Enforcement.PinPath }, "The bpffs directory for the pinned XDP maps and links (enforce mode)."},
+	{"enforcement.heartbeat-timeout", func(c *sensor.Config) any { return &c.Enforcement.HeartbeatTimeout }, "The data path fails open when the sensor is silent this long."},
+	{"enforcement.host-netns", func(c *sensor.Config) any { return &c.Enforcement.HostNetns }, "The netns of the workloads' host-side veths (default: the sensor's own)."},
+	{"enforcement.stale-flow-block", func(c *sensor.Config) any { return &c.Enforcement.StaleFlowBlock }, "A flow block no packet hit this long is removed."},
+	{"enforcement.max-blocked-flows", func(c *sensor.Config) any { return &c.Enforcement.MaxBlockedFlows }, "Entries of the XDP flow block map (0: 65536)."},
+	{"enforcement.max-blocked-dests", func(c *sensor.Config) any { return &c.Enforcement.MaxBlockedDests }, "Entries of the XDP destination block map (0: 65536)."},
+	{"enforcement.drop-signatures", func(c *sensor.Config) any { return &c.Enforcement.DropSignatures }, "A flag-only signature_id that drops in enforce mode too: 9400011 (behaviour), 9400007 (tls-no-sni). Repeatable or comma-separated; default none."},
+	{"eve.types", func(c *sensor.Config) any { return &c.EVE.Types }, "EVE record types written to the alert output beside the alerts, as Suricata's eve-log types: stats (a stats record every eve.stats-interval), flow (a flow record as each flow ends, sampled by eve.flow-sample), dns (the queries and answers of pool lookups), tls (each ClientHello: SNI, JA4). Repeatable."},
+	{"eve.stats-interval", func(c *sensor.Config) any { return &c.EVE.StatsInterval }, "How often a stats record is written when eve.types has stats."},
+	{"eve.flow-sample", func(c *sensor.Config) any { return &c.EVE.FlowSample }, "Write the flow record of one flow in this many (chosen by flow_id), and of every flow that alerted."},
+	{"eve.records-rate", func(c *sensor.Config) any { return &c.EVE.RecordsRate }, "At most this many flow, dns and tls records a second of each type (bursts of ten seconds' worth); the rest are counted in minerguard_eve_records_dropped_total."},
+	{"control-socket", func(c *sensor.Config) any { return &c.ControlSocketPath }, "The unix socket `minerguard profiles` uses while the sensor runs (default: minerguard.sock beside the profile state)."},
 }
