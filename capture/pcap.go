@@ -38,7 +38,7 @@ func (c *File) nextPcap(f *Frame) ([]byte, error) {
 	if incl > orig {
 		return nil, fmt.Errorf("capture length exceeds original packet length: %d > %d", incl, orig)
 	}
-	ts := time.Unix(int64(c.u32(h[0:4])), int64(c.u32(h[4:8]))*c.nanos).UTC()
+	ts := unixUTC(int64(c.u32(h[0:4])), int64(c.u32(h[4:8]))*c.nanos)
 	rec, err := c.content.Peek(16 + incl)
 	if len(rec) < 16+incl {
 		if err == nil || err == io.EOF {
@@ -76,10 +76,25 @@ func (c *File) NextBatch(fs []Frame) (int, error) {
 	if c.pcap == nil {
 		return 1, nil // pcapng's reader reuses its buffer per record
 	}
-	n := 1
-	for n < len(fs) && c.bufferedPcap(&fs[n]) {
+	// The rest of the batch: records already whole in the read buffer, walked by index in one
+	// slice of it (no call into bufio a record); their bytes are discarded at the next call.
+	buf, _ := c.content.Peek(c.content.Buffered()) // buffered: no refill
+	off, n := c.pending, 1
+	for n < len(fs) {
+		rec, ok := c.buffered(buf[off:])
+		if !ok {
+			break
+		}
+		f := &fs[n]
+		f.Timestamp = unixUTC(int64(c.u32(rec[0:4])), int64(c.u32(rec[4:8]))*c.nanos)
+		f.WireLen, f.Interface, f.LinkType = int(c.u32(rec[12:16])), 0, c.link
+		f.Data = rec[16:]
+		off += len(rec)
 		n++
 	}
+	c.good += int64(off - c.pending)
+	c.pending = off
+	c.packets.Add(int64(n - 1)) // the first was counted by Next
 	c.readAhead()
 	return n, nil
 }
@@ -105,28 +120,17 @@ func (c *File) readAhead() {
 	c.ahead = to
 }
 
-// bufferedPcap reads the next record into f if it is whole in the read buffer and valid;
-// otherwise it reads nothing and leaves the record (and its error) to the next Next.
-func (c *File) bufferedPcap(f *Frame) bool {
-	// Discarding bytes already buffered only moves the read offset: no refill.
-	if c.content.Buffered() < c.pending+16 {
-		return false
+// buffered returns the record at the start of b if it is whole in b and valid; otherwise
+// nothing, leaving the record (and its error) to the next Next.
+func (c *File) buffered(b []byte) ([]byte, bool) {
+	if len(b) < 16 {
+		return nil, false
 	}
-	if _, err := c.content.Discard(c.pending); err != nil {
-		return false
+	incl, orig := int(c.u32(b[8:12])), int(c.u32(b[12:16]))
+	if incl > c.maxCap || incl < 0 || incl > orig || len(b) < 16+incl {
+		return nil, false
 	}
-	c.pending = 0
-	h, _ := c.content.Peek(16)
-	incl, orig := int(c.u32(h[8:12])), int(c.u32(h[12:16]))
-	if incl > c.maxCap || incl < 0 || incl > orig || c.content.Buffered() < 16+incl {
-		return false
-	}
-	rec, _ := c.content.Peek(16 + incl)
-	c.pending = 16 + incl
-	f.Timestamp = time.Unix(int64(c.u32(h[0:4])), int64(c.u32(h[4:8]))*c.nanos).UTC()
-	f.WireLen, f.Interface, f.LinkType = orig, 0, c.link
-	f.Data = rec[16 : 16+incl : 16+incl]
-	c.packets.Add(1)
-	c.good += 16 + int64(incl)
-	return true
+	return b[: 16+incl : 16+incl], true
 }
+
+func unixUTC(sec, nsec int64) time.Time { return time.Unix(sec, nsec).UTC() }
