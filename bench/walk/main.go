@@ -6,7 +6,8 @@
 // `walk -floor FILE` is the second yardstick: the least any replay that reports per flow must
 // do, replay's own reader, decoder and flow table with no detector, no reassembly and no
 // output (floor.go). `walk -mmap FILE` walks the records through a memory map instead of
-// read(2) (mmap.go): the measured reason replay does not map its input.
+// read(2) (mmap.go): the measured reason replay does not map its input. `walk -pcapgo FILE`
+// walks it with gopacket's pcap reader (pcapgo.go): the yardstick issue 12 was measured with.
 package main
 
 import (
@@ -22,8 +23,8 @@ func main() {
 	if len(os.Args) == 3 {
 		mode = os.Args[1]
 	}
-	if len(os.Args) != 2 && (mode != "-floor" && mode != "-mmap") {
-		fmt.Fprintln(os.Stderr, "usage: walk [-floor|-mmap] FILE.pcap")
+	if len(os.Args) != 2 && (mode != "-floor" && mode != "-mmap" && mode != "-pcapgo") {
+		fmt.Fprintln(os.Stderr, "usage: walk [-floor|-mmap|-pcapgo] FILE.pcap")
 		os.Exit(2)
 	}
 	run := walk
@@ -32,6 +33,8 @@ func main() {
 		run = floor
 	case "-mmap":
 		run = walkMapped
+	case "-pcapgo":
+		run = walkPcapgo
 	}
 	packets, bytes, err := run(os.Args[len(os.Args)-1])
 	if err != nil {

@@ -47,7 +47,7 @@ func TestFloorAndMapped(t *testing.T) {
 	if err != nil || n == 0 {
 		t.Fatalf("walk: %d packets, %v", n, err)
 	}
-	for name, run := range map[string]func(string) (int64, int64, error){"floor": floor, "mmap": walkMapped} {
+	for name, run := range map[string]func(string) (int64, int64, error){"floor": floor, "mmap": walkMapped, "pcapgo": walkPcapgo} {
 		m, w, err := run(path)
 		if err != nil || m != n || w != wire {
 			t.Errorf("%s = %d packets, %d bytes, %v; walk read %d, %d", name, m, w, err, n, wire)
