@@ -226,7 +226,7 @@ fi
 if ((MG_OK)) && [[ -z ${FAIL[$MG1]:-} && -n ${SECS[$WALK]:-} && -z ${FAIL[$WALK]:-} ]]; then
 	awk -v m="${SECS[$MG1]}" -v w="${SECS[$WALK]}" -v mc="${CPU[$MG1]}" -v wc="${CPU[$WALK]}" \
 		'BEGIN {printf "minerguard (single core) time / raw record walk time: %.2fx wall, %.2fx CPU (issue 12 goal: <= 2x)\n", m / w, mc / wc}'
-	if [[ -n ${SECS[$PGWALK]:-} && -z ${FAIL[$PGWALK]:-} ]]; then
+	if [[ -n $PGWALK && -n ${SECS[$PGWALK]:-} && -z ${FAIL[$PGWALK]:-} ]]; then
 		awk -v m="${SECS[$MG1]}" -v w="${SECS[$PGWALK]}" -v mc="${CPU[$MG1]}" -v wc="${CPU[$PGWALK]}" \
 			'BEGIN {printf "minerguard (single core) time / pcapgo record walk time: %.2fx wall, %.2fx CPU (the walk issue 12 was filed with)\n", m / w, mc / wc}'
 	fi
