@@ -228,7 +228,7 @@ if ((MG_OK)) && [[ -z ${FAIL[$MG1]:-} && -n ${SECS[$WALK]:-} && -z ${FAIL[$WALK]
 		'BEGIN {printf "minerguard (single core) time / raw record walk time: %.2fx wall, %.2fx CPU (issue 12 goal: <= 2x)\n", m / w, mc / wc}'
 	if [[ -n $PGWALK && -n ${SECS[$PGWALK]:-} && -z ${FAIL[$PGWALK]:-} ]]; then
 		awk -v m="${SECS[$MG1]}" -v w="${SECS[$PGWALK]}" -v mc="${CPU[$MG1]}" -v wc="${CPU[$PGWALK]}" \
-			'BEGIN {printf "minerguard (single core) time / pcapgo record walk time: %.2fx wall, %.2fx CPU (the walk issue 12 was filed with)\n", m / w, mc / wc}'
+			'BEGIN {printf "minerguard (single core) time / pcapgo record walk time: %.2fx wall, %.2fx CPU (context: gopacket's reader, 1 MiB buffer)\n", m / w, mc / wc}'
 	fi
 	if [[ -n ${SECS[$FLOOR]:-} && -z ${FAIL[$FLOOR]:-} ]]; then
 		awk -v f="${SECS[$FLOOR]}" -v w="${SECS[$WALK]}" -v fc="${CPU[$FLOOR]}" -v wc="${CPU[$WALK]}" -v m="${SECS[$MG1]}" -v mc="${CPU[$MG1]}" \
