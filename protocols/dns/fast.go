@@ -2,6 +2,7 @@ package dns
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -9,9 +10,10 @@ import (
 )
 
 // ParseFast decodes the parts of a message the sensor uses (header, questions, and the A,
-// AAAA and CNAME answers) without building miekg's resource-record objects: names go through
-// miekg's own decompressor (UnpackDomainName, which bounds pointer chains), the fixed-size
-// fields are read in place, and every other record is skipped by its length. It gives the
+// AAAA and CNAME answers) without building miekg's resource-record objects: names are
+// decompressed under miekg's bounds into the form miekg's UnpackDomainName and normName give
+// (unpackName), the fixed-size fields are read in place, and every other record is skipped by
+// its length. It gives the
 // same Message as Parse for every message both accept (FuzzParseFastMatchesParse holds it to
 // that); replaying a mixed capture, Parse was the largest single cost after the flow table.
 // Names are lower-cased without their trailing dot. Malformed input is an error wrapping
@@ -26,26 +28,40 @@ func ParseFast(b []byte) (Message, error) {
 }
 
 // Parser is ParseFast with its buffers kept from one message to the next: the question and
-// answer slices are reused, and a name that is only a compression pointer to a name already
-// decoded in the same message (an answer owned by the question name, the usual case) reuses
-// that name's string, so a typical lookup or answer costs one string, its question name.
-// The zero value is ready; it is not safe for concurrent use.
+// answer slices and the buffer names are decoded into are reused, a name that is only a
+// compression pointer to a name already decoded in the same message (an answer owned by the
+// question name, the usual case) reuses that name's string, and a name seen in an earlier
+// message reuses its string from a bounded table (names), so a lookup or answer of a name
+// asked before allocates nothing. The zero value is ready; it is not safe for concurrent use.
 type Parser struct {
-	qs    []Question
-	ans   []Answer
-	m     Message
-	addrs []AddrName
+	qs     []Question
+	ans    []Answer
+	m      Message
+	addrs  []AddrName
+	chains []string // AddrNames' CNAME chains, reused
+	buf    []byte
+	names  map[string]string // interned names, at most maxInterned
 }
+
+// maxInterned bounds the names a Parser keeps for reuse (about 100 bytes each with the
+// table): enough for the names a node's workloads keep asking for; when it fills, it starts
+// over, so a stream of one-off names (a DNS flood, random subdomains) costs a string each,
+// as without the table, and no more memory.
+const maxInterned = 4096
 
 // maxKept bounds the slices a Parser keeps: a message with more records than this (rare and
 // bounded by its size anyway) gets its own.
 const maxKept = 64
 
-// Parse is ParseFast. The returned Message, its slices and AddrNames' result are valid until
-// the next Parse; the name strings stay valid.
+// Parse is ParseFast. The returned Message, its slices and AddrNames' result (its CNAME
+// chains too) are valid until the next Parse; the name strings stay valid.
 func (p *Parser) Parse(b []byte) (*Message, error) {
-	w := walker{qs: p.qs[:0], ans: p.ans[:0]}
+	if p.names == nil {
+		p.names = make(map[string]string)
+	}
+	w := walker{qs: p.qs[:0], ans: p.ans[:0], buf: p.buf[:0], intern: p.names}
 	m, err := w.parse(b)
+	p.buf = w.buf
 	if err == nil && w.hasEDNS {
 		m.Rcode |= int(w.ednsTTL>>24) << 4
 	}
@@ -61,7 +77,11 @@ func (p *Parser) Parse(b []byte) (*Message, error) {
 
 // AddrNames is Message.AddrNames for the last parsed message, into a reused slice.
 func (p *Parser) AddrNames() []AddrName {
-	p.addrs = p.m.appendAddrNames(p.addrs[:0])
+	p.chains = p.chains[:0]
+	p.addrs = p.m.appendAddrNames(p.addrs[:0], &p.chains)
+	if cap(p.chains) > maxKept*maxChain {
+		p.chains = nil // a message of many long chains: not kept for the next one
+	}
 	return p.addrs
 }
 
@@ -73,6 +93,8 @@ type walker struct {
 	ans     []Answer
 	names   [4]decoded // names decoded so far in this message, for pointers to them
 	nnames  int
+	buf     []byte            // unpackName's output, reused
+	intern  map[string]string // Parser's names, or nil (ParseFast)
 }
 
 // decoded is a name decoded at b[off:end] that used no compression pointer itself, so a
@@ -93,17 +115,116 @@ func (w *walker) name(b []byte, off int) (string, int, error) {
 			}
 		}
 	}
-	raw, next, err := mdns.UnpackDomainName(b, off)
+	var next int
+	var err error
+	w.buf, next, err = unpackName(w.buf[:0], b, off)
 	if err != nil {
 		return "", next, err
 	}
-	name := normName(raw)
+	name := w.str(w.buf)
 	if w.nnames < len(w.names) && pointerFree(b, off, next) {
 		w.names[w.nnames] = decoded{off, next, name}
 		w.nnames++
 	}
 	return name, next, nil
 }
+
+// str is the name in buf as a string: the interned one when the Parser has seen it (a map
+// lookup by string(buf) does not allocate), else a new one, interned while there is room.
+func (w *walker) str(buf []byte) string {
+	if w.intern == nil {
+		return string(buf)
+	}
+	if s, ok := w.intern[string(buf)]; ok {
+		return s
+	}
+	s := string(buf)
+	if len(w.intern) >= maxInterned {
+		clear(w.intern)
+	}
+	w.intern[s] = s
+	return s
+}
+
+// Bounds of a wire-format name, as miekg's unpacker has them.
+const (
+	maxNameWire     = 255                   // octets, RFC 1035 2.3.4
+	maxNamePointers = (maxNameWire+1)/2 - 2 // compression pointers followed
+)
+
+// unpackName appends to dst the name at off in msg as mdns.UnpackDomainName followed by
+// normName gives it (labels in presentation format, special bytes escaped as miekg escapes
+// them, lower-cased, without the trailing dot; the root is empty), and returns the offset
+// after the name where it is, not where a pointer led. It refuses what UnpackDomainName
+// refuses: a name past the end, over 255 octets, with more than 126 pointers (so a loop
+// ends), or with a reserved label type. FuzzUnpackNameMatchesMiekg holds it to miekg.
+func unpackName(dst, msg []byte, off int) ([]byte, int, error) {
+	start := len(dst)
+	next := -1 // offset after the first pointer
+	budget := maxNameWire
+	ptrs := 0
+	for {
+		if off >= len(msg) {
+			return dst, len(msg), errNameBuf
+		}
+		c := int(msg[off])
+		off++
+		switch c & 0xc0 {
+		case 0x00:
+			if c == 0 {
+				if next < 0 {
+					next = off
+				}
+				if len(dst) > start {
+					dst = dst[:len(dst)-1] // the trailing dot
+				}
+				return dst, next, nil
+			}
+			if off+c > len(msg) {
+				return dst, len(msg), errNameBuf
+			}
+			if budget -= c + 1; budget <= 0 {
+				return dst, len(msg), errNameLong
+			}
+			for _, b := range msg[off : off+c] {
+				switch {
+				case 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-':
+					dst = append(dst, b)
+				case 'A' <= b && b <= 'Z':
+					dst = append(dst, b+'a'-'A')
+				case b < ' ' || b > '~':
+					dst = append(dst, '\\', '0'+b/100, '0'+b/10%10, '0'+b%10)
+				case b == '.' || b == ' ' || b == '\'' || b == '@' || b == ';' || b == '(' || b == ')' || b == '"' || b == '\\':
+					dst = append(dst, '\\', b)
+				default:
+					dst = append(dst, b)
+				}
+			}
+			dst = append(dst, '.')
+			off += c
+		case 0xc0:
+			if off >= len(msg) {
+				return dst, len(msg), errNameBuf
+			}
+			if next < 0 {
+				next = off + 1
+			}
+			if ptrs++; ptrs > maxNamePointers {
+				return dst, len(msg), errNamePointers
+			}
+			off = (c&0x3f)<<8 | int(msg[off])
+		default:
+			return dst, len(msg), errNameLabel // 0x40 and 0x80 are reserved
+		}
+	}
+}
+
+var (
+	errNameBuf      = errors.New("name past the end of the message")
+	errNameLong     = errors.New("name over 255 octets")
+	errNamePointers = errors.New("too many compression pointers")
+	errNameLabel    = errors.New("reserved label type")
+)
 
 // pointerFree reports whether the name in b[off:next] (decoded without error) is plain
 // labels ending in the root label.

@@ -1,8 +1,10 @@
 package dns
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	mdns "github.com/miekg/dns"
 )
@@ -130,5 +132,62 @@ func BenchmarkParseFast(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		ParseFast(msg)
+	}
+}
+
+// FuzzUnpackNameMatchesMiekg holds unpackName to what it replaces, miekg's UnpackDomainName
+// followed by normName: the same name, the same next offset, and an error for the same
+// inputs, at every offset of the message.
+func FuzzUnpackNameMatchesMiekg(f *testing.F) {
+	f.Add(answerMsg(f))
+	f.Add(handCompressed)
+	f.Add([]byte("\x03a.B\x02\x00\xff\x04Mx\\y\x00"))
+	f.Add([]byte("\xc0\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var buf []byte
+		for off := 0; off < len(b) && off < 64; off++ {
+			raw, wantNext, werr := mdns.UnpackDomainName(b, off)
+			var next int
+			var err error
+			buf, next, err = unpackName(buf[:0], b, off)
+			if (err != nil) != (werr != nil) {
+				t.Fatalf("offset %d: unpackName error %v, miekg %v", off, err, werr)
+			}
+			if err == nil && (string(buf) != normName(raw) || next != wantNext) {
+				t.Fatalf("offset %d: unpackName %q next %d, miekg %q next %d", off, buf, next, normName(raw), wantNext)
+			}
+		}
+	})
+}
+
+// TestParserInterns: a name asked again in a later message reuses its string, and the CNAME
+// chains go into a reused buffer, so a repeated query or answer allocates nothing; the table
+// stays within maxInterned names.
+func TestParserInterns(t *testing.T) {
+	var p Parser
+	ans := answerMsg(t)
+	if _, err := p.Parse(ans); err != nil {
+		t.Fatal(err)
+	}
+	first := p.m.Questions[0].Name
+	if n := testing.AllocsPerRun(100, func() { p.Parse(ans); p.AddrNames() }); n != 0 {
+		t.Fatalf("%.0f allocations per repeated answer", n)
+	}
+	if an := p.AddrNames(); len(an) != 2 || len(an[0].CNAMEs) != 1 || an[0].CNAMEs[0] != "edge.cdn.example" {
+		t.Fatalf("AddrNames = %+v", an)
+	}
+	if p.m.Questions[0].Name != first || unsafe.StringData(p.m.Questions[0].Name) != unsafe.StringData(first) {
+		t.Fatalf("question name not reused: %q", p.m.Questions[0].Name)
+	}
+	for i := range 2*maxInterned + 10 {
+		q := new(mdns.Msg).SetQuestion(fmt.Sprintf("n%d.example.", i), mdns.TypeA)
+		b, _ := q.Pack()
+		m, err := p.Parse(b)
+		if err != nil || m.Questions[0].Name != fmt.Sprintf("n%d.example", i) {
+			t.Fatalf("query %d: %+v, %v", i, m, err)
+		}
+		if len(p.names) > maxInterned {
+			t.Fatalf("%d interned names, bound %d", len(p.names), maxInterned)
+		}
 	}
 }

@@ -27,9 +27,12 @@ type AddrName struct {
 // use for this query) are left out, as is everything in queries and
 // unsuccessful responses. Chains are followed at most maxChain steps, so a
 // CNAME loop cannot spin and the work stays linear in the answer count.
-func (m Message) AddrNames() []AddrName { return m.appendAddrNames(nil) }
+func (m Message) AddrNames() []AddrName { return m.appendAddrNames(nil, nil) }
 
-func (m *Message) appendAddrNames(out []AddrName) []AddrName {
+// appendAddrNames appends m's AddrNames to out. The CNAME chains are copied into *chains
+// when it is not nil (a Parser's buffer, reused: the chains are valid until its next use),
+// else each into a slice of its own.
+func (m *Message) appendAddrNames(out []AddrName, chains *[]string) []AddrName {
 	if !m.Response || m.Rcode != 0 || len(m.Answers) == 0 || len(m.Questions) == 0 {
 		return out
 	}
@@ -55,7 +58,13 @@ func (m *Message) appendAddrNames(out []AddrName) []AddrName {
 				break
 			}
 			// Copy on extend so earlier entries keep their own (shorter) view.
-			chain = append(chain[:len(chain):len(chain)], next)
+			if chains != nil {
+				start := len(*chains)
+				*chains = append(append(*chains, chain...), next)
+				chain = (*chains)[start:len(*chains):len(*chains)]
+			} else {
+				chain = append(chain[:len(chain):len(chain)], next)
+			}
 			minTTL = min(minTTL, ttl)
 			name = next
 		}
