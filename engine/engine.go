@@ -174,10 +174,10 @@ type ahead struct {
 // PacketBatch runs each frame of fs through the pipeline in order, exactly as Packet would
 // one by one (same alerts, same order), but looks ahead first: it decodes and hashes every
 // packet of a batch, loads their flow index entries, then their flows' first lines and
-// details, and only then runs the per-packet work. A lookup costs two dependent cache misses
-// (index entry, then the flow); one packet at a time they come back to back, here the misses
-// of a whole batch are in flight together. Data of every frame must stay valid until the
-// call returns.
+// details (for a packet of a new flow, the free slot it will take), and only then runs the
+// per-packet work. A lookup costs two dependent cache misses (index entry, then the flow);
+// one packet at a time they come back to back, here the misses of a whole batch are in
+// flight together. Data of every frame must stay valid until the call returns.
 func (e *Engine) PacketBatch(fs []Frame) {
 	for len(fs) > 0 {
 		n := min(len(fs), batchMax)
@@ -197,9 +197,11 @@ func (e *Engine) batch(fs []Frame) {
 			e.table.Prefetch(a.h)
 		}
 	}
+	k := 0 // new flows so far in the batch: each will take the next free slot
 	for i := range b {
-		if b[i].hashed {
-			e.table.PrefetchFlow(b[i].h, b[i].p.Proto == 6)
+		if b[i].hashed && !e.table.PrefetchFlow(b[i].h, b[i].p.Proto == 6) {
+			e.table.PrefetchFree(k, b[i].p.Proto == 6)
+			k++
 		}
 	}
 	for i := range b {

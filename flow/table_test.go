@@ -380,7 +380,8 @@ func BenchmarkTablePacket(b *testing.B) {
 }
 
 // Hash is direction-independent and is what Packet uses (PacketHash with it finds the same
-// flow); Prefetch and PrefetchFlow change nothing, for present, absent and evicted flows.
+// flow); Prefetch, PrefetchFlow and PrefetchFree change nothing, for present, absent and
+// evicted flows, and PrefetchFlow tells a flow the index holds from a new one.
 func TestHashPrefetch(t *testing.T) {
 	tb, _ := newTestTable(Config{})
 	now := t0.UnixNano()
@@ -391,13 +392,19 @@ func TestHashPrefetch(t *testing.T) {
 	absent := udpPkt("10.0.0.9:5353", "10.0.0.8:53", "q")
 	for _, h := range []uint32{tb.Hash(fwd, 7), tb.Hash(absent, 7)} {
 		tb.Prefetch(h)
-		tb.PrefetchFlow(h, true)
-		tb.PrefetchFlow(h, false)
+		if tb.PrefetchFlow(h, true) || tb.PrefetchFlow(h, false) {
+			t.Fatal("PrefetchFlow found a flow in an empty table")
+		}
+	}
+	for k := range 3 { // before the first chunk (no free slot), and past the free slots
+		tb.PrefetchFree(k, true)
 	}
 	f, dir, _ := tb.PacketHash(fwd, 7, now, tb.Hash(fwd, 7))
-	for _, h := range []uint32{tb.Hash(fwd, 7), tb.Hash(absent, 7)} {
-		tb.Prefetch(h)
-		tb.PrefetchFlow(h, true)
+	for _, k := range []int{0, 1, chunkFlows - 2, chunkFlows - 1, 5 * chunkFlows} {
+		tb.PrefetchFree(k, k%2 == 0)
+	}
+	if !tb.PrefetchFlow(tb.Hash(fwd, 7), true) || tb.PrefetchFlow(tb.Hash(absent, 7), true) {
+		t.Fatal("PrefetchFlow: the flow's entry not found, or an absent one found")
 	}
 	g, dir2, _ := tb.Packet(rev, 7, now+1)
 	if f != g || dir != DirOrig || dir2 != DirReply || f.Packets != [2]uint64{1, 1} || tb.Len() != 1 {
