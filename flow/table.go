@@ -431,7 +431,9 @@ func (t *Table[T]) create(h uint32, p *Packet, scope uint64, now int64) *Flow[T]
 	} else {
 		// All slots handed out: add a chunk and free its slots.
 		base := uint32(len(t.chunks)) * chunkFlows
-		t.chunks = append(t.chunks, new([chunkFlows]Flow[T]))
+		c := new([chunkFlows]Flow[T])
+		populate(unsafe.Slice((*byte)(unsafe.Pointer(c)), unsafe.Sizeof(*c)))
+		t.chunks = append(t.chunks, c)
 		for i := uint32(chunkFlows); i > 1; i-- {
 			t.free = append(t.free, base+i)
 		}
