@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Kind is the kind of tunnel preamble.
@@ -402,6 +403,23 @@ func httpConnect(c, s []byte) (Tunnel, Status) {
 	return Tunnel{Kind: HTTPConnect, Target: string(target), ClientSkip: len(hdr), ServerSkip: se}, Done
 }
 
+// containsFold reports whether bytes.ToLower(b) contains lower (lower-case ASCII) without
+// lowering a copy when b is ASCII; otherwise it lowers, as Unicode case mapping may map a
+// non-ASCII letter to an ASCII one (the Kelvin sign to k).
+func containsFold(b []byte, lower string) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return bytes.Contains(bytes.ToLower(b), []byte(lower))
+		}
+	}
+	for i := 0; i+len(lower) <= len(b); i++ {
+		if bytes.EqualFold(b[i:i+len(lower)], []byte(lower)) {
+			return true
+		}
+	}
+	return false
+}
+
 func webSocket(c, s []byte) (Tunnel, Status) {
 	path, hdr, st := request(c)
 	if st != Done {
@@ -409,7 +427,12 @@ func webSocket(c, s []byte) (Tunnel, Status) {
 	}
 	var host []byte
 	upgrade := false
-	for _, line := range bytes.Split(hdr, []byte("\n"))[1:] {
+	// The header lines after the request line, walked in place (a bytes.Split here was a
+	// slice per HTTP request replayed).
+	_, rest, more := bytes.Cut(hdr, []byte("\n"))
+	for more {
+		var line []byte
+		line, rest, more = bytes.Cut(rest, []byte("\n"))
 		col := bytes.IndexByte(line, ':')
 		if col <= 0 {
 			continue
@@ -418,7 +441,7 @@ func webSocket(c, s []byte) (Tunnel, Status) {
 		val := bytes.TrimSpace(line[col+1:])
 		switch {
 		case bytes.EqualFold(name, []byte("upgrade")):
-			upgrade = bytes.Contains(bytes.ToLower(val), []byte("websocket"))
+			upgrade = containsFold(val, "websocket")
 		case bytes.EqualFold(name, []byte("host")):
 			host = val
 		}

@@ -234,6 +234,31 @@ func TestDetectNeedMoreAllocs(t *testing.T) {
 	}
 }
 
+// TestDetectPlainHTTPAllocs: a plain HTTP request, the usual flow that reaches the header
+// walk, is judged without allocating; a WebSocket upgrade allocates only its Tunnel's strings.
+func TestDetectPlainHTTPAllocs(t *testing.T) {
+	get := []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: x\r\nAccept: */*\r\n\r\n")
+	if n := testing.AllocsPerRun(50, func() {
+		if _, st := Detect(get, nil); st != NotProxy {
+			t.Fatal(st)
+		}
+	}); n != 0 {
+		t.Fatalf("allocs = %v, want 0", n)
+	}
+}
+
+// containsFold is bytes.Contains of the lowered bytes, non-ASCII included (the Kelvin sign
+// lowers to k).
+func TestContainsFold(t *testing.T) {
+	for _, v := range []string{"websocket", "WebSocket", "h2c, WEBSOCKET", "websock", "", "web socket",
+		"WEBSOC\u212aET", "websoc\u212aet, x", "\xffwebsocket", "websocke\xff", "ſ websocket", "WEBSOCKETS"} {
+		want := bytes.Contains(bytes.ToLower([]byte(v)), []byte("websocket"))
+		if got := containsFold([]byte(v), "websocket"); got != want {
+			t.Errorf("containsFold(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
 func FuzzDetect(f *testing.F) {
 	for _, tc := range detectCases {
 		f.Add(tc.client, tc.server)
