@@ -94,6 +94,7 @@ type Flow[T any] struct {
 	prev, next uint32 // LRU links within the class list (slot numbers, 0 = none)
 	listed     int64  // packet time f was put at the head of its list
 	slot       uint32
+	hash       uint32    // the table's hash of the key: eviction finds the index entry without hashing again
 	Stream     [2]Stream // TCP reassembly by Dir
 }
 
@@ -443,7 +444,7 @@ func (t *Table[T]) create(h uint32, p *Packet, scope uint64, now int64) *Flow[T]
 	// than zeroing the whole flow, two Streams included, a second time.
 	f := t.flow(slot)
 	t.nextID++
-	f.ID, f.Scope, f.Proto, f.First, f.Last, f.slot = t.nextID, scope, p.Proto, now, now, slot
+	f.ID, f.Scope, f.Proto, f.First, f.Last, f.slot, f.hash = t.nextID, scope, p.Proto, now, now, slot, h
 
 	// Who initiated? SYN sender; SYN-ACK receiver; mid-stream TCP: the
 	// higher port is the client's ephemeral one; otherwise the first sender.
@@ -697,7 +698,7 @@ func (t *Table[T]) evict(f *Flow[T], reason EvictReason) {
 	}
 	f.Stream[0].release(t.r)
 	f.Stream[1].release(t.r)
-	t.remove(flowHash(t.hseed, f.Orig.Addr(), f.Orig.Port(), f.Resp.Addr(), f.Resp.Port(), f.Proto, f.Scope), f.slot)
+	t.remove(f.hash, f.slot)
 	t.unlink(f)
 	slot := f.slot
 	*f = Flow[T]{}
