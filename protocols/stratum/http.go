@@ -168,6 +168,27 @@ func trimSpace(b []byte, s, e int) (int, int) {
 	return s, e
 }
 
+// headerIs reports whether name is the header name lower under bytes.EqualFold. A header
+// line is tested against every name of interest and most differ in length, so an ASCII name
+// (ascii: the caller checked once per line) of another length is refused without comparing;
+// a non-ASCII one is compared, as Unicode folding can match byte strings of two lengths.
+func headerIs(name []byte, ascii bool, lower string) bool {
+	if ascii && len(name) != len(lower) {
+		return false
+	}
+	return bytes.EqualFold(name, []byte(lower))
+}
+
+// isASCII reports whether b is all ASCII.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 func (h *httpState) parseHeaders(hdr []byte) {
 	h.clen = -1
 	h.response = bytes.HasPrefix(hdr, []byte("HTTP/"))
@@ -186,27 +207,28 @@ func (h *httpState) parseHeaders(hdr []byte) {
 			name := line[:c]
 			vs, ve := trimSpace(hdr, i+c+1, e)
 			val := hdr[vs:ve]
+			ascii := isASCII(name)
 			switch {
-			case bytes.EqualFold(name, []byte("user-agent")):
+			case headerIs(name, ascii, "user-agent"):
 				h.ua = span{vs, ve}
 				if isMinerAgent(val) && h.signal == "" {
 					h.signal = "user-agent"
 				}
-			case bytes.EqualFold(name, []byte("x-mining-extensions")):
+			case headerIs(name, ascii, "x-mining-extensions"):
 				h.signal = "x-mining-extensions"
-			case bytes.EqualFold(name, []byte("x-mining-hashrate")):
+			case headerIs(name, ascii, "x-mining-hashrate"):
 				h.signal = "x-mining-hashrate"
-			case bytes.EqualFold(name, []byte("x-stratum")):
+			case headerIs(name, ascii, "x-stratum"):
 				h.signal = "x-stratum"
-			case bytes.EqualFold(name, []byte("x-long-polling")):
+			case headerIs(name, ascii, "x-long-polling"):
 				h.signal = "x-long-polling"
-			case bytes.EqualFold(name, []byte("x-roll-ntime")):
+			case headerIs(name, ascii, "x-roll-ntime"):
 				h.signal = "x-roll-ntime"
-			case bytes.EqualFold(name, []byte("content-length")):
+			case headerIs(name, ascii, "content-length"):
 				h.clen = atoi(val)
-			case bytes.EqualFold(name, []byte("transfer-encoding")):
+			case headerIs(name, ascii, "transfer-encoding"):
 				h.chunked = containsFold(val, "chunked")
-			case bytes.EqualFold(name, []byte("authorization")):
+			case headerIs(name, ascii, "authorization"):
 				if len(val) > 6 && bytes.EqualFold(val[:6], []byte("basic ")) {
 					as, ae := trimSpace(hdr, vs+6, ve)
 					h.auth = span{as, ae}
