@@ -85,6 +85,7 @@ type Engine struct {
 	// encDNS: the name scopes (workloads) that used encrypted DNS lately, a behaviour signal.
 	encDNS *behaviour.Recent
 	dnsp   dns.Parser // reused per message: no allocation per answer
+	tlsp   tls.Parser // keeps the strings of hellos seen before: no allocation per repeated one
 	insp   pool
 	// scratch is the parser state of a flow looked at without a slot; it lives only for the
 	// duration of one inspect call.
@@ -815,7 +816,7 @@ func (e *Engine) detectProxy(f *flow.Flow[state], in *inspect) {
 
 func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 	s := &f.App
-	h, st := tls.ParseClientHello(data)
+	h, st := e.tlsp.ParseClientHello(data)
 	switch st {
 	case tls.NotTLS:
 		in.tlsDone = true
@@ -827,6 +828,7 @@ func (e *Engine) detectTLS(f *flow.Flow[state], in *inspect, data []byte) {
 		in.tlsDone, in.isTLS = true, true
 		s.app = appTLS
 		d := e.detail(f)
+		// h.ALPN may be shared with other flows' hellos (tls.Parser): events only read it.
 		d.hello = &alert.TLS{SNI: h.SNI, JA4: h.JA4, ALPN: h.ALPN}
 		d.facts.SNI = h.SNI
 		d.facts.TLSBare = h.SNI == "" && len(h.ALPN) == 0

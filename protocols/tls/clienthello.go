@@ -127,7 +127,47 @@ func LooksLikeTLS(stream []byte) bool {
 // returns NeedMore until the whole hello is present. It does not allocate
 // except for the returned strings, plus one buffer when the hello spans
 // several records.
-func ParseClientHello(stream []byte) (ClientHello, Status) {
+func ParseClientHello(stream []byte) (ClientHello, Status) { return parseClientHello(stream, nil) }
+
+// Parser is ParseClientHello keeping the strings it returns (server names, JA4s, ALPN
+// values) and ALPN lists in bounded tables, so a hello like one parsed before (the same
+// client software, the same service) allocates none of them again: per TLS flow these were
+// most of replay's allocations. The zero value is ready; it is not safe for concurrent use.
+type Parser struct{ in interner }
+
+// ParseClientHello is the package's ParseClientHello. The ALPN slice it returns may be
+// shared with earlier results: read it, do not modify it.
+func (p *Parser) ParseClientHello(stream []byte) (ClientHello, Status) {
+	return parseClientHello(stream, &p.in)
+}
+
+// maxInterned bounds each table of a Parser; a full table starts over, so a stream of
+// one-off values costs what it would without one, and no more memory.
+const maxInterned = 4096
+
+// interner holds a Parser's tables; a nil *interner allocates every value.
+type interner struct {
+	strs map[string]string
+	alpn map[string][]string // by the extension's raw protocol list
+}
+
+// str is b as a string, the one kept if b was seen before.
+func (in *interner) str(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s, ok := in.strs[string(b)]; ok { // a lookup by string(b) does not allocate
+		return s
+	}
+	if in.strs == nil || len(in.strs) >= maxInterned {
+		in.strs = make(map[string]string)
+	}
+	s := string(b)
+	in.strs[s] = s
+	return s
+}
+
+func parseClientHello(stream []byte, in *interner) (ClientHello, Status) {
 	var hdr [handshakeHeaderLen]byte
 	nhdr := 0
 	need := -1 // handshake body length, once the header has been seen
@@ -183,7 +223,7 @@ func ParseClientHello(stream []byte) (ClientHello, Status) {
 	} else {
 		body = assemble(stream, need)
 	}
-	return parseBody(body)
+	return parseBody(body, in)
 }
 
 // assemble concatenates the handshake payload of consecutive records (already
@@ -253,7 +293,7 @@ func isGREASE(v uint16) bool {
 	return v&0x0f0f == 0x0a0a && v>>8 == v&0xff
 }
 
-func parseBody(body []byte) (ClientHello, Status) {
+func parseBody(body []byte, in *interner) (ClientHello, Status) {
 	var h ClientHello
 	r := reader{body}
 	legacy, ok := r.u16()
@@ -312,12 +352,12 @@ func parseBody(body []byte) (ClientHello, Status) {
 		case extServerName:
 			f.sni = true
 			if h.SNI == "" {
-				h.SNI = parseSNI(data)
+				h.SNI = parseSNI(data, in)
 			}
 		case extALPN:
 			if !haveALPN {
 				haveALPN = true
-				h.ALPN, alpnFirst = parseALPN(data)
+				h.ALPN, alpnFirst = parseALPN(data, in)
 			}
 		case extSignatureAlgs:
 			if !sigSeen {
@@ -332,11 +372,11 @@ func parseBody(body []byte) (ClientHello, Status) {
 	}
 	h.CipherCount = len(f.ciphers)
 	h.ExtCount = len(f.exts)
-	h.JA4 = f.ja4(h.Version, alpnFirst)
+	h.JA4 = f.ja4(h.Version, alpnFirst, in)
 	return h, OK
 }
 
-func parseSNI(data []byte) string {
+func parseSNI(data []byte, in *interner) string {
 	r := reader{data}
 	list, ok := r.vec16()
 	if !ok {
@@ -354,16 +394,27 @@ func parseSNI(data []byte) string {
 		}
 		if typ == 0 && len(name) > 0 { // host_name
 			name = bytes.TrimSuffix(name, []byte("."))
-			// Lower-case while copying so this costs one allocation.
-			var sb strings.Builder
-			sb.Grow(len(name))
+			if in == nil {
+				// Lower-case while copying so this costs one allocation.
+				var sb strings.Builder
+				sb.Grow(len(name))
+				for _, c := range name {
+					if 'A' <= c && c <= 'Z' {
+						c += 'a' - 'A'
+					}
+					sb.WriteByte(c)
+				}
+				return sb.String()
+			}
+			var buf [256]byte // a DNS name fits; a longer one spills to the heap
+			low := buf[:0]
 			for _, c := range name {
 				if 'A' <= c && c <= 'Z' {
 					c += 'a' - 'A'
 				}
-				sb.WriteByte(c)
+				low = append(low, c)
 			}
-			return sb.String()
+			return in.str(low)
 		}
 	}
 	return ""
@@ -371,7 +422,7 @@ func parseSNI(data []byte) string {
 
 // parseALPN returns the protocol list and the raw first value (which JA4
 // needs byte-exact, even when it is not printable).
-func parseALPN(data []byte) ([]string, []byte) {
+func parseALPN(data []byte, in *interner) ([]string, []byte) {
 	r := reader{data}
 	list, ok := r.vec16()
 	if !ok {
@@ -391,13 +442,24 @@ func parseALPN(data []byte) ([]string, []byte) {
 	if n == 0 {
 		return nil, nil
 	}
+	if in != nil {
+		if out, ok := in.alpn[string(list)]; ok {
+			return out, first
+		}
+	}
 	out := make([]string, 0, min(n, maxALPNValues))
 	for lr := (reader{list}); len(lr.b) > 0 && len(out) < maxALPNValues; {
 		p, ok := lr.vec8()
 		if !ok {
 			break
 		}
-		out = append(out, string(p))
+		out = append(out, in.str(p))
+	}
+	if in != nil {
+		if in.alpn == nil || len(in.alpn) >= maxInterned {
+			in.alpn = make(map[string][]string)
+		}
+		in.alpn[string(list)] = out[:len(out):len(out)] // full: an append by a reader copies
 	}
 	return out, first
 }

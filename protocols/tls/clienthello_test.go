@@ -2,6 +2,7 @@ package tls
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -217,6 +218,35 @@ func TestAllocs(t *testing.T) {
 		if got > tc.max {
 			t.Errorf("%s: %v allocs, want <= %v", tc.name, got, tc.max)
 		}
+		// A Parser that has seen the hello keeps its strings: only the reassembly buffer of a
+		// fragmented hello is left.
+		var p Parser
+		p.ParseClientHello(tc.in)
+		want := 0.0
+		if tc.name == "fragmented" {
+			want = 1
+		}
+		if got := testing.AllocsPerRun(100, func() { p.ParseClientHello(tc.in) }); got != want {
+			t.Errorf("%s: %v allocs with a Parser, want %v", tc.name, got, want)
+		}
+	}
+}
+
+// TestParserInterns: a Parser gives what ParseClientHello gives, hello after hello, and its
+// tables stay within maxInterned entries.
+func TestParserInterns(t *testing.T) {
+	var p Parser
+	for i := range 2*maxInterned + 5 {
+		name := fmt.Sprintf("Host%d.Example.", i%(maxInterned+3))
+		in := records(buildHello(0x0303, []uint16{0x1301, uint16(i % 7)}, []ext{sniExt(name), alpnExt("h2", fmt.Sprint(i%5000)), versionsExt(0x0304)}), 1<<14)
+		want, wst := ParseClientHello(in)
+		got, st := p.ParseClientHello(in)
+		if st != wst || st != OK || got.SNI != want.SNI || got.JA4 != want.JA4 || !slices.Equal(got.ALPN, want.ALPN) || got.Version != want.Version {
+			t.Fatalf("hello %d: Parser %v %+v, ParseClientHello %v %+v", i, st, got, wst, want)
+		}
+		if len(p.in.strs) > maxInterned || len(p.in.alpn) > maxInterned {
+			t.Fatalf("hello %d: %d strings, %d ALPN lists kept", i, len(p.in.strs), len(p.in.alpn))
+		}
 	}
 }
 
@@ -231,8 +261,13 @@ func FuzzParseClientHello(f *testing.F) {
 		raw, _ := readCapture(f, p)
 		f.Add(raw)
 	}
+	var p Parser // reused across inputs, as an engine reuses it across flows
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, st := ParseClientHello(b)
+		if ph, pst := p.ParseClientHello(b); pst != st || ph.SNI != h.SNI || ph.JA4 != h.JA4 || !slices.Equal(ph.ALPN, h.ALPN) ||
+			ph.Version != h.Version || ph.CipherCount != h.CipherCount || ph.ExtCount != h.ExtCount {
+			t.Fatalf("Parser %v %+v, ParseClientHello %v %+v", pst, ph, st, h)
+		}
 		if st != OK {
 			if h.JA4 != "" || h.SNI != "" || h.ALPN != nil {
 				t.Fatalf("status %v but fields set: %+v", st, h)

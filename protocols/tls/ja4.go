@@ -19,7 +19,7 @@ const hexDigits = "0123456789abcdef"
 
 // ja4 builds the fingerprint per FoxIO's technical_details/JA4.md:
 // t{version}{d|i}{ciphers:02}{exts:02}{alpn}_{hash(sorted ciphers)}_{hash(sorted exts minus SNI/ALPN [_ sigalgs])}.
-func (f *fingerprint) ja4(version uint16, alpnFirst []byte) string {
+func (f *fingerprint) ja4(version uint16, alpnFirst []byte, in *interner) string {
 	var out [36]byte
 	b := out[:0]
 	b = append(b, 't')
@@ -48,7 +48,7 @@ func (f *fingerprint) ja4(version uint16, alpnFirst []byte) string {
 	}
 	slices.Sort(exts)
 	b = appendHash(b, exts, f.sigalgs, true)
-	return string(b)
+	return in.str(b)
 }
 
 func versionCode(v uint16) string {
