@@ -119,9 +119,25 @@ func (c *Cache) Add(scope uint64, a netip.Addr, name string, ttl uint32, now tim
 			c.linkAge(e)
 			return
 		}
-		c.remove(e)
+		// The address now answers for another name (the common case of an Add that finds
+		// its address: addresses are shared and reused). The entry moves to that name, with
+		// the state removing it and adding a new one would leave, but without taking it
+		// out of the address map and the heap and putting it back.
+		c.unlinkAge(e)
+		c.freeIfEmpty(e.owner)
+		ns := c.names[nk]
+		if ns != nil && ns.n >= c.maxPerName {
+			c.remove(ns.head)
+			c.stats.PerNameCapHits++
+		}
+		// No eviction for maxEntries: the entry count did not change.
+		e.owner, e.deadline = c.nameSet(ns, nk), deadline
+		c.byDeadline.fix(e.heapIdx)
+		c.linkAge(e)
+		return
 	}
-	if ns := c.names[nk]; ns != nil && ns.n >= c.maxPerName {
+	ns := c.names[nk]
+	if ns != nil && ns.n >= c.maxPerName {
 		c.remove(ns.head)
 		c.stats.PerNameCapHits++
 	}
@@ -129,17 +145,7 @@ func (c *Cache) Add(scope uint64, a netip.Addr, name string, ttl uint32, now tim
 		c.remove(c.head)
 		c.stats.Evictions++
 	}
-	ns := c.names[nk]
-	if ns == nil {
-		if n := len(c.freeNames); n > 0 {
-			ns = c.freeNames[n-1]
-			c.freeNames = c.freeNames[:n-1]
-		} else {
-			ns = new(nameSet)
-		}
-		ns.key = nk
-		c.names[nk] = ns
-	}
+	ns = c.nameSet(ns, nk)
 	var e *entry
 	if n := len(c.freeEntries); n > 0 {
 		e = c.freeEntries[n-1]
@@ -202,13 +208,36 @@ func (c *Cache) remove(e *entry) {
 	delete(c.entries, e.key)
 	c.byDeadline.remove(e.heapIdx)
 	c.unlinkAge(e)
-	if ns := e.owner; ns.n == 0 {
+	c.freeIfEmpty(e.owner)
+	*e = entry{}
+	c.freeEntries = append(c.freeEntries, e)
+}
+
+// freeIfEmpty drops ns from the names once its last entry has left it: the names hold only
+// sets with entries.
+func (c *Cache) freeIfEmpty(ns *nameSet) {
+	if ns.n == 0 {
 		delete(c.names, ns.key)
 		*ns = nameSet{}
 		c.freeNames = append(c.freeNames, ns)
 	}
-	*e = entry{}
-	c.freeEntries = append(c.freeEntries, e)
+}
+
+// nameSet returns the set of nk: ns, what c.names held for nk before the caller removed
+// entries, unless a removal emptied it (and so freed it), else a new one.
+func (c *Cache) nameSet(ns *nameSet, nk nameKey) *nameSet {
+	if ns != nil && ns.n > 0 {
+		return ns
+	}
+	if n := len(c.freeNames); n > 0 {
+		ns = c.freeNames[n-1]
+		c.freeNames = c.freeNames[:n-1]
+	} else {
+		ns = new(nameSet)
+	}
+	ns.key = nk
+	c.names[nk] = ns
+	return ns
 }
 
 func (c *Cache) linkAge(e *entry) {
