@@ -901,7 +901,9 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 		e.insp.put(f.App.insp)
 	}
 	if d := f.App.det; d != nil {
-		if d.beh != nil {
+		// The flag, not d.beh: an evicted flow's detail has left the caches long ago, and a
+		// load from it was a miss per DNS or TLS flow; zeroing it below only stores.
+		if f.App.flags&flagWatched != 0 {
 			e.dropWatched(f)
 		}
 		// Events copy what they take from a detail (its pointers are to objects of their
