@@ -149,6 +149,8 @@ const maxInterned = 4096
 type interner struct {
 	strs map[string]string
 	alpn map[string][]string // by the extension's raw protocol list
+	ja4  map[string]string   // by fingerprint.key
+	key  []byte              // fingerprint.key's buffer
 }
 
 // str is b as a string, the one kept if b was seen before.

@@ -301,5 +301,15 @@ func BenchmarkParseClientHello(b *testing.B) {
 				ParseClientHello(bc.in)
 			}
 		})
+		// A Parser that has seen the hello (the same client software again): no strings,
+		// no hashing.
+		b.Run(bc.name+"/parser", func(b *testing.B) {
+			var p Parser
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.in)))
+			for b.Loop() {
+				p.ParseClientHello(bc.in)
+			}
+		})
 	}
 }

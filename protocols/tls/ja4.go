@@ -19,8 +19,46 @@ const hexDigits = "0123456789abcdef"
 
 // ja4 builds the fingerprint per FoxIO's technical_details/JA4.md:
 // t{version}{d|i}{ciphers:02}{exts:02}{alpn}_{hash(sorted ciphers)}_{hash(sorted exts minus SNI/ALPN [_ sigalgs])}.
+// With a Parser's interner, a hello whose inputs were fingerprinted before (the same client
+// software: the usual case) gets the JA4 from a table instead of two SHA-256s and the sorts.
 func (f *fingerprint) ja4(version uint16, alpnFirst []byte, in *interner) string {
 	var out [36]byte
+	if in == nil {
+		return string(f.compute(&out, version, alpnFirst))
+	}
+	in.key = f.key(in.key[:0], version, alpnFirst)
+	if s, ok := in.ja4[string(in.key)]; ok {
+		return s
+	}
+	s := in.str(f.compute(&out, version, alpnFirst))
+	if in.ja4 == nil || len(in.ja4) >= maxInterned {
+		in.ja4 = make(map[string]string)
+	}
+	in.ja4[string(in.key)] = s
+	return s
+}
+
+// key appends to k everything the JA4 of f is made of (version, SNI presence, the first ALPN
+// value, the cipher, extension and signature algorithm lists as sent), each list after its
+// length so that no two inputs share a key.
+func (f *fingerprint) key(k []byte, version uint16, alpnFirst []byte) []byte {
+	sni := byte(0)
+	if f.sni {
+		sni = 1
+	}
+	k = append(k, byte(version>>8), byte(version), sni, byte(len(alpnFirst)))
+	k = append(k, alpnFirst...)
+	for _, l := range [...][]uint16{f.ciphers, f.exts, f.sigalgs} {
+		k = append(k, byte(len(l)>>8), byte(len(l)))
+		for _, v := range l {
+			k = append(k, byte(v>>8), byte(v))
+		}
+	}
+	return k
+}
+
+// compute builds the JA4 of f in out; it sorts f's lists in place.
+func (f *fingerprint) compute(out *[36]byte, version uint16, alpnFirst []byte) []byte {
 	b := out[:0]
 	b = append(b, 't')
 	b = append(b, versionCode(version)...)
@@ -48,7 +86,7 @@ func (f *fingerprint) ja4(version uint16, alpnFirst []byte, in *interner) string
 	}
 	slices.Sort(exts)
 	b = appendHash(b, exts, f.sigalgs, true)
-	return in.str(b)
+	return b
 }
 
 func versionCode(v uint16) string {
