@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,7 +13,7 @@ import (
 // per page was most of the cost of creating a flow in a new chunk. It changes
 // no byte; on an older kernel it is refused and the faults come as before.
 func populate(b []byte) {
-	const page = 4096
+	page := uintptr(os.Getpagesize())
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	start := (p + page - 1) &^ (page - 1)
 	end := (p + uintptr(len(b))) &^ (page - 1)
