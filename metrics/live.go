@@ -110,6 +110,9 @@ type ProfileCaps struct {
 type ProfileSync struct {
 	Syncs, Writes, Conflicts, Errors, CatchUps, Adopted, Dropped uint64
 	Up                                                           bool // the last request to the API server succeeded
+	// The watch of operators' edits.
+	WatchEvents, WatchRestarts uint64
+	Watching                   bool // a watch is established
 }
 
 // XDP are the enforcement data path's counters, summed over CPUs.
@@ -134,6 +137,7 @@ type liveCollector struct {
 	encDNS, eveRecords, eveRecordsDropped                       *prometheus.Desc
 	syncs, syncErrors, syncConflicts, syncCatchUps, syncAdopted *prometheus.Desc
 	syncWrites, syncDropped, syncUp                             *prometheus.Desc
+	watchEvents, watchRestarts, watching                        *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 	bpMode, bpPackets, bpBytes, bpFilter, bpFlows, bpMapFull    *prometheus.Desc
 	bpFailures, bpDoneErrors, bpNotParsed, drops                *prometheus.Desc
@@ -171,6 +175,9 @@ func newLiveCollector(src func() Live) *liveCollector {
 		syncAdopted:        d("profile_cluster_adopted_total", "Workloads new to this node that took the cluster's profile before their first flow."),
 		syncDropped:        d("profile_cluster_dropped_total", "Destinations a WorkloadProfile's cap (spec.maxEntries) left out."),
 		syncUp:             d("profile_cluster_up", "1 when the last request to the API server succeeded."),
+		watchEvents:        d("profile_cluster_watch_events_total", "WorkloadProfile changes received by the watch that brings operators' edits within seconds."),
+		watchRestarts:      d("profile_cluster_watch_restarts_total", "Times the WorkloadProfile watch was established again after the API server went away or dropped it."),
+		watching:           d("profile_cluster_watching", "1 while the WorkloadProfile watch is established (0: edits arrive by the periodic sync)."),
 		xdpAttached:        d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
 		xdpPackets:         d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
 		xdpMapFull:         d("xdp_map_full_total", "Blocks refused because an XDP map was full; the workload was switched to flag-only."),
@@ -272,6 +279,13 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		g(c.syncUp, up)
+		n(c.watchEvents, ps.WatchEvents)
+		n(c.watchRestarts, ps.WatchRestarts)
+		w := 0.0
+		if ps.Watching {
+			w = 1
+		}
+		g(c.watching, w)
 	}
 	x := l.XDP
 	g(c.xdpAttached, float64(x.Attached))

@@ -93,7 +93,12 @@ func Start(t *testing.T) *Cluster {
 	}
 	// A fixed certificate directory keeps the API server's certificates and port across a
 	// restart (ControlPlane.GetAPIServer().Stop/Start), as a real control plane's are.
-	env.ControlPlane.GetAPIServer().CertDir = t.TempDir()
+	api := env.ControlPlane.GetAPIServer()
+	api.CertDir = t.TempDir()
+	// Stopping closes open watches as a production API server's rollout does; without a
+	// grace period the server waits up to a minute for watch streams that never end by
+	// themselves, past envtest's stop timeout.
+	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting kube-apiserver and etcd: %v", err)

@@ -36,6 +36,9 @@ type Options struct {
 	// Retry paces the attempts of a write that lost a compare-and-swap (default: 12 tries,
 	// from 10 ms doubling to 2 s, jittered).
 	Retry *wait.Backoff
+	// WatchRetry paces the attempts to re-establish a broken watch (default: from 0.5 s
+	// doubling to 15 s, jittered).
+	WatchRetry *wait.Backoff
 }
 
 // Stats are the Syncer's counters.
@@ -48,6 +51,13 @@ type Stats struct {
 	Adopted   uint64 // workloads new to this node that took the cluster's profile
 	Dropped   uint64 // destinations the resource's cap left out
 	Down      bool   // the last request failed
+
+	// The watch (Watch): operators' edits as they happen.
+	Events        uint64 // watch events received (added, modified, deleted WorkloadProfiles)
+	WatchSyncs    uint64 // workloads synced because an event or a relist carried a cluster edit
+	WatchRestarts uint64 // watches established again after the API server went away or dropped them
+	Relists       uint64 // lists after the first: the watch's resourceVersion had expired
+	Watching      bool   // a watch is established
 }
 
 // Syncer merges one node's profile.Book with the cluster's WorkloadProfiles. It is safe for
@@ -63,7 +73,8 @@ type Syncer struct {
 	last map[string]syncMark  // workload → its local profile at its last successful sync
 
 	syncs, writes, conflicts, errs, catchUps, adopted, dropped atomic.Uint64
-	down                                                       atomic.Bool
+	events, watchSyncs, watchRestarts, relists                 atomic.Uint64
+	down, watching                                             atomic.Bool
 }
 
 // syncMark is a local profile's fingerprint at its last successful sync.
@@ -97,6 +108,9 @@ func New(client dynamic.Interface, book *profile.Book, o Options) *Syncer {
 		// Jittered and growing: nodes that lost to each other do not collide again in step.
 		o.Retry = &wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Jitter: 1, Steps: 12, Cap: 2 * time.Second}
 	}
+	if o.WatchRetry == nil {
+		o.WatchRetry = &defaultWatchRetry
+	}
 	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}, last: map[string]syncMark{}}
 }
 
@@ -104,7 +118,9 @@ func New(client dynamic.Interface, book *profile.Book, o Options) *Syncer {
 func (s *Syncer) Stats() Stats {
 	return Stats{Syncs: s.syncs.Load(), Writes: s.writes.Load(), Conflicts: s.conflicts.Load(),
 		Errors: s.errs.Load(), CatchUps: s.catchUps.Load(), Adopted: s.adopted.Load(),
-		Dropped: s.dropped.Load(), Down: s.down.Load()}
+		Dropped: s.dropped.Load(), Down: s.down.Load(),
+		Events: s.events.Load(), WatchSyncs: s.watchSyncs.Load(), WatchRestarts: s.watchRestarts.Load(),
+		Relists: s.relists.Load(), Watching: s.watching.Load()}
 }
 
 // Adopt gives a workload new to this node the cluster's profile, before its first flow is
@@ -145,7 +161,8 @@ func (s *Syncer) Adopt(ctx context.Context, workload string) error {
 	return nil
 }
 
-// Run syncs every interval until ctx ends.
+// Run syncs every interval until ctx ends: with Watch, the backstop for the edits a broken
+// watch missed; without it, how edits arrive.
 func (s *Syncer) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()

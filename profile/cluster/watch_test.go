@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minerguard/minerguard/internal/netnstest"
+	"github.com/minerguard/minerguard/profile"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// fastRetry keeps the tests' outages short; the pacing itself is wait.Backoff's.
+var fastRetry = wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 50 * time.Millisecond}
+
+// watching runs s.Watch until the test ends and returns once the watch is established.
+func watching(t *testing.T, s *Syncer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Watch(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	netnstest.Eventually(t, 10*time.Second, "the watch established", func() bool { return s.Stats().Watching })
+}
+
+// editSpec changes web's resource as kubectl edit would (Get, change, Update).
+func editSpec(t *testing.T, c *dynamicfake.FakeDynamicClient, f func(*Spec)) {
+	t.Helper()
+	ref, _ := RefOf(web)
+	rc := c.Resource(GVR).Namespace(ref.Namespace)
+	u, err := rc.Get(context.Background(), ref.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp, err := decode(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(&wp.Spec)
+	if err := encodeSpec(u, &wp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Update(context.Background(), u, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func denyPool(s *Spec) {
+	if s.Governance == nil {
+		s.Governance = &Governance{}
+	}
+	s.Governance.Deny = append(s.Governance.Deny, "pool.example:3333")
+}
+
+// An operator's edit reaches the Book by the watch, with no Sync; the events of the node's
+// own writes (its spec and status) sync nothing and write nothing.
+func TestWatchEditsNotEchoes(t *testing.T) {
+	c := fakeClient()
+	book := learned(t, tcp("api.example", 443), tcp("pool.example", 3333))
+	s := New(c, book, Options{Node: "a", WatchRetry: &fastRetry})
+	if err := s.SyncOne(context.Background(), web); err != nil {
+		t.Fatal(err)
+	}
+	watching(t, s)
+	start := s.Stats()
+
+	// This node writes: a destination it was given locally goes out (spec and status).
+	if _, err := book.AddEntries(web, []profile.Entry{{Dest: tcp("db.example", 5432)}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncOne(context.Background(), web); err != nil {
+		t.Fatal(err)
+	}
+	own := s.Stats().Writes - start.Writes
+	if own != 2 {
+		t.Fatalf("the node's sync wrote %d times, want spec and status", own)
+	}
+	// Each write is one event; once both are handled, nothing followed from them.
+	netnstest.Eventually(t, 10*time.Second, "the echoes of the node's writes", func() bool { return s.Stats().Events == start.Events+own })
+	if st := s.Stats(); st.Writes != start.Writes+own || st.WatchSyncs != 0 {
+		t.Fatalf("the node's own writes came back as edits: %+v", st)
+	}
+
+	// The operator denies the pool and approves enforcing.
+	editSpec(t, c, func(sp *Spec) { denyPool(sp); sp.State = "enforcing" })
+	netnstest.Eventually(t, 10*time.Second, "the deny in the Book", func() bool {
+		return book.Check(web, tcp("pool.example", 3333), netip.Addr{}, t0).Poisoned
+	})
+	if st, _ := book.State(web); st != profile.Enforcing {
+		t.Fatalf("state after the operator approved enforcing: %v", st)
+	}
+	// The edit's sync wrote this node's status (its state moved); that echo syncs nothing.
+	netnstest.Eventually(t, 10*time.Second, "every event handled", func() bool {
+		st := s.Stats()
+		return st.Events == start.Events+1+(st.Writes-start.Writes)
+	})
+	if st := s.Stats(); st.WatchSyncs != 1 || st.Syncs != start.Syncs+2 || st.WatchRestarts != 0 || st.Relists != 0 {
+		t.Fatalf("stats after one edit: %+v (want one sync by the watch)", st)
+	}
+}
+
+// A relearn request by watch clears the node's profile and the resource's, as SyncOne's
+// relearn does; the other node follows the resource back to learning by its own watch.
+func TestWatchRelearn(t *testing.T) {
+	c := fakeClient()
+	ab, bb := learned(t, tcp("api.example", 443)), learned(t, tcp("api.example", 443))
+	a, b := New(c, ab, Options{Node: "a", WatchRetry: &fastRetry}), New(c, bb, Options{Node: "b", WatchRetry: &fastRetry})
+	for _, n := range []*Syncer{a, b} {
+		if err := n.SyncOne(context.Background(), web); err != nil {
+			t.Fatal(err)
+		}
+		watching(t, n)
+	}
+	editSpec(t, c, func(sp *Spec) {
+		sp.Governance = &Governance{Relearn: true}
+	})
+	for _, bk := range []*profile.Book{ab, bb} {
+		netnstest.Eventually(t, 10*time.Second, "relearning on both nodes", func() bool {
+			p, _ := bk.Get(web)
+			return p.State == profile.Learning && len(p.Entries) == 0
+		})
+	}
+	ref, _ := RefOf(web)
+	netnstest.Eventually(t, 10*time.Second, "the relearn flag cleared", func() bool {
+		wp := get(t, c, ref)
+		return wp.Spec.State == "learning" && !wp.Spec.Governance.Relearn && len(wp.Spec.Destinations) == 0
+	})
+}
+
+// The resourceVersion expired while watching: the watch lists again, and an edit the
+// broken stream never delivered is found in the list.
+func TestWatchRelistsWhenExpired(t *testing.T) {
+	c := fakeClient()
+	book := learned(t, tcp("api.example", 443))
+	s := New(c, book, Options{Node: "a", WatchRetry: &fastRetry})
+	if err := s.SyncOne(context.Background(), web); err != nil {
+		t.Fatal(err)
+	}
+	stale := watch.NewFake()
+	var watches atomic.Int32
+	c.PrependWatchReactor("workloadprofiles", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if watches.Add(1) == 1 {
+			return true, stale, nil // delivers nothing but the expiry below
+		}
+		return false, nil, nil
+	})
+	watching(t, s)
+	editSpec(t, c, denyPool)
+	stale.Error(&metav1.Status{Status: metav1.StatusFailure, Code: 410, Reason: metav1.StatusReasonExpired, Message: "too old resource version"})
+	netnstest.Eventually(t, 10*time.Second, "the deny found by the relist", func() bool {
+		return book.Check(web, tcp("pool.example", 3333), netip.Addr{}, t0).Poisoned
+	})
+	netnstest.Eventually(t, 10*time.Second, "the second watch", func() bool { return watches.Load() == 2 && s.Stats().Watching })
+	if st := s.Stats(); st.Relists != 1 || st.WatchSyncs != 1 || st.WatchRestarts != 0 {
+		t.Fatalf("stats %+v: want one relist that synced the edit, no outage", st)
+	}
+}
+
+// The API server goes away under an established watch: the stream ends early, attempts fail
+// (logged once), the watch comes back (counted) and a later edit arrives by it.
+func TestWatchComesBack(t *testing.T) {
+	c := fakeClient()
+	book := learned(t, tcp("api.example", 443))
+	var logs syncBuf
+	s := New(c, book, Options{Node: "a", WatchRetry: &fastRetry, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := s.SyncOne(context.Background(), web); err != nil {
+		t.Fatal(err)
+	}
+	first := watch.NewFake()
+	var down atomic.Bool
+	var watches, refused atomic.Int32
+	c.PrependWatchReactor("workloadprofiles", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if down.Load() {
+			refused.Add(1)
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		}
+		if watches.Add(1) == 1 {
+			return true, first, nil
+		}
+		return false, nil, nil
+	})
+	watching(t, s)
+	down.Store(true)
+	first.Stop() // the API server closed the stream long before its timeout
+	netnstest.Eventually(t, 10*time.Second, "several failed attempts", func() bool { return refused.Load() >= 3 })
+	if st := s.Stats(); st.Watching || st.WatchRestarts != 0 {
+		t.Fatalf("stats while the API server is away: %+v", st)
+	}
+	down.Store(false)
+	netnstest.Eventually(t, 10*time.Second, "the watch back", func() bool { return s.Stats().WatchRestarts == 1 && s.Stats().Watching })
+	editSpec(t, c, denyPool)
+	netnstest.Eventually(t, 10*time.Second, "the deny by the new watch", func() bool {
+		return book.Check(web, tcp("pool.example", 3333), netip.Addr{}, t0).Poisoned
+	})
+	out := logs.String()
+	if strings.Count(out, "lost the watch") != 1 || strings.Count(out, "watching WorkloadProfiles again") != 1 {
+		t.Fatalf("want the outage logged once and its end once:\n%s", out)
+	}
+}
+
+// syncBuf is a log buffer the watch's goroutine writes while the test reads it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
