@@ -15,6 +15,8 @@ import (
 	"github.com/minerguard/minerguard/internal/netnstest"
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/profile/cluster"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // A whole sensor with profiles.backend kubernetes against a real kube-apiserver and etcd:
@@ -120,5 +122,104 @@ func TestSensorAdoptsClusterProfile(t *testing.T) {
 	}
 	if st, _ := s.book.State(api); st != profile.Learning {
 		t.Errorf("api, unknown to the cluster: %v, want learning", st)
+	}
+}
+
+// A whole sensor with profiles.backend kubernetes and the periodic sync an hour away: web
+// was adopted from the cluster with 8080 learned, and a connection there is quiet. An
+// operator then denies that address with a kubectl-style Update of the WorkloadProfile; the
+// sensor's watch brings it in seconds, and the next connection to 8080 raises
+// egress-not-in-profile. Nothing but the watch synced.
+func TestSensorWatchesClusterDeny(t *testing.T) {
+	netnstest.RequireRoot(t)
+	kc := kubetest.Start(t)
+	kc.Namespace(t, "shop")
+	app, pool := netnstest.New(t, "wweb"), netnstest.New(t, "wpool")
+	_, poolIP := netnstest.Veth(t, app, pool, 95)
+	serve(t, pool, poolIP+":8080")
+
+	const web = "k8s/shop/Deployment/web"
+	nodeA, err := profile.Open(filepath.Join(t.TempDir(), "node-a.db"), profile.Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nodeA.Close() })
+	now := time.Now()
+	nodeA.Learn(web, profile.Observation{Dest: profile.Dest{Port: 8080, Proto: profile.TCP}, IP: netip.MustParseAddr(poolIP), Node: "node-a"}, now)
+	if err := nodeA.Approve(web, profile.Monitoring, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.New(kc.Dyn, nodeA, cluster.Options{Node: "node-a", Timeout: 5 * time.Second}).Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	static := filepath.Join(t.TempDir(), "workloads.yaml")
+	if err := os.WriteFile(static, fmt.Appendf(nil, "workloads:\n  - name: %s\n    netns: [%s]\n", web, app), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.Netns = []string{app}
+	cfg.Web.ListenAddress = "127.0.0.1:0"
+	cfg.Workloads.Static = static
+	cfg.Profiles.Backend = "kubernetes"
+	cfg.Profiles.Kubeconfig = kc.Kubeconfig(t)
+	cfg.Profiles.SyncInterval = time.Hour
+	out := &syncBuf{}
+	s := startSensor(t, cfg, out)
+	if st, ok := s.book.State(web); !ok || st != profile.Monitoring {
+		t.Fatalf("web's state: %v (known %v), want monitoring from the cluster", st, ok)
+	}
+	// Generous bounds: a loaded 2-core machine under -race; an edit normally arrives in ms.
+	netnstest.Eventually(t, 30*time.Second, "the sensor's watch of WorkloadProfiles", func() bool { return s.cluster.Stats().Watching })
+	const hello = "hello\n"
+	talk(t, app, poolIP+":8080", hello) // learned: quiet
+
+	// The operator's deny, as kubectl edit writes it.
+	ref, _ := cluster.RefOf(web)
+	rc := kc.Dyn.Resource(cluster.GVR).Namespace(ref.Namespace)
+	u, err := rc.Get(context.Background(), ref.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedStringSlice(u.Object, []string{poolIP + ":8080"}, "spec", "governance", "deny"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Update(context.Background(), u, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Eventually(t, 30*time.Second, "the deny in the sensor's Book", func() bool {
+		return s.book.Check(web, profile.Dest{Port: 8080, Proto: profile.TCP}, netip.MustParseAddr(poolIP), time.Now()).Poisoned
+	})
+	talk(t, app, poolIP+":8080", hello)
+
+	var flagged []map[string]any
+	netnstest.Eventually(t, 10*time.Second, "an egress-not-in-profile alert for the denied destination", func() bool {
+		flagged = flagged[:0]
+		for l := range strings.Lines(out.String()) {
+			if !strings.HasSuffix(l, "\n") {
+				break // still being written
+			}
+			var a map[string]any
+			if err := json.Unmarshal([]byte(l), &a); err != nil {
+				t.Fatalf("alert JSON %q: %v", l, err)
+			}
+			if al, _ := a["alert"].(map[string]any); al != nil && al["signature_id"] == float64(9400008) {
+				flagged = append(flagged, a)
+			}
+		}
+		return len(flagged) > 0
+	})
+	got := flagged[0]
+	al := got["alert"].(map[string]any)
+	actx, _ := al["context"].(map[string]any)
+	wl, _ := actx["workload"].(map[string]any)
+	prof, _ := actx["profile"].(map[string]any)
+	if len(flagged) != 1 || got["dest_ip"] != poolIP || got["dest_port"] != float64(8080) || wl["identity"] != web ||
+		prof["state"] != "monitoring" || prof["destination"] != poolIP+":8080/tcp" {
+		raw, _ := json.Marshal(flagged)
+		t.Errorf("out-of-profile alerts %s: want one, for the second connection to the denied %s:8080", raw, poolIP)
+	}
+	if st := s.cluster.Stats(); st.WatchSyncs != 1 || st.Syncs != 1 || st.Adopted != 1 {
+		t.Errorf("cluster sync stats %+v: want web adopted and synced once, by the watch", st)
 	}
 }

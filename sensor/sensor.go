@@ -343,7 +343,8 @@ func (s *Sensor) live() metrics.Live {
 	if s.cluster != nil {
 		cs := s.cluster.Stats()
 		l.ProfileSync = &metrics.ProfileSync{Syncs: cs.Syncs, Writes: cs.Writes, Conflicts: cs.Conflicts, Errors: cs.Errors,
-			CatchUps: cs.CatchUps, Adopted: cs.Adopted, Dropped: cs.Dropped, Up: !cs.Down}
+			CatchUps: cs.CatchUps, Adopted: cs.Adopted, Dropped: cs.Dropped, Up: !cs.Down,
+			WatchEvents: cs.Events, WatchRestarts: cs.WatchRestarts, Watching: cs.Watching}
 	}
 	if s.enf != nil {
 		l.XDP = s.enf.metrics()
@@ -388,6 +389,9 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if s.cluster != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.cluster.Run(bgctx, s.cfg.Profiles.SyncInterval) }()
+		// Operators' edits within seconds; the periodic sync above is the backstop.
+		bg.Add(1)
+		go func() { defer bg.Done(); s.cluster.Watch(bgctx) }()
 	}
 	if s.enf != nil {
 		bg.Add(1)
