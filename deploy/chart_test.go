@@ -13,6 +13,7 @@ import (
 	"github.com/minerguard/minerguard/workload"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -156,6 +157,15 @@ func TestChartLintAndValidate(t *testing.T) {
 				t.Errorf("%d Prometheus Operator objects rendered with monitoring=%v", got, tc.monitoring)
 			}
 			checkDaemonSet(t, kinds["DaemonSet"][0], tc.caps, tc.socketHost, tc.socketIn)
+			if slices.Contains(tc.set, "rbac.create=false") {
+				if len(kinds["ClusterRole"]) != 0 {
+					t.Errorf("rbac.create=false rendered %d ClusterRoles", len(kinds["ClusterRole"]))
+				}
+			} else if len(kinds["ClusterRole"]) != 1 {
+				t.Errorf("%d ClusterRoles rendered, want 1", len(kinds["ClusterRole"]))
+			} else {
+				checkRBAC(t, kinds["ClusterRole"][0])
+			}
 			checkConfig(t, sensor, kinds["ConfigMap"][0], kinds["DaemonSet"][0])
 			if tc.monitoring {
 				checkRules(t, kinds["PrometheusRule"][0])
@@ -244,6 +254,37 @@ func checkDaemonSet(t *testing.T, doc string, caps []string, socketHost, socketI
 	}
 	if !spec.HostPID || !spec.HostNetwork {
 		t.Errorf("hostPID %v hostNetwork %v", spec.HostPID, spec.HostNetwork)
+	}
+}
+
+// checkRBAC checks that the ClusterRole grants what the kubernetes profile backend asks of
+// the API server: read, create and update WorkloadProfiles and their status, and list and
+// watch them (profile/cluster's Watch: operators' edits within seconds).
+func checkRBAC(t *testing.T, doc string) {
+	t.Helper()
+	var cr rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict([]byte(doc), &cr); err != nil {
+		t.Fatalf("ClusterRole: %v", err)
+	}
+	granted := func(resource string) []string {
+		var verbs []string
+		for _, r := range cr.Rules {
+			if slices.Contains(r.APIGroups, "minerguard.io") && slices.Contains(r.Resources, resource) {
+				verbs = append(verbs, r.Verbs...)
+			}
+		}
+		return verbs
+	}
+	for resource, want := range map[string][]string{
+		"workloadprofiles":        {"get", "list", "watch", "create", "update"},
+		"workloadprofiles/status": {"get", "update"},
+	} {
+		got := granted(resource)
+		for _, v := range want {
+			if !slices.Contains(got, v) {
+				t.Errorf("ClusterRole grants %v on %s; the sensor needs %q", got, resource, v)
+			}
+		}
 	}
 }
 

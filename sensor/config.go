@@ -135,8 +135,10 @@ type ProfilesConfig struct {
 	Backend string `yaml:"backend"`
 	// Kubeconfig reaches the API server for the kubernetes backend; empty: the pod's
 	// service account (in-cluster).
-	Kubeconfig   string        `yaml:"kubeconfig"`
-	SyncInterval time.Duration `yaml:"sync_interval"` // kubernetes: merge with the cluster this often
+	Kubeconfig string `yaml:"kubeconfig"`
+	// SyncInterval (kubernetes): push what this node learned this often. Operators' edits
+	// arrive by watch within seconds; this sync is also their backstop.
+	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 
 // EnforcementConfig controls dropping in enforce mode (XDP).

@@ -269,7 +269,7 @@ var sensorFlags = []sensorFlag{
 	{"profiles.relearn-on-image-change", func(c *sensor.Config) any { return &c.Profiles.RelearnOnImageChange }, "Send a workload's profile back to learning when its image changes."},
 	{"profiles.backend", func(c *sensor.Config) any { return &c.Profiles.Backend }, "Where profiles live: bbolt (this node) or kubernetes (WorkloadProfiles shared by the cluster; the state file is the cache)."},
 	{"profiles.kubeconfig", func(c *sensor.Config) any { return &c.Profiles.Kubeconfig }, "The kubeconfig for the kubernetes backend (default: the pod's service account)."},
-	{"profiles.sync-interval", func(c *sensor.Config) any { return &c.Profiles.SyncInterval }, "Merge the node's profiles with the cluster's this often (kubernetes backend)."},
+	{"profiles.sync-interval", func(c *sensor.Config) any { return &c.Profiles.SyncInterval }, "Merge the node's profiles with the cluster's this often (kubernetes backend; operators' edits arrive by watch within seconds, this is their backstop)."},
 	{"enforcement.pin-path", func(c *sensor.Config) any { return &c.Enforcement.PinPath }, "The bpffs directory for the pinned XDP maps and links (enforce mode)."},
 	{"enforcement.heartbeat-timeout", func(c *sensor.Config) any { return &c.Enforcement.HeartbeatTimeout }, "The data path fails open when the sensor is silent this long."},
 	{"enforcement.host-netns", func(c *sensor.Config) any { return &c.Enforcement.HostNetns }, "The netns of the workloads' host-side veths (default: the sensor's own)."},
