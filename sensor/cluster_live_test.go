@@ -187,9 +187,11 @@ func TestSensorWatchesClusterDeny(t *testing.T) {
 	if _, err := rc.Update(context.Background(), u, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
+	edited := time.Now()
 	netnstest.Eventually(t, 30*time.Second, "the deny in the sensor's Book", func() bool {
 		return s.book.Check(web, profile.Dest{Port: 8080, Proto: profile.TCP}, netip.MustParseAddr(poolIP), time.Now()).Poisoned
 	})
+	t.Logf("the deny reached the sensor's Book %v after the Update (20 ms polls; reported, not asserted)", time.Since(edited))
 	talk(t, app, poolIP+":8080", hello)
 
 	var flagged []map[string]any

@@ -95,10 +95,12 @@ func TestWatchRealAPIServer(t *testing.T) {
 	}
 	addDeny(t, dyn, web, "10.77.0.9:3333")
 	edits++
+	edited := time.Now()
 	netnstest.Eventually(t, arrive, "the deny in node B's Book", func() bool {
 		r := book.Check(web, profile.Dest{Port: 3333, Proto: profile.TCP}, miner, time.Now())
 		return r.Poisoned && !r.In && r.State == profile.Monitoring
 	})
+	took := []time.Duration{time.Since(edited)} // reported, not asserted: the machine is shared
 	if r := book.Check(web, profile.Dest{Port: 8080, Proto: profile.TCP}, netip.MustParseAddr("10.77.0.2"), time.Now()); !r.In {
 		t.Fatalf("the learned destination after the deny: %+v", r)
 	}
@@ -136,12 +138,16 @@ func TestWatchRealAPIServer(t *testing.T) {
 		}
 	})
 	edits++
+	edited = time.Now()
 	netnstest.Eventually(t, arrive, "node B learning again", func() bool { st, _ := book.State(web); return st == profile.Learning })
+	took = append(took, time.Since(edited))
 	if err := cluster.SetState(ctx, dyn, web, profile.Enforcing); err != nil {
 		t.Fatal(err)
 	}
 	edits++
+	edited = time.Now()
 	netnstest.Eventually(t, arrive, "node B enforcing", func() bool { st, _ := book.State(web); return st == profile.Enforcing })
+	took = append(took, time.Since(edited))
 	settled("the state edits and their echoes", 3)
 
 	// (d) The API server goes away and comes back: the watch is established again and a
@@ -151,15 +157,20 @@ func TestWatchRealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	netnstest.Eventually(t, arrive, "the watch seen broken", func() bool { return !b.Stats().Watching })
+	restarted := time.Now()
 	if err := api.Start(); err != nil {
 		t.Fatalf("restarting kube-apiserver: %v", err)
 	}
 	netnstest.Eventually(t, 2*arrive, "the watch back", func() bool { st := b.Stats(); return st.Watching && st.WatchRestarts == 1 })
+	back := time.Since(restarted)
 	other := netip.MustParseAddr("10.77.0.10")
 	addDeny(t, dyn, web, other.String())
+	edited = time.Now()
 	netnstest.Eventually(t, arrive, "the deny made after the restart", func() bool {
 		return book.Check(web, profile.Dest{Port: 443, Proto: profile.TCP}, other, time.Now()).Poisoned
 	})
+	took = append(took, time.Since(edited))
+	t.Logf("edit → node B's Book (deny, learning, enforcing, deny after the restart; 20 ms polls): %v; watch back %v after the API server was started", took, back)
 	st := b.Stats()
 	if st.WatchSyncs != 4 || st.Syncs != start.Syncs+5 || st.Adopted != 1 {
 		t.Fatalf("stats %+v: want 4 syncs by the watch and one explicit, no periodic sync", st)
