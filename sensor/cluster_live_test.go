@@ -173,6 +173,8 @@ func TestSensorWatchesClusterDeny(t *testing.T) {
 	netnstest.Eventually(t, 30*time.Second, "the sensor's watch of WorkloadProfiles", func() bool { return s.cluster.Stats().Watching })
 	const hello = "hello\n"
 	talk(t, app, poolIP+":8080", hello) // learned: quiet
+	// Judged before the deny is made, so only the second connection can be flagged.
+	netnstest.Eventually(t, 10*time.Second, "the first connection checked against web's profile", func() bool { return s.pipe.Stats().ProfileChecks >= 1 })
 
 	// The operator's deny, as kubectl edit writes it.
 	ref, _ := cluster.RefOf(web)
@@ -220,6 +222,11 @@ func TestSensorWatchesClusterDeny(t *testing.T) {
 		prof["state"] != "monitoring" || prof["destination"] != poolIP+":8080/tcp" {
 		raw, _ := json.Marshal(flagged)
 		t.Errorf("out-of-profile alerts %s: want one, for the second connection to the denied %s:8080", raw, poolIP)
+	}
+	// The engine's counters are published once a pipeline tick.
+	netnstest.Eventually(t, 10*time.Second, "the engine's counters published", func() bool { return s.pipe.Stats().ProfileViolations >= 1 })
+	if st := s.pipe.Stats(); st.ProfileChecks != 2 || st.ProfileViolations != 1 {
+		t.Errorf("engine: %d profile checks, %d violations; want both connections checked, the second a violation", st.ProfileChecks, st.ProfileViolations)
 	}
 	if st := s.cluster.Stats(); st.WatchSyncs != 1 || st.Syncs != 1 || st.Adopted != 1 {
 		t.Errorf("cluster sync stats %+v: want web adopted and synced once, by the watch", st)
