@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/minerguard/minerguard/internal/netnstest"
 	"github.com/minerguard/minerguard/profile"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -225,4 +227,62 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// BenchmarkWatchEcho is what a status-only event costs a node that knows the workload (every
+// node's status write is an event to every node): edited on a full-size resource (512
+// destinations), beside client-go's JSON decoding of the event and, as the anchor, decoding
+// the whole resource as a sync does.
+func BenchmarkWatchEcho(b *testing.B) {
+	book := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	book.Learn(web, profile.Observation{Dest: tcp("api.example", 443)}, t0)
+	s := New(fakeClient(), book, Options{Node: "a"})
+	spec := Spec{Workload: WorkloadRef{Kind: "Deployment", Name: "web", Identity: web}, State: "monitoring",
+		Governance: &Governance{Deny: []string{"pool.example"}}}
+	for i := range DefaultMaxEntries {
+		spec.Destinations = append(spec.Destinations, Destination{Host: fmt.Sprintf("svc-%d.shop.svc.cluster.local", i), Port: 443, Transport: "tcp",
+			Addresses: []string{"10.0.0.1", "10.0.0.2"}, FirstSeen: fmtTime(t0), LastSeen: fmtTime(t0), Nodes: 2, Replicas: 3, SeenBy: []string{"node-a", "node-b"}})
+	}
+	ref, _ := RefOf(web)
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.SetAPIVersion(APIVersion)
+	u.SetKind(Kind)
+	u.SetNamespace(ref.Namespace)
+	u.SetName(ref.Name)
+	if err := encodeSpec(u, &WorkloadProfile{Spec: spec}); err != nil {
+		b.Fatal(err)
+	}
+	s.seen[web] = seenState{state: spec.State, deny: spec.Governance.Deny}
+	b.Run("edited", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := s.edited(u); ok {
+				b.Fatal("an unchanged spec read as an edit")
+			}
+		}
+	})
+	// What client-go does with every event before the watch sees it: the JSON into an
+	// unstructured object.
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("client-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v unstructured.Unstructured
+			if err := v.UnmarshalJSON(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(raw)), "event-bytes")
+	})
+	b.Run("decode-anchor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decode(u); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
