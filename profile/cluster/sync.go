@@ -31,7 +31,8 @@ type Options struct {
 	Now func() time.Time
 	// Refresh: a workload whose local profile did not change since its last sync is synced
 	// again only after this long (default 5m), so an idle node costs the API server little;
-	// it bounds how long an operator's edit takes to reach a node whose profile is idle.
+	// while the watch is broken, it bounds how long an operator's edit takes to reach a node
+	// whose profile is idle.
 	Refresh time.Duration
 	// Retry paces the attempts of a write that lost a compare-and-swap (default: 12 tries,
 	// from 10 ms doubling to 2 s, jittered).
