@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/minerguard/minerguard/profile"
@@ -72,6 +74,8 @@ type Syncer struct {
 	mu   sync.Mutex
 	seen map[string]seenState // workload → the resource as this node last read or wrote it
 	last map[string]syncMark  // workload → its local profile at its last successful sync
+
+	refused sync.Map // workload → true: its refusal is logged (failed), until it syncs again
 
 	syncs, writes, conflicts, errs, catchUps, adopted, dropped atomic.Uint64
 	events, watchSyncs, watchRestarts, relists                 atomic.Uint64
@@ -144,7 +148,7 @@ func (s *Syncer) Adopt(ctx context.Context, workload string) error {
 		return nil
 	}
 	if err != nil {
-		s.failed(err)
+		s.failed(workload, err)
 		return errorf("adopting %s: %w", workload, err)
 	}
 	s.up()
@@ -312,7 +316,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 	}
 	s.syncs.Add(1)
 	if err != nil {
-		s.failed(err)
+		s.failed(workload, err)
 		return errorf("syncing %s: %w", workload, err)
 	}
 	if sum, ok := s.book.Summary(workload); ok { // the Book after the merge: what the next Sync compares with
@@ -323,6 +327,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 		s.log.Info("API server reachable again: pushed what this node learned meanwhile", "workload", workload)
 	}
 	s.up()
+	s.refused.Delete(workload)
 	return nil
 }
 
@@ -460,11 +465,36 @@ func parseDeny(s string) (profile.Dest, bool) {
 
 // failed records a failed request: the first failure after a success is logged, the rest
 // only counted (an API server down for an hour must not fill the log).
-func (s *Syncer) failed(err error) {
+// failed counts a failed request. Only an API server that did not answer (unreachable) is
+// marked down, which makes Adopt return at once until a request succeeds again; a refusal of
+// one resource (invalid, forbidden, not the workload's profile) is that workload's problem,
+// logged once for it, and leaves adoption of the others alone.
+func (s *Syncer) failed(workload string, err error) {
 	s.errs.Add(1)
-	if !s.down.Swap(true) {
-		s.log.Warn("cluster profiles: API server unreachable or refusing writes; judging from the local cache and catching up later", "err", err)
+	if !unreachable(err) {
+		if _, logged := s.refused.LoadOrStore(workload, true); !logged {
+			s.log.Warn("cluster profiles: the API server refused this workload's profile; it is judged from the local cache", "workload", workload, "err", err)
+		}
+		return
 	}
+	if !s.down.Swap(true) {
+		s.log.Warn("cluster profiles: API server unreachable; judging from the local cache and catching up later", "err", err)
+	}
+}
+
+// unreachable reports whether err says the API server did not answer or could not serve:
+// the connection failed or timed out, or it answered 5xx or 429.
+func unreachable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return true
+	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsServiceUnavailable(err),
+		apierrors.IsTooManyRequests(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err):
+		return true
+	}
+	return false
 }
 
 func (s *Syncer) up() { s.down.Store(false) }

@@ -5,15 +5,19 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minerguard/minerguard/profile"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -202,7 +206,8 @@ func TestSyncDownThenCatchUp(t *testing.T) {
 	down.Store(true)
 	c.PrependReactor("*", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if down.Load() {
-			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+			// What client-go returns when nothing listens.
+			return true, nil, &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/apis", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
 		}
 		return false, nil, nil
 	})
@@ -238,6 +243,56 @@ func TestSyncDownThenCatchUp(t *testing.T) {
 	}
 	if st := s.Stats(); st.Down || st.CatchUps != 1 {
 		t.Fatalf("stats after catching up %+v", st)
+	}
+}
+
+// A resource the API server refuses (here: a profile object that names another workload, as
+// a hand-made one might) is that workload's problem: logged once, counted, and the server is
+// not marked down, so other workloads still adopt the cluster's profiles.
+func TestRefusedResourceIsNotAnOutage(t *testing.T) {
+	c := fakeClient()
+	a := New(c, learned(t, tcp("api.example", 443)), Options{Node: "a"})
+	if err := a.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := RefOf(web)
+	u, err := c.Resource(GVR).Namespace(ref.Namespace).Get(context.Background(), ref.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.SetNestedField(u.Object, "k8s/shop/Deployment/impostor", "spec", "workload", "identity")
+	if _, err := c.Resource(GVR).Namespace(ref.Namespace).Update(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	book := learned(t, tcp("db.example", 5432))
+	b := New(c, book, Options{Node: "b", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 3 {
+		if err := b.SyncOne(context.Background(), web); err == nil {
+			t.Fatal("a sync into a resource naming another workload succeeded")
+		}
+	}
+	if st := b.Stats(); st.Down || st.Errors != 3 {
+		t.Fatalf("stats after refusals: %+v", st)
+	}
+	if n := strings.Count(logs.String(), "refused"); n != 1 || strings.Contains(logs.String(), "unreachable") {
+		t.Fatalf("logged %d refusals:\n%s", n, logs.String())
+	}
+	// Another workload's profile is still adopted: the server was never marked down.
+	const api = "k8s/shop/Deployment/api"
+	ab := profile.NewMemory(profile.Config{Promote: profile.Learning})
+	ab.Learn(api, profile.Observation{Dest: tcp("cache.example", 6379), IP: netip.MustParseAddr("192.0.2.11"), Replica: "r1", Node: "c"}, t0)
+	if err := ab.Approve(api, profile.Monitoring, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(c, ab, Options{Node: "c"}).Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Adopt(context.Background(), api); err != nil {
+		t.Fatalf("adopting another workload after the refusals: %v", err)
+	}
+	if st, ok := book.State(api); !ok || st != profile.Monitoring {
+		t.Fatalf("B's state of %s after adopting: %v %v", api, st, ok)
 	}
 }
 
