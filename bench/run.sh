@@ -228,7 +228,12 @@ if ((MG_OK)) && [[ -z ${FAIL[$MG1]:-} && -n ${SECS[$WALK]:-} && -z ${FAIL[$WALK]
 		'BEGIN {printf "minerguard (single core) time / raw record walk time: %.2fx wall, %.2fx CPU (issue 12 goal: <= 2x)\n", m / w, mc / wc}'
 	if [[ -n $PGWALK && -n ${SECS[$PGWALK]:-} && -z ${FAIL[$PGWALK]:-} ]]; then
 		awk -v m="${SECS[$MG1]}" -v w="${SECS[$PGWALK]}" -v mc="${CPU[$MG1]}" -v wc="${CPU[$PGWALK]}" \
-			'BEGIN {printf "minerguard (single core) time / pcapgo record walk time: %.2fx wall, %.2fx CPU (context: gopacket's reader, 1 MiB buffer)\n", m / w, mc / wc}'
+			'BEGIN {printf "minerguard (single core) time / pcapgo record walk time: %.2fx wall, %.2fx CPU (context: gopacket pcapgo reader, 1 MiB buffer)\n", m / w, mc / wc}'
+	fi
+	MGN="minerguard replay (all cores)"
+	if [[ -n ${SECS[$MGN]:-} && -z ${FAIL[$MGN]:-} && -z ${FAIL[$SET]:-} ]]; then
+		awk -v m="${SECS[$MGN]}" -v w="${SECS[$WALK]}" -v s="${SECS[$SET]}" -v mc="${CPU[$MGN]}" -v wc="${CPU[$WALK]}" -v sc="${CPU[$SET]}" \
+			'BEGIN {printf "minerguard (all cores, as users run it): %.2fx Suricata+ET single wall, %.2fx its CPU; %.2fx the walk wall, %.2fx CPU\n", s / m, sc / mc, m / w, mc / wc}'
 	fi
 	if [[ -n ${SECS[$FLOOR]:-} && -z ${FAIL[$FLOOR]:-} ]]; then
 		awk -v f="${SECS[$FLOOR]}" -v w="${SECS[$WALK]}" -v fc="${CPU[$FLOOR]}" -v wc="${CPU[$WALK]}" -v m="${SECS[$MG1]}" -v mc="${CPU[$MG1]}" \
