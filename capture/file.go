@@ -93,6 +93,9 @@ func Open(path string) (*File, error) {
 		c.f, c.size = f, st.Size()
 	}
 	c.raw = &countingReader{r: c.f}
+	if c.f != os.Stdin {
+		c.raw.r = FileReader(c.f)
+	}
 	var r io.Reader = bufio.NewReaderSize(c.raw, 1<<20)
 	br := r.(*bufio.Reader)
 	magic, err := br.Peek(4)

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/minerguard/minerguard/capture"
 )
 
 func main() {
@@ -50,7 +52,8 @@ func walk(path string) (packets, wire int64, err error) {
 		return 0, 0, err
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20) // the buffer replay reads through
+	// The buffer and the reads replay reads through (raw read(2) calls: capture.FileReader).
+	r := bufio.NewReaderSize(capture.FileReader(f), 1<<20)
 	h, err := r.Peek(24)
 	if err != nil {
 		return 0, 0, fmt.Errorf("pcap header: %w", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/minerguard/minerguard/capture"
 )
 
 // walkPcapgo walks the file with gopacket's own pcap reader (pcapgo.Reader,
@@ -21,7 +22,7 @@ func walkPcapgo(path string) (packets, wire int64, err error) {
 	defer f.Close()
 	// The same 1 MiB read buffer as walk and replay: pcapgo's own 4 KiB one would make this a
 	// measure of read(2) calls (0.8 s for the mixed capture), not of the reader.
-	r, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
+	r, err := pcapgo.NewReader(bufio.NewReaderSize(capture.FileReader(f), 1<<20))
 	if err != nil {
 		return 0, 0, err
 	}
