@@ -435,14 +435,16 @@ func TestWatcherAddedRemoved(t *testing.T) {
 		})
 	}()
 	time.Sleep(300 * time.Millisecond) // the first scan (reports what already exists)
-	wait := func(kind NetnsEventKind, ino uint64) (NetnsEvent, time.Duration) {
+	// Events are matched by inode and name: other tests create and delete namespaces at the
+	// same time, and the kernel gives a deleted namespace's inode to the next one at once.
+	wait := func(kind NetnsEventKind, ino uint64, name string) (NetnsEvent, time.Duration) {
 		t.Helper()
 		start := time.Now()
 		timeout := time.After(2 * time.Second)
 		for {
 			select {
 			case e := <-events:
-				if e.Kind == kind && e.Netns.Inode == ino {
+				if e.Kind == kind && e.Netns.Inode == ino && e.Netns.Name == name {
 					return e, time.Since(start)
 				}
 			case <-timeout:
@@ -451,7 +453,7 @@ func TestWatcherAddedRemoved(t *testing.T) {
 		}
 	}
 	a := newNS(t)
-	e, took := wait(NetnsAdded, a.Inode)
+	e, took := wait(NetnsAdded, a.Inode, a.Name)
 	if e.Netns.Name != a.Name || e.Netns.Path != a.Path {
 		t.Fatalf("added %+v, want %s", e.Netns, a.Name)
 	}
@@ -461,7 +463,7 @@ func TestWatcherAddedRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, "netns", "del", a.Name)
-	_, took = wait(NetnsRemoved, a.Inode)
+	_, took = wait(NetnsRemoved, a.Inode, a.Name)
 	t.Logf("removed after %v", took)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)

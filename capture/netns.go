@@ -166,6 +166,7 @@ type WatchOptions struct {
 type Watcher struct {
 	opts    WatchOptions
 	current map[nsKey]Netns
+	list    func() ([]Netns, error) // Namespaces(opts.DiscoverOptions); tests replace it
 }
 
 // NewWatcher returns a Watcher; nothing is scanned until Run.
@@ -173,7 +174,9 @@ func NewWatcher(opts WatchOptions) *Watcher {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
 	}
-	return &Watcher{opts: opts, current: map[nsKey]Netns{}}
+	w := &Watcher{opts: opts, current: map[nsKey]Netns{}}
+	w.list = func() ([]Netns, error) { return Namespaces(w.opts.DiscoverOptions) }
+	return w
 }
 
 // Run scans at once, reports every namespace found as added, then rescans every Interval
@@ -198,7 +201,7 @@ func (w *Watcher) Run(ctx context.Context, fn func(NetnsEvent)) error {
 }
 
 func (w *Watcher) scan(fn func(NetnsEvent)) error {
-	list, err := Namespaces(w.opts.DiscoverOptions)
+	list, err := w.list()
 	if err != nil {
 		return err
 	}
@@ -207,7 +210,16 @@ func (w *Watcher) scan(fn func(NetnsEvent)) error {
 		now[n.key()] = n
 	}
 	var removed []Netns
+	replaced := map[nsKey]bool{}
 	for k, n := range w.current {
+		if m, ok := now[k]; ok && n.Name != "" && m.Name != "" && n.Name != m.Name {
+			// The same inode under another name: the named namespace was deleted and a new
+			// one took its freed inode between two scans (the kernel reuses them at once). It
+			// is another namespace: the old one goes, the new one comes.
+			removed = append(removed, n)
+			replaced[k] = true
+			continue
+		}
 		if _, ok := now[k]; !ok {
 			// A listing can miss a namespace that still exists (a name whose mount is being
 			// touched by ip-netns while we read the directory): it is gone only when the path
@@ -227,7 +239,7 @@ func (w *Watcher) scan(fn func(NetnsEvent)) error {
 		fn(NetnsEvent{Kind: NetnsRemoved, Netns: n})
 	}
 	for _, n := range list {
-		if _, ok := old[n.key()]; !ok {
+		if _, ok := old[n.key()]; !ok || replaced[n.key()] {
 			fn(NetnsEvent{Kind: NetnsAdded, Netns: n})
 		}
 	}
