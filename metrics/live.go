@@ -113,6 +113,9 @@ type ProfileSync struct {
 	// The watch of operators' edits.
 	WatchEvents, WatchRestarts uint64
 	Watching                   bool // a watch is established
+	// Events of known workloads that fetched nothing (only status or metadata changed), and
+	// resources fetched because their generation moved.
+	WatchSkipped, WatchFetches uint64
 }
 
 // XDP are the enforcement data path's counters, summed over CPUs.
@@ -138,6 +141,7 @@ type liveCollector struct {
 	syncs, syncErrors, syncConflicts, syncCatchUps, syncAdopted *prometheus.Desc
 	syncWrites, syncDropped, syncUp                             *prometheus.Desc
 	watchEvents, watchRestarts, watching                        *prometheus.Desc
+	watchSkipped, watchFetches                                  *prometheus.Desc
 	xdpAttached, xdpPackets, xdpMapFull, xdpFailures, xdpPruned *prometheus.Desc
 	bpMode, bpPackets, bpBytes, bpFilter, bpFlows, bpMapFull    *prometheus.Desc
 	bpFailures, bpDoneErrors, bpNotParsed, drops                *prometheus.Desc
@@ -177,6 +181,8 @@ func newLiveCollector(src func() Live) *liveCollector {
 		syncUp:             d("profile_cluster_up", "1 when the last request to the API server succeeded."),
 		watchEvents:        d("profile_cluster_watch_events_total", "WorkloadProfile changes received by the watch that brings operators' edits within seconds."),
 		watchRestarts:      d("profile_cluster_watch_restarts_total", "Times the WorkloadProfile watch was established again after the API server went away or dropped it."),
+		watchSkipped:       d("profile_cluster_watch_skipped_total", "WorkloadProfile events of this node's workloads that fetched nothing: only status or metadata changed (the watch reads metadata only)."),
+		watchFetches:       d("profile_cluster_watch_fetches_total", "WorkloadProfiles read in full because the watch saw their generation (spec) move."),
 		watching:           d("profile_cluster_watching", "1 while the WorkloadProfile watch is established (0: edits arrive by the periodic sync)."),
 		xdpAttached:        d("xdp_attached_interfaces", "Interfaces with the XDP enforcement program attached."),
 		xdpPackets:         d("xdp_packets_total", "Packets seen by the XDP enforcement program, by action and match.", "action", "match"),
@@ -281,6 +287,8 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.syncUp, up)
 		n(c.watchEvents, ps.WatchEvents)
 		n(c.watchRestarts, ps.WatchRestarts)
+		n(c.watchSkipped, ps.WatchSkipped)
+		n(c.watchFetches, ps.WatchFetches)
 		w := 0.0
 		if ps.Watching {
 			w = 1

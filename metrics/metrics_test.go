@@ -82,7 +82,7 @@ func TestLiveHandler(t *testing.T) {
 	live := Live{Namespaces: 2, Capture: map[string]RingCounters{"shop/web": {Packets: 90, Dropped: 7}, "unknown": {Packets: 10}},
 		Detections:    map[Detection]uint64{{Workload: "shop/web", Detector: "stratum", Action: "drop"}: 1},
 		AlertsDropped: 2, AlertsRateLimited: 4, Mode: "flag-only", Profiles: map[string]int{"monitoring": 3}, Violations: map[string]uint64{"shop/web": 2}, XDP: XDP{Attached: 3, DroppedFlow: 5, Failures: 1, Pruned: 6}, ProfileCap: ProfileCaps{ProfilesCapped: 4},
-		ProfileSync: &ProfileSync{Syncs: 9, Errors: 2, CatchUps: 1, Conflicts: 3, Adopted: 1, WatchEvents: 12, WatchRestarts: 2, Watching: true}}
+		ProfileSync: &ProfileSync{Syncs: 9, Errors: 2, CatchUps: 1, Conflicts: 3, Adopted: 1, WatchEvents: 12, WatchRestarts: 2, Watching: true, WatchSkipped: 40, WatchFetches: 5}}
 	lat := NewAlertLatency()
 	lat.Observe(3 * time.Millisecond)
 	lat.Observe(-time.Second) // a clock step counts as 0
@@ -121,7 +121,8 @@ func TestLiveHandler(t *testing.T) {
 		`minerguard_profile_caps_hit_total{cap="workloads"} 4`, "minerguard_build_info{", "go_goroutines",
 		"minerguard_profile_cluster_syncs_total 9", "minerguard_profile_cluster_sync_errors_total 2", "minerguard_profile_cluster_catchups_total 1",
 		"minerguard_profile_cluster_conflicts_total 3", "minerguard_profile_cluster_adopted_total 1", "minerguard_profile_cluster_up 0",
-		"minerguard_profile_cluster_watch_events_total 12", "minerguard_profile_cluster_watch_restarts_total 2", "minerguard_profile_cluster_watching 1"} {
+		"minerguard_profile_cluster_watch_events_total 12", "minerguard_profile_cluster_watch_restarts_total 2", "minerguard_profile_cluster_watching 1",
+		"minerguard_profile_cluster_watch_skipped_total 40", "minerguard_profile_cluster_watch_fetches_total 5"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}

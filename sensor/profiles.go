@@ -12,7 +12,6 @@ import (
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/profile/cluster"
 	"github.com/minerguard/minerguard/xdp"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -42,11 +41,11 @@ func openCluster(cfg Config, b *profile.Book, node string, log *slog.Logger) (*c
 		return nil, err
 	}
 	rc.UserAgent = "minerguard/" + node
-	dyn, err := dynamic.NewForConfig(rc)
+	s, err := cluster.NewForConfig(rc, b, cluster.Options{Node: node, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("profiles.backend kubernetes: %w", err)
 	}
-	return cluster.New(dyn, b, cluster.Options{Node: node, Logger: log}), nil
+	return s, nil
 }
 
 // adoptTimeout bounds the wait for the cluster's profile of a workload new to the node; past

@@ -344,7 +344,8 @@ func (s *Sensor) live() metrics.Live {
 		cs := s.cluster.Stats()
 		l.ProfileSync = &metrics.ProfileSync{Syncs: cs.Syncs, Writes: cs.Writes, Conflicts: cs.Conflicts, Errors: cs.Errors,
 			CatchUps: cs.CatchUps, Adopted: cs.Adopted, Dropped: cs.Dropped, Up: !cs.Down,
-			WatchEvents: cs.Events, WatchRestarts: cs.WatchRestarts, Watching: cs.Watching}
+			WatchEvents: cs.Events, WatchRestarts: cs.WatchRestarts, Watching: cs.Watching,
+			WatchSkipped: cs.Skipped, WatchFetches: cs.Fetches}
 	}
 	if s.enf != nil {
 		l.XDP = s.enf.metrics()

@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -42,6 +44,10 @@ type Options struct {
 	// WatchRetry paces the attempts to re-establish a broken watch (default: from 0.5 s
 	// doubling to 15 s, jittered).
 	WatchRetry *wait.Backoff
+	// Metadata is the client Watch lists and watches with: metadata only, so another node's
+	// status write costs this node a few hundred bytes, not the whole resource. NewForConfig
+	// makes it beside the dynamic client; Watch does nothing without it.
+	Metadata metadata.Interface
 }
 
 // Stats are the Syncer's counters.
@@ -60,6 +66,8 @@ type Stats struct {
 	WatchSyncs    uint64 // workloads synced because an event or a relist carried a cluster edit
 	WatchRestarts uint64 // watches established again after the API server went away or dropped them
 	Relists       uint64 // lists after the first: the watch's resourceVersion had expired
+	Skipped       uint64 // events of known workloads whose generation had not moved: only status or metadata changed
+	Fetches       uint64 // resources read in full because an event or a relist showed a new generation
 	Watching      bool   // a watch is established
 }
 
@@ -74,12 +82,13 @@ type Syncer struct {
 	mu   sync.Mutex
 	seen map[string]seenState // workload → the resource as this node last read or wrote it
 	last map[string]syncMark  // workload → its local profile at its last successful sync
+	refs map[refKey]string    // resource → the workload of the Book it belongs to (see workloadOf)
 
 	refused sync.Map // workload → true: its refusal is logged (failed), until it syncs again
 
-	syncs, writes, conflicts, errs, catchUps, adopted, dropped atomic.Uint64
-	events, watchSyncs, watchRestarts, relists                 atomic.Uint64
-	down, watching                                             atomic.Bool
+	syncs, writes, conflicts, errs, catchUps, adopted, dropped   atomic.Uint64
+	events, watchSyncs, watchRestarts, relists, skipped, fetches atomic.Uint64
+	down, watching                                               atomic.Bool
 }
 
 // syncMark is a local profile's fingerprint at its last successful sync.
@@ -93,6 +102,7 @@ type syncMark struct {
 type seenState struct {
 	state string
 	deny  []string
+	gen   int64 // metadata.generation of the spec taken: a status write does not move it
 }
 
 // New returns a Syncer of book through client.
@@ -116,7 +126,20 @@ func New(client dynamic.Interface, book *profile.Book, o Options) *Syncer {
 	if o.WatchRetry == nil {
 		o.WatchRetry = &defaultWatchRetry
 	}
-	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}, last: map[string]syncMark{}}
+	return &Syncer{client: client, book: book, o: o, log: o.Logger, seen: map[string]seenState{}, last: map[string]syncMark{}, refs: map[refKey]string{}}
+}
+
+// NewForConfig returns a Syncer of book reaching the API server through rc: the dynamic
+// client its syncs read and write with, and the metadata client its watch uses.
+func NewForConfig(rc *rest.Config, book *profile.Book, o Options) (*Syncer, error) {
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	if o.Metadata, err = metadata.NewForConfig(rc); err != nil {
+		return nil, err
+	}
+	return New(dyn, book, o), nil
 }
 
 // Stats returns the counters.
@@ -125,7 +148,7 @@ func (s *Syncer) Stats() Stats {
 		Errors: s.errs.Load(), CatchUps: s.catchUps.Load(), Adopted: s.adopted.Load(),
 		Dropped: s.dropped.Load(), Down: s.down.Load(),
 		Events: s.events.Load(), WatchSyncs: s.watchSyncs.Load(), WatchRestarts: s.watchRestarts.Load(),
-		Relists: s.relists.Load(), Watching: s.watching.Load()}
+		Relists: s.relists.Load(), Skipped: s.skipped.Load(), Fetches: s.fetches.Load(), Watching: s.watching.Load()}
 }
 
 // Adopt gives a workload new to this node the cluster's profile, before its first flow is
@@ -159,7 +182,8 @@ func (s *Syncer) Adopt(ctx context.Context, workload string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, had := s.book.State(workload)
-	s.apply(workload, &wp.Spec)
+	s.apply(workload, &wp.Spec, u.GetGeneration())
+	s.refs[refKey{ref.Namespace, ref.Name}] = workload
 	if !had {
 		s.adopted.Add(1)
 	}
@@ -247,7 +271,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 		}
 		before := copySpec(wp.Spec)
 		if !create {
-			s.apply(workload, &wp.Spec)
+			s.apply(workload, &wp.Spec, u.GetGeneration())
 		}
 		relearn := wp.Spec.Governance != nil && wp.Spec.Governance.Relearn
 		if relearn {
@@ -289,11 +313,23 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 			if err := encodeSpec(u, &wp); err != nil {
 				return err
 			}
+			stripManagedFields(u)
 			if create {
 				u, err = rc.Create(ctx, u, metav1.CreateOptions{FieldManager: "minerguard"})
 				if apierrors.IsAlreadyExists(err) {
 					s.conflicts.Add(1)
 					return apierrors.NewConflict(GVR.GroupResource(), ref.Name, err) // another node created it first: merge into theirs
+				}
+				if err == nil && len(u.GetManagedFields()) > 0 {
+					// A create makes its writer the owner of every field it set, and asking
+					// to strip does not apply to creates (nor to status writes): one update
+					// strips them, or the metadata of every later status write carries them.
+					// A failure is harmless: the next spec write strips them.
+					stripManagedFields(u)
+					if v, err := rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"}); err == nil {
+						u = v
+						s.writes.Add(1)
+					}
 				}
 			} else {
 				u, err = rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"})
@@ -307,7 +343,10 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 			s.writes.Add(1)
 		}
 		s.dropped.Add(uint64(dropped))
-		s.seen[workload] = seenState{state: wp.Spec.State, deny: denyOf(&wp.Spec)}
+		// The generation of what this node read or just wrote: the event of its own spec write
+		// carries it, so the watch does not fetch it again.
+		s.seen[workload] = seenState{state: wp.Spec.State, deny: denyOf(&wp.Spec), gen: u.GetGeneration()}
+		s.refs[refKey{ref.Namespace, ref.Name}] = workload
 		after, out = &wp, u
 		return nil
 	})
@@ -380,6 +419,7 @@ func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, 
 		if err := encodeStatus(u, &cur); err != nil {
 			return err
 		}
+		stripManagedFields(u)
 		_, err = rc.UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"})
 		if apierrors.IsConflict(err) {
 			s.conflicts.Add(1)
@@ -392,14 +432,25 @@ func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, 
 	})
 }
 
+// stripManagedFields asks the API server to drop the resource's managedFields before this
+// write records its own: kept, the API server's field ownership lists every destination
+// (spec.destinations is a list-map) and every node's status entry, about as large as the
+// spec, and the metadata every node's watch receives at every write would carry it. The
+// sensors write with compare-and-swap updates, never server-side apply, so no one relies
+// on it; the write leaves ownership of only the fields it changed.
+func stripManagedFields(u *unstructured.Unstructured) {
+	u.SetManagedFields([]metav1.ManagedFieldsEntry{{}})
+}
+
 // statusEvery refreshes a node's lastSync even when nothing changed, so a node that stopped
 // syncing shows.
 const statusEvery = 5 * time.Minute
 
 // apply brings the cluster's changes into the Book: the destinations other nodes learned,
 // the state when it changed in the cluster since this node last looked (an operator's edit,
-// another node's promotion), and deny entries new to this node. Caller holds mu.
-func (s *Syncer) apply(workload string, spec *Spec) {
+// another node's promotion), and deny entries new to this node; gen is the resource's
+// generation the spec is of. Caller holds mu.
+func (s *Syncer) apply(workload string, spec *Spec, gen int64) {
 	now := s.o.Now()
 	prev, known := s.seen[workload]
 	cs, err := profile.ParseState(spec.State)
@@ -434,7 +485,7 @@ func (s *Syncer) apply(workload string, spec *Spec) {
 			s.book.Poison(workload, dest, now)
 		}
 	}
-	s.seen[workload] = seenState{state: spec.State, deny: denyOf(spec)}
+	s.seen[workload] = seenState{state: spec.State, deny: denyOf(spec), gen: gen}
 }
 
 func denyOf(spec *Spec) []string {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -28,9 +29,37 @@ const web = "k8s/shop/Deployment/web"
 
 var t0 = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 
+// fakeClient is a dynamic client on an in-memory store that keeps metadata.generation as
+// the API server does for the CRD (it has a status subresource): 1 at creation, one more
+// for each write that changes the spec, unchanged by status writes.
 func fakeClient() *dynamicfake.FakeDynamicClient {
-	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+	c := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{GVR: "WorkloadProfileList"})
+	c.PrependReactor("create", "workloadprofiles", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if u, ok := a.(k8stesting.CreateAction).GetObject().(*unstructured.Unstructured); ok {
+			u.SetGeneration(1)
+		}
+		return false, nil, nil
+	})
+	c.PrependReactor("update", "workloadprofiles", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		ua := a.(k8stesting.UpdateAction)
+		u, ok := ua.GetObject().(*unstructured.Unstructured)
+		if !ok {
+			return false, nil, nil
+		}
+		cur, err := c.Tracker().Get(GVR, ua.GetNamespace(), u.GetName())
+		if err != nil {
+			return false, nil, nil // the tracker answers
+		}
+		cu := cur.(*unstructured.Unstructured)
+		gen := cu.GetGeneration()
+		if ua.GetSubresource() == "" && !reflect.DeepEqual(cu.Object["spec"], u.Object["spec"]) {
+			gen++
+		}
+		u.SetGeneration(gen)
+		return false, nil, nil
+	})
+	return c
 }
 
 func tcp(name string, port uint16) profile.Dest {

@@ -6,9 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,14 +28,22 @@ const watchTimeout = 5 * time.Minute
 var errWatchEnded = errors.New("watch closed by the API server before its timeout")
 
 // Watch brings operators' edits of WorkloadProfiles (spec.state, governance.relearn,
-// governance.deny) to this node as they happen, until ctx ends: an event whose spec
-// differs from what this node last read or wrote for a workload it knows syncs that
-// workload (SyncOne: the same apply, relearn and write-back a periodic Sync makes). Events
-// of this node's own writes match what it last wrote and are no-ops, so they never cause
-// writes. A broken watch is re-established with back-off, from the last resourceVersion, or
+// governance.deny) to this node as they happen, until ctx ends. It watches metadata only
+// (Options.Metadata): every node's status write is an event to every node, and a full
+// object is up to ~120 KB. An event of a workload this node knows whose metadata.generation
+// moved since this node last read or wrote it (the CRD's status subresource keeps status
+// writes from moving it) fetches the resource; when its spec differs from what this node
+// last took (state, relearn, deny), the workload is synced (SyncOne: the same apply,
+// relearn and write-back a periodic Sync makes). Events of status writes and of this node's
+// own spec writes carry a generation it has seen and fetch nothing, so they never cause
+// writes either. A broken watch is re-established with back-off, from the last resourceVersion, or
 // by listing again when that expired (an edit made meanwhile is then found in the list);
 // the outage is logged once and counted. Run's periodic Sync stays the backstop.
 func (s *Syncer) Watch(ctx context.Context) {
+	if s.o.Metadata == nil {
+		s.log.Error("cluster profiles: no metadata client (Options.Metadata); operators' edits arrive by the periodic sync only")
+		return
+	}
 	b := *s.o.WatchRetry
 	var rv string
 	list := true    // no resourceVersion to watch from yet, or it expired
@@ -67,7 +77,7 @@ func (s *Syncer) Watch(ctx context.Context) {
 			list, listed = false, true
 		}
 		timeout := int64((watchTimeout + rand.N(watchTimeout)) / time.Second)
-		w, err := s.client.Resource(GVR).Watch(ctx, metav1.ListOptions{
+		w, err := s.o.Metadata.Resource(GVR).Watch(ctx, metav1.ListOptions{
 			ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: &timeout,
 		})
 		if err != nil {
@@ -128,16 +138,14 @@ func (s *Syncer) consume(ctx context.Context, w watch.Interface, rv string) (str
 		if ev.Type == watch.Error {
 			return rv, apierrors.FromObject(ev.Object)
 		}
-		u, isU := ev.Object.(*unstructured.Unstructured)
-		if !isU {
+		m, err := meta.Accessor(ev.Object) // a PartialObjectMetadata; a bookmark's too
+		if err != nil {
 			continue
 		}
-		rv = u.GetResourceVersion()
+		rv = m.GetResourceVersion()
 		switch ev.Type {
 		case watch.Added, watch.Modified:
-			if workload, edited := s.edited(u); edited {
-				s.watchSync(ctx, workload)
-			}
+			s.changed(ctx, m.GetNamespace(), m.GetName(), m.GetGeneration(), true)
 			s.events.Add(1)
 		case watch.Deleted:
 			// The next Sync writes the profile again from this node's Book.
@@ -146,15 +154,16 @@ func (s *Syncer) consume(ctx context.Context, w watch.Interface, rv string) (str
 	}
 }
 
-// relist reads every WorkloadProfile (in pages) for the resourceVersion to watch from, and
-// syncs the workloads whose resources changed while the watch was not running.
+// relist reads every WorkloadProfile's metadata (in pages) for the resourceVersion to watch
+// from, and syncs the workloads whose resources changed while the watch was not running.
 func (s *Syncer) relist(ctx context.Context) (string, error) {
-	opts := metav1.ListOptions{Limit: 100}
+	s.index()
+	opts := metav1.ListOptions{Limit: 500}
 	var rv string
-	var todo []string // synced after the list: a sync between pages could outlive the continue token
+	var todo []metav1.ObjectMeta // handled after the list: a sync between pages could outlive the continue token
 	for {
 		lctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
-		l, err := s.client.Resource(GVR).List(lctx, opts)
+		l, err := s.o.Metadata.Resource(GVR).List(lctx, opts)
 		cancel()
 		if err != nil {
 			return "", errorf("listing WorkloadProfiles: %w", err)
@@ -163,24 +172,117 @@ func (s *Syncer) relist(ctx context.Context) (string, error) {
 			rv = l.GetResourceVersion() // the snapshot every page is read at
 		}
 		for i := range l.Items {
-			if workload, edited := s.edited(&l.Items[i]); edited {
-				todo = append(todo, workload)
+			if m := &l.Items[i].ObjectMeta; s.workloadOf(m.Namespace, m.Name) != "" {
+				todo = append(todo, *m)
 			}
 		}
 		if opts.Continue = l.GetContinue(); opts.Continue == "" {
 			break
 		}
 	}
-	for _, workload := range todo {
-		s.watchSync(ctx, workload)
+	for _, m := range todo {
+		s.changed(ctx, m.Namespace, m.Name, m.Generation, false)
 	}
 	return rv, nil
 }
 
+// changed handles a resource whose metadata the watch or a relist saw, with its
+// generation: nothing for a resource of no workload this node knows, nor for a generation
+// this node has seen (a status or metadata write, or the echo of its own spec write:
+// counted as skipped when event); a sync for a workload whose resource it never read; else
+// the resource is fetched, and synced when its spec carries an operator's edit.
+func (s *Syncer) changed(ctx context.Context, ns, name string, gen int64, event bool) {
+	workload := s.workloadOf(ns, name)
+	if workload == "" {
+		return // Adopt takes it when the workload appears on this node
+	}
+	s.mu.Lock()
+	prev, known := s.seen[workload]
+	s.mu.Unlock()
+	switch {
+	case !known:
+		s.watchSync(ctx, workload)
+		return
+	case gen == prev.gen:
+		if event {
+			s.skipped.Add(1)
+		}
+		return
+	case ctx.Err() != nil:
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	u, err := s.client.Resource(GVR).Namespace(ns).Get(gctx, name, metav1.GetOptions{})
+	cancel()
+	switch {
+	case apierrors.IsNotFound(err) || ctx.Err() != nil:
+		return // deleted since: the next Sync writes it again
+	case err != nil:
+		s.failed(workload, err) // the periodic Sync retries
+		return
+	}
+	s.fetches.Add(1)
+	if _, edited := s.edited(u); edited {
+		s.watchSync(ctx, workload)
+		return
+	}
+	// Another node's spec write (its destinations, which the periodic Sync merges): nothing
+	// for the watch to do, and its later status writes need no fetch.
+	s.mu.Lock()
+	if cur, ok := s.seen[workload]; ok && cur.gen < u.GetGeneration() {
+		cur.gen = u.GetGeneration()
+		s.seen[workload] = cur
+	}
+	s.mu.Unlock()
+}
+
+// refKey is a resource's namespace and name.
+type refKey struct{ ns, name string }
+
+// workloadOf is the workload of the Book whose resource ns/name is, or "". A resource named
+// as RefOf names it plainly ("KIND-NAME") maps back to its identity; a hashed name is found
+// among the workloads this node synced, adopted or held at the last relist (index).
+func (s *Syncer) workloadOf(ns, name string) string {
+	s.mu.Lock()
+	w, ok := s.refs[refKey{ns, name}]
+	s.mu.Unlock()
+	if ok {
+		if _, had := s.book.State(w); had {
+			return w
+		}
+	}
+	for kind := range kinds {
+		rest, ok := strings.CutPrefix(name, strings.ToLower(kind)+"-")
+		if !ok || rest == "" {
+			continue
+		}
+		w := "k8s/" + ns + "/" + kind + "/" + rest
+		if ref, ok := RefOf(w); ok && ref.Name == name {
+			if _, had := s.book.State(w); had {
+				return w
+			}
+		}
+	}
+	return ""
+}
+
+// index maps the resources of every Kubernetes workload of the Book to their workloads,
+// dropping those the Book no longer holds.
+func (s *Syncer) index() {
+	refs := map[refKey]string{}
+	for _, sum := range s.book.List() {
+		if ref, ok := RefOf(sum.Workload); ok {
+			refs[refKey{ref.Namespace, ref.Name}] = sum.Workload
+		}
+	}
+	s.mu.Lock()
+	s.refs = refs
+	s.mu.Unlock()
+}
+
 // edited reports whether u is the resource of a workload this node knows and holds a spec
 // this node has not taken yet: a state, relearn request or deny list other than what it
-// last read or wrote. Only what edited needs is decoded: every node's status write is an
-// event to every node.
+// last read or wrote. Only what edited needs is decoded.
 func (s *Syncer) edited(u *unstructured.Unstructured) (string, bool) {
 	workload, _, _ := unstructured.NestedString(u.Object, "spec", "workload", "identity")
 	ref, ok := RefOf(workload)

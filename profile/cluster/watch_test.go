@@ -17,11 +17,79 @@ import (
 	"github.com/minerguard/minerguard/profile"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/metadata"
 	k8stesting "k8s.io/client-go/testing"
 )
+
+// metaOf is a metadata client on the dynamic fake's store, as the real one is on the API
+// server's: lists and watches answer with the objects' metadata only. The dynamic fake's
+// watch reactors (expiry, outages) stay in force.
+type metaOf struct {
+	c *dynamicfake.FakeDynamicClient
+}
+
+func (m metaOf) Resource(gvr schema.GroupVersionResource) metadata.Getter {
+	return metaRes{r: m.c.Resource(gvr)}
+}
+
+// metaRes lists and watches; what the watch never calls is left unimplemented (nil).
+type metaRes struct {
+	metadata.ResourceInterface
+	r  dynamic.NamespaceableResourceInterface
+	ns string
+}
+
+func (m metaRes) Namespace(ns string) metadata.ResourceInterface { return metaRes{r: m.r, ns: ns} }
+
+func (m metaRes) res() dynamic.ResourceInterface {
+	if m.ns == "" {
+		return m.r
+	}
+	return m.r.Namespace(m.ns)
+}
+
+func partial(u *unstructured.Unstructured) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: u.GetNamespace(), Name: u.GetName(), ResourceVersion: u.GetResourceVersion(),
+			Generation: u.GetGeneration(), Labels: u.GetLabels()},
+	}
+}
+
+func (m metaRes) List(ctx context.Context, opts metav1.ListOptions) (*metav1.PartialObjectMetadataList, error) {
+	l, err := m.res().List(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := &metav1.PartialObjectMetadataList{ListMeta: metav1.ListMeta{ResourceVersion: l.GetResourceVersion(), Continue: l.GetContinue()}}
+	for i := range l.Items {
+		out.Items = append(out.Items, *partial(&l.Items[i]))
+	}
+	return out, nil
+}
+
+func (m metaRes) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	w, err := m.res().Watch(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return watch.Filter(w, func(ev watch.Event) (watch.Event, bool) {
+		if u, ok := ev.Object.(*unstructured.Unstructured); ok {
+			ev.Object = partial(u)
+		}
+		return ev, true
+	}), nil
+}
+
+// watchOpts are a watching node's options on the fake.
+func watchOpts(c *dynamicfake.FakeDynamicClient, node string) Options {
+	return Options{Node: node, WatchRetry: &fastRetry, Metadata: metaOf{c}}
+}
 
 // fastRetry keeps the tests' outages short; the pacing itself is wait.Backoff's.
 var fastRetry = wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 50 * time.Millisecond}
@@ -70,7 +138,7 @@ func denyPool(s *Spec) {
 func TestWatchEditsNotEchoes(t *testing.T) {
 	c := fakeClient()
 	book := learned(t, tcp("api.example", 443), tcp("pool.example", 3333))
-	s := New(c, book, Options{Node: "a", WatchRetry: &fastRetry})
+	s := New(c, book, watchOpts(c, "a"))
 	if err := s.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +185,7 @@ func TestWatchEditsNotEchoes(t *testing.T) {
 func TestWatchRelearn(t *testing.T) {
 	c := fakeClient()
 	ab, bb := learned(t, tcp("api.example", 443)), learned(t, tcp("api.example", 443))
-	a, b := New(c, ab, Options{Node: "a", WatchRetry: &fastRetry}), New(c, bb, Options{Node: "b", WatchRetry: &fastRetry})
+	a, b := New(c, ab, watchOpts(c, "a")), New(c, bb, watchOpts(c, "b"))
 	for _, n := range []*Syncer{a, b} {
 		if err := n.SyncOne(context.Background(), web); err != nil {
 			t.Fatal(err)
@@ -145,7 +213,7 @@ func TestWatchRelearn(t *testing.T) {
 func TestWatchRelistsWhenExpired(t *testing.T) {
 	c := fakeClient()
 	book := learned(t, tcp("api.example", 443))
-	s := New(c, book, Options{Node: "a", WatchRetry: &fastRetry})
+	s := New(c, book, watchOpts(c, "a"))
 	if err := s.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +243,9 @@ func TestWatchComesBack(t *testing.T) {
 	c := fakeClient()
 	book := learned(t, tcp("api.example", 443))
 	var logs syncBuf
-	s := New(c, book, Options{Node: "a", WatchRetry: &fastRetry, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	o := watchOpts(c, "a")
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	s := New(c, book, o)
 	if err := s.SyncOne(context.Background(), web); err != nil {
 		t.Fatal(err)
 	}
