@@ -356,3 +356,92 @@ func BenchmarkWatchEcho(b *testing.B) {
 		}
 	})
 }
+
+// Other nodes' status writes are events whose generation did not move: they fetch nothing
+// and sync nothing (no Get reaches the client); another node's spec write is fetched once
+// and, not being an operator's edit, synced not; an operator's edit after them arrives.
+func TestWatchSkipsStatusOnly(t *testing.T) {
+	c := fakeClient()
+	book := learned(t, tcp("api.example", 443))
+	s := New(c, book, watchOpts(c, "a"))
+	if err := s.SyncOne(context.Background(), web); err != nil {
+		t.Fatal(err)
+	}
+	watching(t, s)
+	start := s.Stats()
+	ref, _ := RefOf(web)
+	rc := c.Resource(GVR).Namespace(ref.Namespace)
+	u, err := rc.Get(context.Background(), ref.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ClearActions()
+	const burst = 50
+	for i := range burst {
+		u = u.DeepCopy()
+		if err := unstructured.SetNestedSlice(u.Object, []any{map[string]any{"node": "node-x", "lastSync": fmtTime(t0.Add(time.Duration(i) * time.Second))}}, "status", "nodes"); err != nil {
+			t.Fatal(err)
+		}
+		if u, err = rc.UpdateStatus(context.Background(), u, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	netnstest.Eventually(t, 10*time.Second, "the burst's events", func() bool { return s.Stats().Events == start.Events+burst })
+	gets := 0
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "get" {
+			gets++
+		}
+	}
+	if st := s.Stats(); gets != 0 || st.Skipped != start.Skipped+burst || st.Fetches != 0 || st.Syncs != start.Syncs || st.Writes != start.Writes {
+		t.Fatalf("after %d status writes by node-x: %+v, %d Gets: want all skipped, nothing fetched or synced", burst, st, gets)
+	}
+
+	// Another node's spec write: a destination it learned.
+	editSpec(t, c, func(sp *Spec) {
+		sp.Destinations = append(sp.Destinations, Destination{Host: "cache.example", Port: 6379, Transport: "tcp", FirstSeen: fmtTime(t0), LastSeen: fmtTime(t0)})
+	})
+	netnstest.Eventually(t, 10*time.Second, "the spec write's event", func() bool { return s.Stats().Events == start.Events+burst+1 })
+	if st := s.Stats(); st.Fetches != 1 || st.WatchSyncs != 0 || st.Syncs != start.Syncs {
+		t.Fatalf("after another node's spec write: %+v, want it fetched once and not synced", st)
+	}
+	editSpec(t, c, denyPool)
+	netnstest.Eventually(t, 10*time.Second, "the operator's deny synced", func() bool { return s.Stats().WatchSyncs == 1 })
+	if !book.Check(web, tcp("pool.example", 3333), netip.Addr{}, t0).Poisoned {
+		t.Fatal("the deny did not reach the Book")
+	}
+	if st := s.Stats(); st.Fetches != 2 {
+		t.Fatalf("after the deny: %+v, want a second fetch", st)
+	}
+}
+
+// A resource's name maps back to a workload of the Book: plainly named ones by their name,
+// hashed ones (names too long for an object name) once indexed; others to none.
+func TestWorkloadOf(t *testing.T) {
+	long := "k8s/shop/Deployment/" + strings.Repeat("x", 250)
+	book := learned(t, tcp("api.example", 443))
+	book.Learn(long, profile.Observation{Dest: tcp("api.example", 443)}, t0)
+	s := New(fakeClient(), book, Options{Node: "a"})
+	lref, _ := RefOf(long)
+	if lref.Name == "deployment-"+strings.Repeat("x", 250) {
+		t.Fatalf("the long name was not hashed: %s", lref.Name)
+	}
+	if w := s.workloadOf("shop", "deployment-web"); w != web {
+		t.Fatalf("deployment-web: %q", w)
+	}
+	if w := s.workloadOf("shop", lref.Name); w != "" {
+		t.Fatalf("a hashed name before the index: %q", w)
+	}
+	s.index()
+	if w := s.workloadOf("shop", lref.Name); w != long {
+		t.Fatalf("a hashed name after the index: %q", w)
+	}
+	for _, name := range []string{"deployment-api", "statefulset-web", "web", "deployment-"} {
+		if w := s.workloadOf("shop", name); w != "" {
+			t.Fatalf("%s: %q, want none (not in the Book)", name, w)
+		}
+	}
+	if w := s.workloadOf("other", "deployment-web"); w != "" {
+		t.Fatalf("another namespace: %q", w)
+	}
+}
