@@ -251,12 +251,12 @@ func (s *Syncer) workloadOf(ns, name string) string {
 			return w
 		}
 	}
-	for kind := range kinds {
-		rest, ok := strings.CutPrefix(name, strings.ToLower(kind)+"-")
+	for _, k := range kindPrefixes {
+		rest, ok := strings.CutPrefix(name, k.prefix)
 		if !ok || rest == "" {
 			continue
 		}
-		w := "k8s/" + ns + "/" + kind + "/" + rest
+		w := "k8s/" + ns + "/" + k.kind + "/" + rest
 		if ref, ok := RefOf(w); ok && ref.Name == name {
 			if _, had := s.book.State(w); had {
 				return w
@@ -265,6 +265,14 @@ func (s *Syncer) workloadOf(ns, name string) string {
 	}
 	return ""
 }
+
+// kindPrefixes are the kinds as resource names start with them ("deployment-").
+var kindPrefixes = func() (out []struct{ prefix, kind string }) {
+	for kind := range kinds {
+		out = append(out, struct{ prefix, kind string }{strings.ToLower(kind) + "-", kind})
+	}
+	return out
+}()
 
 // index maps the resources of every Kubernetes workload of the Book to their workloads,
 // dropping those the Book no longer holds.
