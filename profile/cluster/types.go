@@ -9,7 +9,7 @@
 // concurrent nodes lose nothing; destinations are capped (spec.maxEntries) to stay inside
 // etcd's object size, and status says when the cap dropped some. The resource's spec.state
 // and spec.governance are also the operator's controls: kubectl edit to approve, relearn or
-// deny. Each node watches the resources (Syncer.Watch), so an edit reaches it within
+// deny. Each node watches the resources' metadata (Syncer.Watch), so an edit reaches it within
 // seconds; the periodic sync (Syncer.Run) is the backstop for what a broken watch missed.
 package cluster
 
