@@ -347,7 +347,7 @@ func TestWatchSkipsStatusWrites(t *testing.T) {
 			burst, st, start, onWire.gets.Load()-gets0)
 	}
 	perEvent, fullPerEvent := (onWire.watchBytes.Load()-bytes0)/burst, (full.watchBytes.Load()-fullBytes0)/burst
-	t.Logf("bytes per status event on the wire (512 destinations): metadata watch %d, full-object watch %d", perEvent, fullPerEvent)
+	t.Logf("bytes per status event on the wire (500 destinations): metadata watch %d, full-object watch %d", perEvent, fullPerEvent)
 	if perEvent*4 > fullPerEvent {
 		t.Errorf("a metadata event is %d bytes, a full one %d: the metadata watch should carry a small fraction", perEvent, fullPerEvent)
 	}
