@@ -58,14 +58,9 @@ func walk(path string) (packets, wire int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("pcap header: %w", err)
 	}
-	var order binary.ByteOrder
-	switch binary.BigEndian.Uint32(h) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		order = binary.BigEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		order = binary.LittleEndian
-	default:
-		return 0, 0, fmt.Errorf("not a classic pcap file (magic %x)", h[:4])
+	order, err := byteOrder(h)
+	if err != nil {
+		return 0, 0, err
 	}
 	r.Discard(24)
 	for {
@@ -85,4 +80,15 @@ func walk(path string) (packets, wire int64, err error) {
 		wire += orig
 		r.Discard(16 + incl)
 	}
+}
+
+// byteOrder is the record headers' byte order given a classic pcap file's first bytes.
+func byteOrder(h []byte) (binary.ByteOrder, error) {
+	switch binary.BigEndian.Uint32(h) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		return binary.BigEndian, nil
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		return binary.LittleEndian, nil
+	}
+	return nil, fmt.Errorf("not a classic pcap file (magic %x)", h[:4])
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 
@@ -31,14 +30,9 @@ func walkMapped(path string) (packets, wire int64, err error) {
 		return 0, 0, err
 	}
 	defer unix.Munmap(b)
-	var order binary.ByteOrder
-	switch binary.BigEndian.Uint32(b) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		order = binary.BigEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		order = binary.LittleEndian
-	default:
-		return 0, 0, fmt.Errorf("not a classic pcap file (magic %x)", b[:4])
+	order, err := byteOrder(b)
+	if err != nil {
+		return 0, 0, err
 	}
 	for off := 24; off < len(b); {
 		if off+16 > len(b) {
