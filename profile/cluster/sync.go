@@ -245,6 +245,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 	var after *WorkloadProfile
 	var out *unstructured.Unstructured
 	var dropped int
+	outer := ctx
 	err := retry.RetryOnConflict(*s.o.Retry, func() error {
 		ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 		defer cancel()
@@ -324,12 +325,7 @@ func (s *Syncer) SyncOne(ctx context.Context, workload string) error {
 					// A create makes its writer the owner of every field it set, and asking
 					// to strip does not apply to creates (nor to status writes): one update
 					// strips them, or the metadata of every later status write carries them.
-					// A failure is harmless: the next spec write strips them.
-					stripManagedFields(u)
-					if v, err := rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"}); err == nil {
-						u = v
-						s.writes.Add(1)
-					}
+					u = s.stripCreated(outer, rc, u)
 				}
 			} else {
 				u, err = rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"})
@@ -430,6 +426,36 @@ func (s *Syncer) writeStatus(ctx context.Context, rc dynamic.ResourceInterface, 
 		}
 		return err
 	})
+}
+
+// stripCreated strips the managedFields a create recorded, with requests of its own time
+// budget (the create's may be spent: a loaded API server took more than Timeout for a create
+// and an update of a full profile), retried on a conflict (from the resource as it is now) or a
+// failure, a few times. It returns the resource as last written or read; if every try fails,
+// the next spec write strips them.
+func (s *Syncer) stripCreated(parent context.Context, rc dynamic.ResourceInterface, u *unstructured.Unstructured) *unstructured.Unstructured {
+	for try := 0; try < 3 && parent.Err() == nil; try++ {
+		ctx, cancel := context.WithTimeout(parent, s.o.Timeout)
+		stripManagedFields(u)
+		v, err := rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "minerguard"})
+		if err == nil {
+			cancel()
+			s.writes.Add(1)
+			return v
+		}
+		if apierrors.IsConflict(err) {
+			s.conflicts.Add(1)
+		}
+		g, gerr := rc.Get(ctx, u.GetName(), metav1.GetOptions{})
+		cancel()
+		if gerr == nil {
+			if len(g.GetManagedFields()) == 0 {
+				return g // another write stripped them
+			}
+			u = g
+		}
+	}
+	return u
 }
 
 // stripManagedFields asks the API server to drop the resource's managedFields before this
