@@ -243,11 +243,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		mode = "monitor"
 	}
 	for _, m := range []string{"monitor", "enforce", "flag-only"} {
-		v := 0.0
-		if m == mode {
-			v = 1
-		}
-		g(c.mode, v, m)
+		g(c.mode, one(m == mode), m)
 	}
 	for _, st := range []string{"learning", "monitoring", "enforcing"} {
 		g(c.profiles, float64(l.Profiles[st]), st)
@@ -280,20 +276,12 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		n(c.syncCatchUps, ps.CatchUps)
 		n(c.syncAdopted, ps.Adopted)
 		n(c.syncDropped, ps.Dropped)
-		up := 0.0
-		if ps.Up {
-			up = 1
-		}
-		g(c.syncUp, up)
+		g(c.syncUp, one(ps.Up))
 		n(c.watchEvents, ps.WatchEvents)
 		n(c.watchRestarts, ps.WatchRestarts)
 		n(c.watchSkipped, ps.WatchSkipped)
 		n(c.watchFetches, ps.WatchFetches)
-		w := 0.0
-		if ps.Watching {
-			w = 1
-		}
-		g(c.watching, w)
+		g(c.watching, one(ps.Watching))
 	}
 	x := l.XDP
 	g(c.xdpAttached, float64(x.Attached))
@@ -309,11 +297,7 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.xdpPruned, x.Pruned)
 	b := l.Bypass
 	for _, m := range []string{"kernel", "userspace"} {
-		v := 0.0
-		if m == b.Mode || (b.Mode == "" && m == "userspace") {
-			v = 1
-		}
-		g(c.bpMode, v, m)
+		g(c.bpMode, one(m == b.Mode || (b.Mode == "" && m == "userspace")), m)
 	}
 	for w, v := range b.Workloads {
 		n(c.bpPackets, v.Packets, w)
@@ -408,4 +392,12 @@ func HandlerWith(reg *prometheus.Registry, check func() error) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// one is a gauge's value for a condition: 1 when it holds, else 0.
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
