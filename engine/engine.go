@@ -512,12 +512,9 @@ func (e *Engine) scan(f *flow.Flow[state], in *inspect, dir flow.Dir) {
 		}
 	}
 	if in.tlsDone {
-		if s.prof&profChecked == 0 {
-			e.checkProfile(f, false)
-		}
-		if s.det != nil && s.det.tunnel != nil {
-			e.checkTarget(f) // the inner hello was read (or there is none): the target's name is known
-		}
+		// The hello was read (or there is none): the destination's name, and a tunnel
+		// target's, are as good as they will get.
+		e.checkProfiles(f)
 	}
 }
 
@@ -763,8 +760,7 @@ func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 		// it decides (unwatch), but its streams are not needed.
 		s.flags &^= flagDeferred
 		e.table.Release(f)
-		e.checkProfile(f, false)
-		e.checkTarget(f)
+		e.checkProfiles(f)
 		return
 	}
 	s.flags = s.flags&^flagDeferred | flagDone
@@ -773,8 +769,7 @@ func (e *Engine) finish(f *flow.Flow[state], why finishReason) {
 		e.stats.Bypassed++
 	}
 	e.offload(f)
-	e.checkProfile(f, false) // learns it too while its workload is learning
-	e.checkTarget(f)
+	e.checkProfiles(f) // learns it too while its workload is learning
 }
 
 // offload tells the capture below that f is done (called once, where a flow becomes done).
@@ -887,8 +882,7 @@ func (e *Engine) evicted(f *flow.Flow[state], reason flow.EvictReason) {
 	}
 	// A flow that ended before anything decided it (a refused connect, a lone datagram) is
 	// still checked, and learned while its workload is learning.
-	e.checkProfile(f, false)
-	e.checkTarget(f)
+	e.checkProfiles(f)
 	e.dnsAbandon(f)
 	if f.App.prof&profBlocked != 0 {
 		e.opt.Enforcer.Unblock(e.blockOf(f))

@@ -125,6 +125,13 @@ func (e *Engine) target(f *flow.Flow[state]) (d profile.Dest, ip netip.Addr, ok 
 	return d, ip, true
 }
 
+// checkProfiles runs both once-per-flow profile checks, the destination's and a tunnel
+// target's: where a flow's names are final (its hello read, inspection over, its end).
+func (e *Engine) checkProfiles(f *flow.Flow[state]) {
+	e.checkProfile(f, false)
+	e.checkTarget(f)
+}
+
 // checkTarget checks the target of f's proxy tunnel against the workload's profile, once,
 // as a destination of its own (issue 15): a workload that always uses its proxy still meets
 // its profile for what it reaches through it. It is learned and poisoned like f's own
