@@ -278,7 +278,7 @@ func (t *Table[T]) Packet(p *Packet, scope uint64, now int64) (f *Flow[T], dir D
 }
 
 // Hash is the table's hash of p's flow in scope: a caller that looks ahead at a batch of
-// packets (Touch, Guess) computes it once and hands it to PacketHash.
+// packets (Prefetch, PrefetchFlow) computes it once and hands it to PacketHash.
 func (t *Table[T]) Hash(p *Packet, scope uint64) uint32 {
 	return flowHash(t.hseed, p.Src, p.SrcPort, p.Dst, p.DstPort, p.Proto, scope)
 }
