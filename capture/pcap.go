@@ -38,7 +38,6 @@ func (c *File) nextPcap(f *Frame) ([]byte, error) {
 	if incl > orig {
 		return nil, fmt.Errorf("capture length exceeds original packet length: %d > %d", incl, orig)
 	}
-	ts := unixUTC(int64(c.u32(h[0:4])), int64(c.u32(h[4:8]))*c.nanos)
 	rec, err := c.content.Peek(16 + incl)
 	if len(rec) < 16+incl {
 		if err == nil || err == io.EOF {
@@ -47,8 +46,15 @@ func (c *File) nextPcap(f *Frame) ([]byte, error) {
 		return nil, err
 	}
 	c.pending = 16 + incl
-	f.Timestamp, f.WireLen, f.Interface, f.LinkType = ts, orig, 0, c.link
-	return rec[16 : 16+incl : 16+incl], nil
+	c.frame(f, rec[:16+incl:16+incl])
+	return f.Data, nil
+}
+
+// frame fills f from rec, one whole record (header and data) checked by the caller.
+func (c *File) frame(f *Frame, rec []byte) {
+	f.Timestamp = unixUTC(int64(c.u32(rec[0:4])), int64(c.u32(rec[4:8]))*c.nanos)
+	f.WireLen, f.Interface, f.LinkType = int(c.u32(rec[12:16])), 0, c.link
+	f.Data = rec[16:]
 }
 
 // u32 reads a record header field in the file's byte order. A branch on a bool, not a call
@@ -85,10 +91,7 @@ func (c *File) NextBatch(fs []Frame) (int, error) {
 		if !ok {
 			break
 		}
-		f := &fs[n]
-		f.Timestamp = unixUTC(int64(c.u32(rec[0:4])), int64(c.u32(rec[4:8]))*c.nanos)
-		f.WireLen, f.Interface, f.LinkType = int(c.u32(rec[12:16])), 0, c.link
-		f.Data = rec[16:]
+		c.frame(&fs[n], rec)
 		off += len(rec)
 		n++
 	}
