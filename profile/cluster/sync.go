@@ -455,6 +455,7 @@ func (s *Syncer) stripCreated(parent context.Context, rc dynamic.ResourceInterfa
 			u = g
 		}
 	}
+	s.log.Warn("cluster profiles: could not strip a new profile's field ownership; the next spec write does (until then its watch events are large)", "resource", u.GetName())
 	return u
 }
 
