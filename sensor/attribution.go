@@ -6,6 +6,7 @@ import (
 
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/capture"
+	"github.com/minerguard/minerguard/internal/tick"
 	"github.com/minerguard/minerguard/workload"
 )
 
@@ -71,8 +72,8 @@ func (s *Sensor) alertWorkload(ns capture.Netns, id workload.Identity) *alert.Wo
 
 // nameContainers asks again, every tick, about the namespaces whose identity is provisional
 // and whose back-off has passed, until ctx is done.
-func (s *Sensor) nameContainers(ctx context.Context, tick time.Duration) {
-	everyTick(ctx, tick, func(time.Time) { s.nameContainersOnce(time.Now()) })
+func (s *Sensor) nameContainers(ctx context.Context, every time.Duration) {
+	tick.Every(ctx, every, func(time.Time) { s.nameContainersOnce(time.Now()) })
 }
 
 func (s *Sensor) nameContainersOnce(now time.Time) {

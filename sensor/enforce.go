@@ -15,6 +15,7 @@ import (
 	"github.com/minerguard/minerguard/capture"
 	"github.com/minerguard/minerguard/detect"
 	"github.com/minerguard/minerguard/engine"
+	"github.com/minerguard/minerguard/internal/tick"
 	"github.com/minerguard/minerguard/metrics"
 	"github.com/minerguard/minerguard/xdp"
 )
@@ -241,7 +242,7 @@ func (e *enforcer) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.m.Run(ctx) })
 	defer wg.Wait()
-	everyTick(ctx, min(time.Minute, e.stale/4), func(now time.Time) {
+	tick.Every(ctx, min(time.Minute, e.stale/4), func(now time.Time) {
 		n, err := e.m.PruneFlows(now, e.stale)
 		if err != nil {
 			e.log.Warn("pruning stale flow blocks", "err", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/minerguard/minerguard/alert"
 	"github.com/minerguard/minerguard/capture"
 	"github.com/minerguard/minerguard/engine"
+	"github.com/minerguard/minerguard/internal/tick"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"gopkg.in/yaml.v3"
@@ -136,7 +137,7 @@ func (c *Config) CheckEVE() error {
 
 // runStats writes a stats record every interval until ctx is done.
 func (s *Sensor) runStats(ctx context.Context, every time.Duration) {
-	everyTick(ctx, every, func(now time.Time) {
+	tick.Every(ctx, every, func(now time.Time) {
 		s.queue.Record(&alert.Event{Timestamp: now, Host: s.node, Stats: s.statsRecord(now)})
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/tick"
 	"github.com/minerguard/minerguard/profile"
 	"github.com/minerguard/minerguard/profile/cluster"
 	"github.com/minerguard/minerguard/xdp"
@@ -135,7 +136,7 @@ func (e *enforcer) clearProfileBlocks() {
 // learning (its image changed) has its profile drops removed.
 func (s *Sensor) runProfiles(ctx context.Context, every time.Duration) {
 	// Shutdown commits the last batch.
-	everyTick(ctx, every, func(now time.Time) {
+	tick.Every(ctx, every, func(now time.Time) {
 		for _, tr := range s.book.Tick(now) {
 			s.log.Info("profile state changed", "workload", tr.Workload, "from", tr.From, "to", tr.To, "reason", tr.Reason)
 			s.profileMoved(tr.Workload, tr.From, tr.To)

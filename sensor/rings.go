@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/minerguard/minerguard/capture"
+	"github.com/minerguard/minerguard/internal/tick"
 )
 
 // Ring sizing. A namespace at rest costs its ring (capture.blocks × capture.block_size,
@@ -85,7 +86,7 @@ func (s *Sensor) bypassRingsLocked() int {
 
 // sizeRings checks every ring's drops each interval until ctx is done.
 func (s *Sensor) sizeRings(ctx context.Context, interval time.Duration) {
-	everyTick(ctx, interval, s.checkRings)
+	tick.Every(ctx, interval, s.checkRings)
 }
 
 func (s *Sensor) checkRings(now time.Time) {

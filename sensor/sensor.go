@@ -757,18 +757,3 @@ func nodeName() string {
 	n, _ := os.Hostname()
 	return n
 }
-
-// everyTick calls f with each tick's time, every d, until ctx is done: the sensor's periodic
-// jobs (stats, rings, naming, profiles, enforcement) share this loop.
-func everyTick(ctx context.Context, d time.Duration, f func(now time.Time)) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			f(now)
-		}
-	}
-}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/minerguard/minerguard/internal/tick"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -278,16 +279,9 @@ func (m *Manager) Run(ctx context.Context) {
 	if third := m.opts.HeartbeatTimeout / 3; third < every {
 		every = third // a short timeout must not expire between two beats
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.Heartbeat() // a failure shows as the data path failing open, which is counted
-		}
-	}
+	tick.Every(ctx, every, func(time.Time) {
+		m.Heartbeat() // a failure shows as the data path failing open, which is counted
+	})
 }
 
 // Stats reads the counters.

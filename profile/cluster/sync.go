@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/minerguard/minerguard/internal/tick"
 	"github.com/minerguard/minerguard/profile"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -193,16 +194,9 @@ func (s *Syncer) Adopt(ctx context.Context, workload string) error {
 // Run syncs every interval until ctx ends: with Watch, the backstop for the edits a broken
 // watch missed; without it, how edits arrive.
 func (s *Syncer) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Sync(ctx) //nolint:errcheck // counted and logged inside
-		}
-	}
+	tick.Every(ctx, every, func(time.Time) {
+		s.Sync(ctx) //nolint:errcheck // counted and logged inside
+	})
 }
 
 // Sync merges every Kubernetes workload of the Book with its resource: the cluster's changes
