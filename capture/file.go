@@ -75,6 +75,7 @@ type File struct {
 // file that is not a capture gets a one-line reason.
 func Open(path string) (*File, error) {
 	c := &File{path: path}
+	regular := false // read with raw read(2) calls (rawread.go)
 	if path == "-" {
 		c.path = "stdin"
 		c.f = os.Stdin
@@ -90,11 +91,11 @@ func Open(path string) (*File, error) {
 		if err != nil {
 			return nil, &FormatError{path, reason(err)}
 		}
-		c.f, c.size = f, st.Size()
+		c.f, c.size, regular = f, st.Size(), st.Mode().IsRegular()
 	}
 	c.raw = &countingReader{r: c.f}
-	if c.f != os.Stdin {
-		c.raw.r = FileReader(c.f)
+	if regular {
+		c.raw.r = rawFile{c.f.Fd()} // the mode from the Stat above: no second one
 	}
 	var r io.Reader = bufio.NewReaderSize(c.raw, 1<<20)
 	br := r.(*bufio.Reader)

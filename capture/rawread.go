@@ -20,18 +20,10 @@ type rawFile struct{ fd uintptr }
 // FileReader is how this package reads f: with raw read(2) calls when f is a regular file,
 // else f itself. bench/walk reads through it too, so its yardstick reads as replay does.
 func FileReader(f *os.File) io.Reader {
-	if r, ok := newRawFile(f); ok {
-		return r
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		return rawFile{f.Fd()}
 	}
 	return f
-}
-
-func newRawFile(f *os.File) (io.Reader, bool) {
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, false
-	}
-	return rawFile{f.Fd()}, true
 }
 
 func (r rawFile) Read(p []byte) (int, error) {
