@@ -17,6 +17,7 @@ import (
 	"github.com/minerguard/minerguard/profile/cluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 )
 
 // A whole sensor with profiles.backend kubernetes against a real kube-apiserver and etcd:
@@ -38,19 +39,7 @@ func TestSensorAdoptsClusterProfile(t *testing.T) {
 
 	// Node A's sensor learned web's one destination, and its learning ended.
 	const web, api = "k8s/shop/Deployment/web", "k8s/shop/Deployment/api"
-	nodeA, err := profile.Open(filepath.Join(t.TempDir(), "node-a.db"), profile.Config{}, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nodeA.Close() })
-	now := time.Now()
-	nodeA.Learn(web, profile.Observation{Dest: profile.Dest{Port: 8080, Proto: profile.TCP}, IP: netip.MustParseAddr(poolIP), Node: "node-a"}, now)
-	if err := nodeA.Approve(web, profile.Monitoring, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := cluster.New(kc.Dyn, nodeA, cluster.Options{Node: "node-a", Timeout: 5 * time.Second}).Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	pushLearned(t, kc.Dyn, web, poolIP)
 
 	// This node: the operator's static map names the two namespaces as the pods' workloads.
 	static := filepath.Join(t.TempDir(), "workloads.yaml")
@@ -139,19 +128,7 @@ func TestSensorWatchesClusterDeny(t *testing.T) {
 	serve(t, pool, poolIP+":8080")
 
 	const web = "k8s/shop/Deployment/web"
-	nodeA, err := profile.Open(filepath.Join(t.TempDir(), "node-a.db"), profile.Config{}, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nodeA.Close() })
-	now := time.Now()
-	nodeA.Learn(web, profile.Observation{Dest: profile.Dest{Port: 8080, Proto: profile.TCP}, IP: netip.MustParseAddr(poolIP), Node: "node-a"}, now)
-	if err := nodeA.Approve(web, profile.Monitoring, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := cluster.New(kc.Dyn, nodeA, cluster.Options{Node: "node-a", Timeout: 5 * time.Second}).Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	pushLearned(t, kc.Dyn, web, poolIP)
 
 	static := filepath.Join(t.TempDir(), "workloads.yaml")
 	if err := os.WriteFile(static, fmt.Appendf(nil, "workloads:\n  - name: %s\n    netns: [%s]\n", web, app), 0o600); err != nil {
@@ -230,5 +207,24 @@ func TestSensorWatchesClusterDeny(t *testing.T) {
 	}
 	if st := s.cluster.Stats(); st.WatchSyncs != 1 || st.Syncs != 1 || st.Adopted != 1 {
 		t.Errorf("cluster sync stats %+v: want web adopted and synced once, by the watch", st)
+	}
+}
+
+// pushLearned is another node (node-a) whose sensor learned workload's one destination,
+// ip:8080/tcp, ended its learning (monitoring) and synced it to the cluster.
+func pushLearned(t *testing.T, dyn dynamic.Interface, workload, ip string) {
+	t.Helper()
+	nodeA, err := profile.Open(filepath.Join(t.TempDir(), "node-a.db"), profile.Config{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nodeA.Close() })
+	now := time.Now()
+	nodeA.Learn(workload, profile.Observation{Dest: profile.Dest{Port: 8080, Proto: profile.TCP}, IP: netip.MustParseAddr(ip), Node: "node-a"}, now)
+	if err := nodeA.Approve(workload, profile.Monitoring, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.New(dyn, nodeA, cluster.Options{Node: "node-a", Timeout: 5 * time.Second}).Sync(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
